@@ -1,0 +1,9 @@
+/* commands.h: the subcommands of the junction binary, one file each. */
+#ifndef JUNCTION_COMMANDS_H
+#define JUNCTION_COMMANDS_H
+
+/* Each takes the arguments after its name (argv[0] is the subcommand) and
+ * returns the process exit status. */
+int cmd_serve(int argc, char **argv);
+
+#endif

@@ -1,0 +1,322 @@
+/* testlib.c: the real daemon, HTTP and sockets for junction's tests. */
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef JUNCTION_BIN
+#error "JUNCTION_BIN must name the junction binary under test"
+#endif
+
+extern char **environ;
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) { free(buf); buf = NULL; break; }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) buf[len] = '\0';
+    return buf;
+}
+
+char *daemon_log(const test_daemon *d) { return read_file(d->log_path); }
+
+/* argv = junction serve --listen 127.0.0.1:0 args... ; env = environ + extra */
+static pid_t spawn(const char *const *args, const char *const *env_extra, const char *log_path)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)JUNCTION_BIN;
+    argv[n++] = (char *)"serve";
+    argv[n++] = (char *)"--listen";
+    argv[n++] = (char *)"127.0.0.1:0";
+    for (int i = 0; args && args[i] && n < 63; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+
+    size_t n_env = 0, n_extra = 0;
+    while (environ[n_env]) n_env++;
+    while (env_extra && env_extra[n_extra]) n_extra++;
+    char **envp = calloc(n_env + n_extra + 1, sizeof(char *));
+    if (!envp) return -1;
+    /* The extras come first: getenv() finds the first match. */
+    for (size_t i = 0; i < n_extra; i++) envp[i] = (char *)env_extra[i];
+    memcpy(envp + n_extra, environ, n_env * sizeof(char *));
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) _exit(126);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        close(fd);
+        execve(JUNCTION_BIN, argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    return pid;
+}
+
+int daemon_start(test_daemon *d, const char *const *args, const char *const *env_extra)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "/tmp/junction-test-XXXXXX");
+    if (!mkdtemp(d->dir)) return -1;
+    snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->dir);
+    d->pid = spawn(args, env_extra, d->log_path);
+    if (d->pid < 0) return -1;
+    double deadline = now_seconds() + 30;
+    while (now_seconds() < deadline) {
+        char *log = daemon_log(d);
+        const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
+        if (at) {
+            d->port = atoi(at + strlen("listening on http://127.0.0.1:"));
+            snprintf(d->url, sizeof(d->url), "http://127.0.0.1:%d", d->port);
+            free(log);
+            return 0;
+        }
+        free(log);
+        int status;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            d->pid = 0;
+            break;
+        }
+        sleep_ms(10);
+    }
+    char *log = daemon_log(d);
+    fprintf(stderr, "daemon did not start; its log:\n%s\n", log ? log : "(none)");
+    free(log);
+    return -1;
+}
+
+int daemon_wait(test_daemon *d, double timeout_s)
+{
+    double deadline = now_seconds() + timeout_s;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(d->pid, &status, WNOHANG);
+        if (r == d->pid) {
+            d->pid = 0;
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            return 128 + WTERMSIG(status);
+        }
+        if (r < 0 || now_seconds() > deadline) return -1;
+        sleep_ms(5);
+    }
+}
+
+void daemon_cleanup(test_daemon *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = 0;
+    }
+    if (d->log_path[0]) unlink(d->log_path);
+    if (d->dir[0]) rmdir(d->dir);
+}
+
+long process_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char *s = read_file(path);
+    const char *at = s ? strstr(s, "VmRSS:") : NULL;
+    long kib = at ? atol(at + 6) : -1;
+    free(s);
+    return kib;
+}
+
+int run_junction(const char *const *args, char **output)
+{
+    char path[] = "/tmp/junction-run-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)JUNCTION_BIN;
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(JUNCTION_BIN, argv);
+        _exit(127);
+    }
+    close(fd);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *output = read_file(path);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- HTTP through libcurl ---- */
+
+typedef struct {
+    char *data;
+    size_t len;
+} growbuf;
+
+static size_t append(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    growbuf *b = userdata;
+    size_t n = size * nmemb;
+    char *p = realloc(b->data, b->len + n + 1);
+    if (!p) return 0;
+    memcpy(p + b->len, ptr, n);
+    b->data = p;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* Keep only the last header block (after a 100 Continue, say). */
+static size_t append_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    growbuf *b = userdata;
+    if (size * nmemb >= 5 && strncmp(ptr, "HTTP/", 5) == 0) b->len = 0;
+    return append(ptr, size, nmemb, userdata);
+}
+
+int http_request(const char *method, const char *url, const char *body, size_t body_len,
+                 const char *const *headers, http_response *out)
+{
+    memset(out, 0, sizeof(*out));
+    CURL *c = curl_easy_init();
+    if (!c) return -1;
+    growbuf b = {0}, h = {0};
+    struct curl_slist *list = NULL;
+    for (int i = 0; headers && headers[i]; i++) list = curl_slist_append(list, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, append_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &out->seconds);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    out->body = b.data ? b.data : calloc(1, 1);
+    out->body_len = b.len;
+    out->headers = h.data ? h.data : calloc(1, 1);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+const char *http_header(const http_response *r, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *line = r->headers; line && *line;) {
+        const char *eol = strstr(line, "\r\n");
+        if (!eol) break;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ') v++;
+            snprintf(buf, len, "%.*s", (int)(eol - v), v);
+            return buf;
+        }
+        line = eol + 2;
+    }
+    return NULL;
+}
+
+void http_response_free(http_response *r)
+{
+    free(r->body);
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- raw TCP ---- */
+
+int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tcp_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+long tcp_read_all(int fd, double timeout_s, char **out)
+{
+    growbuf b = {0};
+    double deadline = now_seconds() + timeout_s;
+    char chunk[4096];
+    for (;;) {
+        int ms = (int)((deadline - now_seconds()) * 1000);
+        if (ms <= 0) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, ms) <= 0) break;
+        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n <= 0) break;
+        if (append(chunk, 1, (size_t)n, &b) != (size_t)n) break;
+    }
+    *out = b.data ? b.data : calloc(1, 1);
+    return (long)b.len;
+}

@@ -1,0 +1,74 @@
+/* testlib.h: helpers shared by junction's tests.
+ *
+ * The integration tests drive the real `junction` binary: start it on a free
+ * loopback port, speak HTTP to it (libcurl for well-formed requests, raw
+ * sockets for the malformed and slow ones), signal it, and read its log.
+ */
+#ifndef JUNCTION_TESTLIB_H
+#define JUNCTION_TESTLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ---- the daemon ---- */
+typedef struct {
+    pid_t pid;
+    int port;
+    char url[64];           /* "http://127.0.0.1:PORT" */
+    char log_path[256];     /* its stderr */
+    char dir[128];          /* scratch folder, removed by daemon_cleanup */
+} test_daemon;
+
+/* Start `junction serve --listen 127.0.0.1:0 ARGS...` (args NULL-terminated)
+ * with `env_extra` ("K=V" strings, NULL-terminated, may be NULL) added to the
+ * environment; waits until it listens. Returns 0, or -1 if it did not start
+ * (its log is printed). */
+int daemon_start(test_daemon *d, const char *const *args, const char *const *env_extra);
+
+/* Wait up to `timeout_s` for the daemon to exit. Returns its exit status
+ * (128+signal if killed), or -1 on timeout. */
+int daemon_wait(test_daemon *d, double timeout_s);
+
+/* SIGKILL if still running, reap, remove the scratch folder. */
+void daemon_cleanup(test_daemon *d);
+
+/* The daemon's log so far (heap string, caller frees). */
+char *daemon_log(const test_daemon *d);
+
+/* Resident memory of a process, in KiB (from /proc), or -1. */
+long process_rss_kib(pid_t pid);
+
+/* Run the junction binary with `args` (NULL-terminated, after "junction"),
+ * capturing stdout+stderr into *output (heap, caller frees). Returns the exit
+ * status. */
+int run_junction(const char *const *args, char **output);
+
+/* ---- HTTP ---- */
+typedef struct {
+    long status;
+    char *body;             /* NUL-terminated */
+    size_t body_len;
+    char *headers;          /* raw header block of the final response */
+    double seconds;         /* total time */
+} http_response;
+
+/* One request with libcurl on a fresh connection. `headers` is a
+ * NULL-terminated list of "Name: value" (may be NULL). Returns 0 if an HTTP
+ * response came back. */
+int http_request(const char *method, const char *url, const char *body, size_t body_len,
+                 const char *const *headers, http_response *out);
+/* Value of header `name` (case-insensitive) copied into buf, or NULL. */
+const char *http_header(const http_response *r, const char *name, char *buf, size_t len);
+void http_response_free(http_response *r);
+
+/* ---- raw TCP ---- */
+int tcp_connect(int port);                               /* -1 on failure */
+int tcp_send_all(int fd, const void *buf, size_t len);   /* 0 on success */
+/* Read until the peer closes or `timeout_s` passes; returns bytes read into a
+ * heap NUL-terminated buffer (*out), or -1. */
+long tcp_read_all(int fd, double timeout_s, char **out);
+
+double now_seconds(void);
+
+#endif
