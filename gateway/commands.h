@@ -5,5 +5,9 @@
 /* Each takes the arguments after its name (argv[0] is the subcommand) and
  * returns the process exit status. */
 int cmd_serve(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -1,12 +1,24 @@
 /* localengine.h: junction's in-process quantized Llama engine.
  *
- * The one public header of the localengine module. Other modules use the
- * engine only through what is declared here.
+ * The one public header of the localengine module. A model is loaded from a
+ * GGUF file (weights stay in the file's mapping, never copied); a context
+ * holds one sequence's KV cache and the compute threads; decoding appends
+ * tokens to the sequence and yields logits; a sampler picks the next token.
+ *
+ * Ownership: eng_*_new/load return objects the caller frees with the
+ * matching *_free. A context borrows its model: free contexts first.
+ * Functions that can fail return 0 (or a count) on success and -1 on
+ * failure, with a message for the user in `err`.
  */
 #ifndef JUNCTION_LOCALENGINE_H
 #define JUNCTION_LOCALENGINE_H
 
-/* CPU features the engine's kernels can use, detected once at run time. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- CPU ---- */
+
 typedef enum {
     ENG_CPU_AVX2 = 1 << 0,
     ENG_CPU_FMA  = 1 << 1,
@@ -17,7 +29,95 @@ typedef enum {
 unsigned eng_cpu_features(void);
 
 /* Name of the kernel set the engine runs on this machine, e.g. "avx2+fma+f16c"
- * or "reference" (plain C). Static storage; never freed. */
+ * or "reference" (plain C). Static storage. */
 const char *eng_kernels_name(void);
+
+/* ---- Files ---- */
+
+#include <stdio.h>
+/* Print a GGUF file's metadata and tensor table to `out` (any GGUF, not only
+ * runnable models). */
+int eng_inspect(const char *path, FILE *out, char *err, size_t errlen);
+
+/* ---- Models ---- */
+
+typedef struct eng_model eng_model;
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, n_ctx_train;
+    float rms_eps, rope_base;
+    bool tied_output;            /* output.weight absent: token_embd is reused */
+    const char *name;            /* general.name or the file name; owned by the model */
+    const char *weight_type;     /* e.g. "Q4_0" or "mixed"; static */
+    uint64_t weight_bytes;       /* bytes of all tensors */
+} eng_model_info;
+
+/* Load and validate a Llama GGUF file. */
+int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen);
+void eng_model_free(eng_model *m);
+const eng_model_info *eng_model_get_info(const eng_model *m);
+
+/* ---- Tokens ---- */
+
+/* Tokenize `text` (no special-token parsing). Returns the number of tokens,
+ * which may exceed `max` (then call again with more room); -1 on OOM. */
+int eng_tokenize(const eng_model *m, const char *text, size_t len, bool add_bos, int *out, int max);
+/* The bytes of token `id` as text (▁ as space, byte tokens as their byte,
+ * control tokens as nothing); returns the byte count (may exceed len). */
+int eng_token_to_piece(const eng_model *m, int id, char *buf, size_t len);
+int eng_token_bos(const eng_model *m);
+int eng_token_eos(const eng_model *m);
+
+/* ---- Contexts: one sequence, its KV cache, its threads ---- */
+
+typedef enum { ENG_KV_F16 = 0, ENG_KV_F32 = 1 } eng_kv_type;
+
+typedef struct {
+    int n_ctx;            /* positions in the KV cache; 0 = the model's training context */
+    int n_batch;          /* tokens per forward pass while prefilling; 0 = 512 */
+    int n_threads;        /* 0 = one per CPU core */
+    eng_kv_type kv_type;
+} eng_ctx_params;
+
+typedef struct eng_ctx eng_ctx;
+
+int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen);
+void eng_ctx_free(eng_ctx *c);
+
+/* Append `n` tokens to the sequence and run the model over them, in batches
+ * of n_batch. With all_logits, logits are kept for every one of the n
+ * tokens, else for the last only. */
+int eng_decode(eng_ctx *c, const int *tokens, int n, bool all_logits, char *err, size_t errlen);
+/* Logits row i (0-based within the last eng_decode; with !all_logits only
+ * the last, i = n-1, exists). Owned by the context, valid until the next call. */
+const float *eng_get_logits(const eng_ctx *c, int i);
+/* Tokens in the KV cache. */
+int eng_ctx_pos(const eng_ctx *c);
+/* Forget positions >= pos (e.g. after a probe, or to restart). */
+void eng_ctx_truncate(eng_ctx *c, int pos);
+
+/* ---- Sampling ---- */
+
+typedef struct {
+    float temperature;        /* 0: greedy */
+    int top_k;                /* 0: off */
+    float top_p;              /* 1: off */
+    float min_p;              /* 0: off */
+    float repeat_penalty;     /* 1: off; divides positive logits of recent tokens */
+    float frequency_penalty;  /* 0: off */
+    float presence_penalty;   /* 0: off */
+    int penalty_last_n;       /* recent tokens the penalties look at */
+    uint64_t seed;
+} eng_sampling;
+
+void eng_sampling_defaults(eng_sampling *s);
+
+typedef struct eng_sampler eng_sampler;
+int eng_sampler_new(eng_sampler **out, const eng_model *m, const eng_sampling *s);
+void eng_sampler_free(eng_sampler *s);
+/* Pick the next token from `logits`; remembers it for the penalties. */
+int eng_sampler_sample(eng_sampler *s, const float *logits);
+/* Tell the sampler about tokens (e.g. the prompt) for the penalties. */
+void eng_sampler_accept(eng_sampler *s, int token);
 
 #endif

@@ -1,0 +1,91 @@
+/* cli.c: argument helpers shared by the engine subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_engine_defaults(cli_engine_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->ctx.kv_type = ENG_KV_F16;
+}
+
+int cli_number(const char *cmd, int argc, char **argv, int *i, double min, double max, double *out)
+{
+    const char *flag = argv[*i];
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "junction %s: %s needs a value\n", cmd, flag);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || x < min || x > max) {
+        fprintf(stderr, "junction %s: %s: expected a number from %g to %g, got '%s'\n", cmd, flag, min, max, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_engine_option(const char *cmd, int argc, char **argv, int *i, cli_engine_opts *o)
+{
+    const char *a = argv[*i];
+    double x;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "junction %s: %s needs a file name\n", cmd, a);
+            return -1;
+        }
+        o->model = argv[++*i];
+        return 1;
+    }
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (cli_number(cmd, argc, argv, i, 1, 1024, &x)) return -1;
+        o->ctx.n_threads = (int)x;
+        return 1;
+    }
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        if (cli_number(cmd, argc, argv, i, 1, 1 << 24, &x)) return -1;
+        o->ctx.n_ctx = (int)x;
+        return 1;
+    }
+    if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        if (cli_number(cmd, argc, argv, i, 1, 1 << 16, &x)) return -1;
+        o->ctx.n_batch = (int)x;
+        return 1;
+    }
+    if (!strcmp(a, "--kv-type")) {
+        const char *v = *i + 1 < argc ? argv[++*i] : "";
+        if (!strcmp(v, "f16")) o->ctx.kv_type = ENG_KV_F16;
+        else if (!strcmp(v, "f32")) o->ctx.kv_type = ENG_KV_F32;
+        else {
+            fprintf(stderr, "junction %s: --kv-type must be f16 or f32, got '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx **c)
+{
+    char err[1024];
+    if (!o->model) {
+        fprintf(stderr, "junction %s: no model given; use -m FILE\n", cmd);
+        return -1;
+    }
+    if (eng_model_load(m, o->model, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction %s: %s\n", cmd, err);
+        return -1;
+    }
+    if (c && eng_ctx_new(c, *m, &o->ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction %s: %s\n", cmd, err);
+        eng_model_free(*m);
+        return -1;
+    }
+    return 0;
+}

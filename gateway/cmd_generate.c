@@ -1,0 +1,173 @@
+/* cmd_generate.c: `junction generate`: run the local engine on a prompt,
+ * streaming the text as it is produced, then print timings. */
+#include "cli.h"
+#include "commands.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_STOPS 8
+
+static void usage(void)
+{
+    printf("usage: junction generate -m MODEL -p PROMPT [-n N] [options]\n\n"
+           "Generate text from PROMPT with the local engine, streaming it to stdout;\n"
+           "timings go to stderr.\n\n"
+           "  -p, --prompt TEXT      the prompt (BOS is added)\n"
+           "  -n, --n-predict N      tokens to generate at most (default 128)\n"
+           "  --temp X               temperature; 0 = greedy (default 0.8)\n"
+           "  --top-k N              keep the N most likely tokens (default 40; 0 = off)\n"
+           "  --top-p X              nucleus sampling (default 0.95; 1 = off)\n"
+           "  --min-p X              drop tokens below X times the best's probability (default 0.05)\n"
+           "  --repeat-penalty X     penalize recent tokens (default 1 = off)\n"
+           "  --frequency-penalty X  subtract X per earlier occurrence (default 0)\n"
+           "  --presence-penalty X   subtract X once for any earlier occurrence (default 0)\n"
+           "  --repeat-last-n N      tokens the penalties look back on (default 64)\n"
+           "  --seed N               random seed, for reproducible sampling\n"
+           "  --stop TEXT            stop when TEXT is produced (up to %d times)\n"
+           "  --ignore-eos           keep going after the end-of-sequence token\n"
+           CLI_ENGINE_HELP, MAX_STOPS);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Output that holds back anything that might be the start of a stop string. */
+typedef struct {
+    char *text;
+    size_t len, cap, printed;
+    const char *stops[MAX_STOPS];
+    int n_stops;
+} stream_out;
+
+/* Append a piece; returns true when a stop string has appeared. */
+static bool stream_add(stream_out *s, const char *piece, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = (s->cap + n + 1) * 2;
+        char *t = realloc(s->text, cap);
+        if (!t) return true;
+        s->text = t;
+        s->cap = cap;
+    }
+    memcpy(s->text + s->len, piece, n);
+    s->len += n;
+    s->text[s->len] = '\0';
+    size_t hold = 0;
+    for (int i = 0; i < s->n_stops; i++) {
+        const char *hit = strstr(s->text + s->printed, s->stops[i]);
+        if (hit) {
+            fwrite(s->text + s->printed, 1, (size_t)(hit - s->text) - s->printed, stdout);
+            s->printed = s->len;
+            return true;
+        }
+        size_t sl = strlen(s->stops[i]);
+        for (size_t k = sl - 1; k > hold; k--)
+            if (s->len - s->printed >= k && !memcmp(s->text + s->len - k, s->stops[i], k)) { hold = k; break; }
+    }
+    fwrite(s->text + s->printed, 1, s->len - hold - s->printed, stdout);
+    fflush(stdout);
+    s->printed = s->len - hold;
+    return false;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    cli_engine_opts o;
+    cli_engine_defaults(&o);
+    eng_sampling sp;
+    eng_sampling_defaults(&sp);
+    const char *prompt = NULL;
+    int n_predict = 128;
+    bool ignore_eos = false;
+    stream_out out = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        double x;
+        int rc = cli_engine_option("generate", argc, argv, &i, &o);
+        if (rc < 0) return 2;
+        if (rc) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && i + 1 < argc) prompt = argv[++i];
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { if (cli_number("generate", argc, argv, &i, 0, 1 << 24, &x)) return 2; n_predict = (int)x; }
+        else if (!strcmp(a, "--temp")) { if (cli_number("generate", argc, argv, &i, 0, 100, &x)) return 2; sp.temperature = (float)x; }
+        else if (!strcmp(a, "--top-k")) { if (cli_number("generate", argc, argv, &i, 0, 1 << 20, &x)) return 2; sp.top_k = (int)x; }
+        else if (!strcmp(a, "--top-p")) { if (cli_number("generate", argc, argv, &i, 0, 1, &x)) return 2; sp.top_p = (float)x; }
+        else if (!strcmp(a, "--min-p")) { if (cli_number("generate", argc, argv, &i, 0, 1, &x)) return 2; sp.min_p = (float)x; }
+        else if (!strcmp(a, "--repeat-penalty")) { if (cli_number("generate", argc, argv, &i, 0.01, 100, &x)) return 2; sp.repeat_penalty = (float)x; }
+        else if (!strcmp(a, "--frequency-penalty")) { if (cli_number("generate", argc, argv, &i, -2, 2, &x)) return 2; sp.frequency_penalty = (float)x; }
+        else if (!strcmp(a, "--presence-penalty")) { if (cli_number("generate", argc, argv, &i, -2, 2, &x)) return 2; sp.presence_penalty = (float)x; }
+        else if (!strcmp(a, "--repeat-last-n")) { if (cli_number("generate", argc, argv, &i, 0, 1 << 20, &x)) return 2; sp.penalty_last_n = (int)x; }
+        else if (!strcmp(a, "--seed")) { if (cli_number("generate", argc, argv, &i, 0, 9007199254740991.0, &x)) return 2; sp.seed = (uint64_t)x; }
+        else if (!strcmp(a, "--stop") && i + 1 < argc && out.n_stops < MAX_STOPS && argv[i + 1][0]) out.stops[out.n_stops++] = argv[++i];
+        else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
+        else {
+            fprintf(stderr, "junction generate: unknown or incomplete option '%s'; see --help\n", a);
+            return 2;
+        }
+    }
+    if (!prompt) {
+        fprintf(stderr, "junction generate: no prompt given; use -p TEXT\n");
+        return 2;
+    }
+    eng_model *m;
+    eng_ctx *c;
+    if (cli_load("generate", &o, &m, &c) != 0) return 1;
+    int rc = 1;
+    eng_sampler *smp = NULL;
+    int n = eng_tokenize(m, prompt, strlen(prompt), true, NULL, 0);
+    int *ids = n > 0 ? malloc(sizeof(int) * (size_t)n) : NULL;
+    if (!ids || eng_sampler_new(&smp, m, &sp) != 0) {
+        fprintf(stderr, "junction generate: out of memory\n");
+        goto done;
+    }
+    eng_tokenize(m, prompt, strlen(prompt), true, ids, n);
+    for (int i = 0; i < n; i++) eng_sampler_accept(smp, ids[i]);
+
+    char err[512];
+    fwrite(prompt, 1, strlen(prompt), stdout);
+    fflush(stdout);
+    double t0 = now_s();
+    if (eng_decode(c, ids, n, false, err, sizeof(err)) != 0) {
+        fprintf(stderr, "\njunction generate: %s\n", err);
+        goto done;
+    }
+    double t1 = now_s();
+    int produced = 0;
+    const float *logits = eng_get_logits(c, n - 1);
+    while (produced < n_predict) {
+        int tok = eng_sampler_sample(smp, logits);
+        produced++;
+        if (tok == eng_token_eos(m) && !ignore_eos) break;
+        char piece[256];
+        int len = eng_token_to_piece(m, tok, piece, sizeof(piece));
+        if (stream_add(&out, piece, (size_t)(len < 256 ? len : 256))) break;
+        if (produced == n_predict) break;
+        if (eng_decode(c, &tok, 1, false, err, sizeof(err)) != 0) {
+            fprintf(stderr, "\njunction generate: %s\n", err);
+            goto done;
+        }
+        logits = eng_get_logits(c, 0);
+    }
+    stream_add(&out, "", 0);
+    fwrite(out.text ? out.text + out.printed : "", 1, out.len - out.printed, stdout);
+    double t2 = now_s();
+    printf("\n");
+    fprintf(stderr, "\nprompt: %d tokens in %.1f ms (%.2f tok/s)\ngeneration: %d tokens in %.1f ms (%.2f tok/s)\n",
+            n, (t1 - t0) * 1e3, n / (t1 - t0), produced, (t2 - t1) * 1e3, produced / (t2 - t1));
+    rc = 0;
+done:
+    free(out.text);
+    free(ids);
+    eng_sampler_free(smp);
+    eng_ctx_free(c);
+    eng_model_free(m);
+    return rc;
+}

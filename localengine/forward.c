@@ -1,0 +1,372 @@
+/* forward.c: the Llama forward pass, one batch of tokens at a time.
+ *
+ * Readable top to bottom like llama2.c: embed, then per layer RMSNorm ->
+ * Q/K/V -> RoPE -> causal attention over the KV cache -> output projection
+ * -> residual, RMSNorm -> SwiGLU feed-forward -> residual; finally RMSNorm
+ * and the output projection to logits. A prompt goes through in batches of
+ * n_batch tokens, so every weight row is read once per batch and used for
+ * all its tokens (matrix-matrix work), not once per token.
+ *
+ * Matrix products convert the activations to the weight type's
+ * vec_dot_type first (Q8_0 blocks for Q4_0/Q8_0 weights, fp16 for F16), so
+ * the inner loops are integer or fp16 dot products; rows of the output are
+ * split across the context's compute threads.
+ */
+#include "model.h"
+#include "threadpool.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct eng_ctx {
+    eng_model *m;
+    eng_pool *pool;
+    int n_ctx, n_batch, pos;
+    eng_kv_type kv_type;
+    size_t kv_elem;              /* bytes per cached value */
+    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;  /* [n_batch][...] scratch */
+    uint8_t *act;                /* converted activations, [n_batch][act_row] */
+    size_t act_row;
+    float *scores;               /* [n_threads][n_ctx] attention weights */
+    float *logits;               /* [n_logit_rows][n_vocab] */
+    int n_logit_rows, logits_cap, logits_first;  /* row r is token index logits_first + r */
+};
+
+/* ---- matrix products ---- */
+
+typedef struct {
+    const float *in;
+    int n_in, T;
+    const eng_type_info *type;   /* the vec_dot_type */
+    uint8_t *out;
+    size_t out_row;
+} convert_job;
+
+static void convert_rows(void *p, int ith, int nth)
+{
+    convert_job *j = p;
+    for (int t = ith; t < j->T; t += nth)
+        j->type->from_float(j->in + (size_t)t * j->n_in, j->out + (size_t)t * j->out_row, j->n_in);
+}
+
+typedef struct {
+    const eng_weight *w;
+    const uint8_t *act;
+    size_t act_row;
+    float *out;
+    int T;
+} matmul_job;
+
+#define ROW_TILE 16
+
+static void matmul_rows(void *p, int ith, int nth)
+{
+    matmul_job *j = p;
+    const eng_weight *w = j->w;
+    int64_t per = (w->n_out + nth - 1) / nth;
+    int64_t r0 = per * ith, r1 = r0 + per < w->n_out ? r0 + per : w->n_out;
+    eng_vec_dot_fn dot = w->type->vec_dot;
+    /* A tile of weight rows stays in cache while every token of the batch uses it. */
+    for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
+        int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+        for (int t = 0; t < j->T; t++) {
+            const uint8_t *a = j->act + (size_t)t * j->act_row;
+            float *o = j->out + (size_t)t * w->n_out;
+            for (int64_t r = rt; r < re; r++)
+                o[r] = dot((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, a);
+        }
+    }
+}
+
+/* Convert T rows of `in` (n_in wide) for weights of type `wt`. */
+static const uint8_t *convert(eng_ctx *c, const float *in, int n_in, int T, const eng_type_info *wt, size_t *row)
+{
+    const eng_type_info *vt = eng_type_info_of(wt->vec_dot_type);
+    if (vt->id == ENG_TYPE_F32) {
+        *row = (size_t)n_in * sizeof(float);
+        return (const uint8_t *)in;
+    }
+    *row = eng_row_size(vt->id, n_in);
+    convert_job j = {in, n_in, T, vt, c->act, *row};
+    eng_pool_run(c->pool, convert_rows, &j);
+    return c->act;
+}
+
+static void matmul_converted(eng_ctx *c, const eng_weight *w, const uint8_t *act, size_t act_row, float *out, int T)
+{
+    matmul_job j = {w, act, act_row, out, T};
+    eng_pool_run(c->pool, matmul_rows, &j);
+}
+
+/* out[T][n_out] = in[T][n_in] · Wᵀ */
+static void matmul(eng_ctx *c, const eng_weight *w, const float *in, float *out, int T)
+{
+    size_t row;
+    const uint8_t *act = convert(c, in, (int)w->n_in, T, w->type, &row);
+    matmul_converted(c, w, act, row, out, T);
+}
+
+/* ---- elementwise pieces ---- */
+
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps)
+{
+    double ss = 0; /* in double, as llama.cpp does */
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head. */
+static void rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base)
+{
+    float theta_scale = powf(base, -2.0f / (float)n_rot);
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + h * head_dim, theta = (float)pos;
+        for (int i = 0; i < n_rot; i += 2) {
+            float cs = cosf(theta), sn = sinf(theta);
+            float a = v[i], b = v[i + 1];
+            v[i] = a * cs - b * sn;
+            v[i + 1] = a * sn + b * cs;
+            theta *= theta_scale;
+        }
+    }
+}
+
+static inline float kv_get(const eng_ctx *c, const uint8_t *base, size_t i)
+{
+    if (c->kv_type == ENG_KV_F32) return ((const float *)base)[i];
+    return eng_fp16_table[((const uint16_t *)base)[i]];
+}
+
+static void kv_put(const eng_ctx *c, uint8_t *base, const float *src, int n)
+{
+    if (c->kv_type == ENG_KV_F32) memcpy(base, src, (size_t)n * sizeof(float));
+    else eng_type_info_of(ENG_TYPE_F16)->from_float(src, base, n);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+    eng_ctx *c;
+    int layer, T, pos0;
+} attn_job;
+
+static void attention_heads(void *p, int ith, int nth)
+{
+    attn_job *j = p;
+    eng_ctx *c = j->c;
+    const eng_model_info *h = &c->m->info;
+    int hd = h->n_embd / h->n_head, kv_dim = hd * h->n_head_kv, group = h->n_head / h->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t layer_off = (size_t)j->layer * c->n_ctx * kv_dim * c->kv_elem;
+    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    for (int i = ith; i < j->T * h->n_head; i += nth) {
+        int t = i / h->n_head, head = i % h->n_head, kvh = head / group, last = j->pos0 + t;
+        const float *q = c->q + (size_t)t * h->n_embd + head * hd;
+        float max = -INFINITY;
+        for (int s = 0; s <= last; s++) {
+            const uint8_t *k = c->k_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
+            float dot = 0;
+            for (int d = 0; d < hd; d++) dot += q[d] * kv_get(c, k, d);
+            sc[s] = dot * scale;
+            if (sc[s] > max) max = sc[s];
+        }
+        double sum = 0;
+        for (int s = 0; s <= last; s++) {
+            sc[s] = expf(sc[s] - max);
+            sum += sc[s];
+        }
+        float inv = (float)(1.0 / sum);
+        float *out = c->att + (size_t)t * h->n_embd + head * hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int s = 0; s <= last; s++) {
+            const uint8_t *v = c->v_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
+            float a = sc[s] * inv;
+            for (int d = 0; d < hd; d++) out[d] += a * kv_get(c, v, d);
+        }
+    }
+}
+
+/* ---- one batch ---- */
+
+typedef enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL } logits_mode;
+
+static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want, float *logits)
+{
+    eng_model *m = c->m;
+    const eng_model_info *h = &m->info;
+    int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff, pos0 = c->pos;
+
+    for (int t = 0; t < T; t++)
+        m->token_embd.type->to_float((const uint8_t *)m->token_embd.data + (size_t)tokens[t] * m->token_embd.row_bytes,
+                                     c->x + (size_t)t * E, E);
+
+    for (int l = 0; l < h->n_layer; l++) {
+        const eng_layer *L = &m->layers[l];
+        for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, h->rms_eps);
+
+        size_t row;
+        const uint8_t *act = convert(c, c->xb, E, T, L->wq.type, &row);
+        matmul_converted(c, &L->wq, act, row, c->q, T);
+        if (L->wk.type->vec_dot_type != L->wq.type->vec_dot_type) act = convert(c, c->xb, E, T, L->wk.type, &row);
+        matmul_converted(c, &L->wk, act, row, c->k, T);
+        if (L->wv.type->vec_dot_type != L->wk.type->vec_dot_type) act = convert(c, c->xb, E, T, L->wv.type, &row);
+        matmul_converted(c, &L->wv, act, row, c->v, T);
+
+        size_t layer_off = (size_t)l * c->n_ctx * kv_dim * c->kv_elem;
+        for (int t = 0; t < T; t++) {
+            rope(c->q + (size_t)t * E, h->n_head, hd, h->n_rot, pos0 + t, h->rope_base);
+            rope(c->k + (size_t)t * kv_dim, h->n_head_kv, hd, h->n_rot, pos0 + t, h->rope_base);
+            size_t at = layer_off + (size_t)(pos0 + t) * kv_dim * c->kv_elem;
+            kv_put(c, c->k_cache + at, c->k + (size_t)t * kv_dim, kv_dim);
+            kv_put(c, c->v_cache + at, c->v + (size_t)t * kv_dim, kv_dim);
+        }
+        attn_job aj = {c, l, T, pos0};
+        eng_pool_run(c->pool, attention_heads, &aj);
+
+        matmul(c, &L->wo, c->att, c->xb, T);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xb[i];
+
+        for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, h->rms_eps);
+        act = convert(c, c->xb, E, T, L->w_gate.type, &row);
+        matmul_converted(c, &L->w_gate, act, row, c->hb, T);
+        if (L->w_up.type->vec_dot_type != L->w_gate.type->vec_dot_type) act = convert(c, c->xb, E, T, L->w_up.type, &row);
+        matmul_converted(c, &L->w_up, act, row, c->hb2, T);
+        for (size_t i = 0; i < (size_t)T * F; i++) {
+            float g = c->hb[i];
+            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+        }
+        matmul(c, &L->w_down, c->hb, c->xb, T);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xb[i];
+    }
+
+    c->pos += T;
+    if (want == LOGITS_NONE) return;
+    int first = want == LOGITS_ALL ? 0 : T - 1, n_out = T - first;
+    for (int t = first; t < T; t++)
+        rmsnorm(c->xb + (size_t)(t - first) * E, c->x + (size_t)t * E, m->output_norm, E, h->rms_eps);
+    matmul(c, &m->output, c->xb, logits, n_out);
+}
+
+/* ---- context ---- */
+
+int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen)
+{
+    const eng_model_info *h = &m->info;
+    eng_ctx *c = calloc(1, sizeof(*c));
+    if (!c) goto nomem;
+    c->m = m;
+    c->n_ctx = p && p->n_ctx > 0 ? p->n_ctx : h->n_ctx_train;
+    c->n_batch = p && p->n_batch > 0 ? p->n_batch : 512;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    c->kv_type = p ? p->kv_type : ENG_KV_F16;
+    c->kv_elem = c->kv_type == ENG_KV_F32 ? 4 : 2;
+    int threads = p && p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (eng_pool_new(&c->pool, threads > 0 ? threads : 1, err, errlen) != 0) {
+        free(c);
+        return -1;
+    }
+    int E = h->n_embd, kv_dim = E / h->n_head * h->n_head_kv, F = h->n_ff, B = c->n_batch;
+    int widest = F > E ? F : E;
+    size_t kv_bytes = (size_t)h->n_layer * c->n_ctx * kv_dim * c->kv_elem;
+    c->k_cache = malloc(kv_bytes);
+    c->v_cache = malloc(kv_bytes);
+    c->x = malloc(sizeof(float) * (size_t)B * E);
+    c->xb = malloc(sizeof(float) * (size_t)B * E);
+    c->q = malloc(sizeof(float) * (size_t)B * E);
+    c->k = malloc(sizeof(float) * (size_t)B * kv_dim);
+    c->v = malloc(sizeof(float) * (size_t)B * kv_dim);
+    c->att = malloc(sizeof(float) * (size_t)B * E);
+    c->hb = malloc(sizeof(float) * (size_t)B * F);
+    c->hb2 = malloc(sizeof(float) * (size_t)B * F);
+    c->act_row = (size_t)widest * 4; /* no converted row is wider than its floats */
+    c->act = malloc(c->act_row * (size_t)B);
+    c->scores = malloc(sizeof(float) * (size_t)eng_pool_size(c->pool) * c->n_ctx);
+    if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb ||
+        !c->hb2 || !c->act || !c->scores) {
+        eng_ctx_free(c);
+        goto nomem;
+    }
+    *out = c;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory for the context (try a smaller --ctx-size or --batch-size)");
+    return -1;
+}
+
+void eng_ctx_free(eng_ctx *c)
+{
+    if (!c) return;
+    eng_pool_free(c->pool);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->x);
+    free(c->xb);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->hb);
+    free(c->hb2);
+    free(c->act);
+    free(c->scores);
+    free(c->logits);
+    free(c);
+}
+
+int eng_ctx_pos(const eng_ctx *c) { return c->pos; }
+
+void eng_ctx_truncate(eng_ctx *c, int pos)
+{
+    if (pos >= 0 && pos < c->pos) c->pos = pos;
+}
+
+int eng_decode(eng_ctx *c, const int *tokens, int n, bool all_logits, char *err, size_t errlen)
+{
+    int V = c->m->info.n_vocab;
+    if (n <= 0) {
+        snprintf(err, errlen, "nothing to decode");
+        return -1;
+    }
+    if (c->pos + n > c->n_ctx) {
+        snprintf(err, errlen, "%d tokens do not fit: %d of the context's %d positions are used",
+                 n, c->pos, c->n_ctx);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V) {
+            snprintf(err, errlen, "token id %d is outside the vocabulary (0..%d)", tokens[i], V - 1);
+            return -1;
+        }
+    }
+    int rows = all_logits ? n : 1;
+    if (rows > c->logits_cap) {
+        float *l = realloc(c->logits, sizeof(float) * (size_t)rows * V);
+        if (!l) {
+            snprintf(err, errlen, "out of memory for %d rows of logits", rows);
+            return -1;
+        }
+        c->logits = l;
+        c->logits_cap = rows;
+    }
+    c->n_logit_rows = rows;
+    c->logits_first = all_logits ? 0 : n - 1;
+    for (int done = 0; done < n;) {
+        int T = n - done < c->n_batch ? n - done : c->n_batch;
+        logits_mode want = all_logits ? LOGITS_ALL : done + T == n ? LOGITS_LAST : LOGITS_NONE;
+        forward_batch(c, tokens + done, T, want, all_logits ? c->logits + (size_t)done * V : c->logits);
+        done += T;
+    }
+    return 0;
+}
+
+const float *eng_get_logits(const eng_ctx *c, int i)
+{
+    int r = i - c->logits_first;
+    if (r < 0 || r >= c->n_logit_rows) return NULL;
+    return c->logits + (size_t)r * c->m->info.n_vocab;
+}

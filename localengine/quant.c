@@ -1,0 +1,248 @@
+/* quant.c: the type table and the plain-C reference routines.
+ *
+ * The reference routines define what each type means; the AVX2 kernels in
+ * kernels_avx2.c must agree with them (tests/unit/test_kernels.c checks).
+ */
+#include "quant.h"
+#include "localengine.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+float eng_fp16_to_fp32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalize */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) { mant <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t eng_fp32_to_fp16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t abs = x & 0x7fffffff;
+    if (abs > 0x7f800000) return (uint16_t)(sign | 0x7e00);      /* NaN */
+    if (abs >= 0x477ff000) return (uint16_t)(sign | 0x7c00);     /* overflow to inf */
+    if (abs < 0x38800000) {                                       /* subnormal or zero */
+        if (abs < 0x33000000) return (uint16_t)sign;
+        uint32_t mant = (abs & 0x7fffff) | 0x800000;
+        int shift = 126 - (int)(abs >> 23);                       /* 14..24 */
+        uint32_t half = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((abs >> 13) - ((127 - 15) << 10));
+    uint32_t rem = abs & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+}
+
+/* ---- F32 ---- */
+
+static void f32_to_float(const void *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+static void f32_from_float(const float *src, void *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+
+static float f32_vec_dot(int n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    float s = 0;
+    for (int i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* ---- F16 ---- */
+
+static void f16_to_float(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *h = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = eng_fp16_to_fp32(h[i]);
+}
+
+static void f16_from_float(const float *src, void *dst, int64_t n)
+{
+    uint16_t *h = dst;
+    for (int64_t i = 0; i < n; i++) h[i] = eng_fp32_to_fp16(src[i]);
+}
+
+static float f16_vec_dot(int n, const void *w, const void *a)
+{
+    const uint16_t *x = w, *y = a;
+    float s = 0;
+    for (int i = 0; i < n; i++) s += eng_fp16_to_fp32(x[i]) * eng_fp16_to_fp32(y[i]);
+    return s;
+}
+
+/* ---- BF16 (dequantize only for now) ---- */
+
+static void bf16_to_float(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *h = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)h[i] << 16;
+        memcpy(&dst[i], &bits, 4);
+    }
+}
+
+/* ---- Q4_0: 32 weights = fp16 scale + 16 bytes of 4-bit codes (offset 8) ---- */
+
+static void q4_0_to_float(const void *src, float *dst, int64_t n)
+{
+    const block_q4_0 *b = src;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        float d = eng_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            dst[i * QK4_0 + j] = (float)((b[i].qs[j] & 0x0f) - 8) * d;
+            dst[i * QK4_0 + j + QK4_0 / 2] = (float)((b[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* Weight quantization (mkmodel): the scale maps the element of largest
+ * magnitude to -8, as ggml's reference quantizer does. */
+static void q4_0_from_float(const float *x, void *dst, int64_t n)
+{
+    block_q4_0 *b = dst;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        const float *v = x + i * QK4_0;
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK4_0; j++)
+            if (fabsf(v[j]) > amax) { amax = fabsf(v[j]); max = v[j]; }
+        float d = max / -8, id = d != 0 ? 1.0f / d : 0;
+        b[i].d = eng_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            int lo = (int)(v[j] * id + 8.5f), hi = (int)(v[j + QK4_0 / 2] * id + 8.5f);
+            lo = lo > 15 ? 15 : lo;
+            hi = hi > 15 ? 15 : hi;
+            b[i].qs[j] = (uint8_t)(lo | (hi << 4));
+        }
+    }
+}
+
+static float q4_0_vec_dot(int n, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK4_0; i++) {
+        int sum = 0;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            sum += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
+            sum += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
+        }
+        s += (float)sum * eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d);
+    }
+    return s;
+}
+
+/* ---- Q8_0: 32 weights = fp16 scale + 32 int8 codes ---- */
+
+static void q8_0_to_float(const void *src, float *dst, int64_t n)
+{
+    const block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        float d = eng_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = (float)b[i].qs[j] * d;
+    }
+}
+
+void eng_quantize_q8_0_act(const float *x, void *dst, int64_t n)
+{
+    block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const float *v = x + i * QK8_0;
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0;
+        b[i].d = eng_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) b[i].qs[j] = (int8_t)nearbyintf(v[j] * id);
+    }
+}
+
+static float q8_0_vec_dot(int n, const void *w, const void *a)
+{
+    const block_q8_0 *x = w, *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK8_0; i++) {
+        int sum = 0;
+        for (int j = 0; j < QK8_0; j++) sum += x[i].qs[j] * y[i].qs[j];
+        s += (float)sum * eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d);
+    }
+    return s;
+}
+
+/* ---- the table ---- */
+
+static eng_type_info types[] = {
+    {ENG_TYPE_F32, "F32", 1, 4, ENG_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot, f32_vec_dot},
+    {ENG_TYPE_F16, "F16", 1, 2, ENG_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot, f16_vec_dot},
+    {ENG_TYPE_Q4_0, "Q4_0", 32, 18, ENG_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot, q4_0_vec_dot},
+    {ENG_TYPE_Q4_1, "Q4_1", 32, 20, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q5_0, "Q5_0", 32, 22, ENG_TYPE_Q8_0, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q5_1, "Q5_1", 32, 24, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q8_0, "Q8_0", 32, 34, ENG_TYPE_Q8_0, q8_0_to_float, eng_quantize_q8_0_act, q8_0_vec_dot, q8_0_vec_dot},
+    {ENG_TYPE_Q8_1, "Q8_1", 32, 36, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q2_K, "Q2_K", 256, 84, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q3_K, "Q3_K", 256, 110, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q4_K, "Q4_K", 256, 144, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q5_K, "Q5_K", 256, 176, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    {ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL, NULL},
+};
+#define N_TYPES (sizeof(types) / sizeof(types[0]))
+
+const eng_type_info *eng_type_info_of(uint32_t id)
+{
+    for (size_t i = 0; i < N_TYPES; i++)
+        if (types[i].id == id) return &types[i];
+    return NULL;
+}
+
+size_t eng_row_size(uint32_t type, int64_t n)
+{
+    const eng_type_info *t = eng_type_info_of(type);
+    return (size_t)(n / t->block_size) * t->type_size;
+}
+
+float eng_fp16_table[65536];
+
+static void select_kernels(void)
+{
+    for (uint32_t h = 0; h < 65536; h++) eng_fp16_table[h] = eng_fp16_to_fp32((uint16_t)h);
+    unsigned f = eng_cpu_features();
+    if ((f & (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) != (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) return;
+    static const struct { uint32_t id; eng_vec_dot_fn dot; } fast[] = {
+        {ENG_TYPE_F32, eng_vec_dot_f32_avx2},
+        {ENG_TYPE_F16, eng_vec_dot_f16_avx2},
+        {ENG_TYPE_Q4_0, eng_vec_dot_q4_0_avx2},
+        {ENG_TYPE_Q8_0, eng_vec_dot_q8_0_avx2},
+    };
+    for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
+        ((eng_type_info *)eng_type_info_of(fast[i].id))->vec_dot = fast[i].dot;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
+}
+
+void eng_types_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, select_kernels);
+}

@@ -1,0 +1,73 @@
+/* quant.h: tensor types: block layouts, conversions and dot products.
+ * Internal to localengine.
+ *
+ * One table row per ggml type id says how big a block is and which routines
+ * handle it: to_float (dequantize), from_float (quantize), and the dot
+ * product of a weight row with an activation row already converted to the
+ * type's `vec_dot_type`. Each dot product has a plain-C reference and, where
+ * written, an AVX2 version; eng_types_init() picks per CPU. Adding a type is
+ * adding a row (see docs/engine.md).
+ */
+#ifndef JUNCTION_QUANT_H
+#define JUNCTION_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    ENG_TYPE_F32 = 0, ENG_TYPE_F16 = 1, ENG_TYPE_Q4_0 = 2, ENG_TYPE_Q4_1 = 3, ENG_TYPE_Q5_0 = 6,
+    ENG_TYPE_Q5_1 = 7, ENG_TYPE_Q8_0 = 8, ENG_TYPE_Q8_1 = 9, ENG_TYPE_Q2_K = 10, ENG_TYPE_Q3_K = 11,
+    ENG_TYPE_Q4_K = 12, ENG_TYPE_Q5_K = 13, ENG_TYPE_Q6_K = 14, ENG_TYPE_Q8_K = 15, ENG_TYPE_BF16 = 30,
+};
+
+typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*eng_from_float_fn)(const float *src, void *dst, int64_t n);
+typedef float (*eng_vec_dot_fn)(int n, const void *w, const void *a);
+
+typedef struct {
+    uint32_t id;
+    const char *name;
+    uint32_t block_size;         /* elements per block */
+    uint32_t type_size;          /* bytes per block */
+    uint32_t vec_dot_type;       /* activations are converted to this type */
+    eng_to_float_fn to_float;    /* NULL: the engine cannot run this type yet */
+    eng_from_float_fn from_float;
+    eng_vec_dot_fn vec_dot_ref;  /* plain C */
+    eng_vec_dot_fn vec_dot;      /* fastest for this CPU (after eng_types_init) */
+} eng_type_info;
+
+/* NULL for an id GGUF does not define. */
+const eng_type_info *eng_type_info_of(uint32_t id);
+/* Select the fastest kernels for this CPU; idempotent and thread-safe. */
+void eng_types_init(void);
+/* Bytes of a row of n elements (n a multiple of the block size). */
+size_t eng_row_size(uint32_t type, int64_t n);
+
+/* fp16 -> fp32 for every half, filled by eng_types_init(). */
+extern float eng_fp16_table[65536];
+
+/* fp16 <-> fp32, exact conversion and round-to-nearest-even. */
+float eng_fp16_to_fp32(uint16_t h);
+uint16_t eng_fp32_to_fp16(float f);
+
+#define QK4_0 32
+#define QK8_0 32
+typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
+
+/* Activation quantization exactly as llama.cpp does on x86 (see
+ * ../shared/vectors/quants/README.md): d = amax/127, id = 127/amax,
+ * q = round-half-even(x*id), d stored as fp16. */
+void eng_quantize_q8_0_act(const float *x, void *dst, int64_t n);
+
+/* AVX2 versions, defined in kernels_avx2.c (only called when the CPU has
+ * AVX2, FMA and F16C). */
+float eng_vec_dot_f32_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_f16_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q4_0_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a);
+void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
+void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
+
+#endif

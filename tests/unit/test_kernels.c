@@ -1,0 +1,141 @@
+/* test_kernels.c: every optimized kernel against its plain-C reference, on
+ * random data, and the fp16 conversions against their definition. */
+#include "localengine.h"
+#include "quant.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static uint64_t rng = 0x1234567887654321ULL;
+static float frand(void) /* roughly N(0,1) */
+{
+    float s = 0;
+    for (int i = 0; i < 4; i++) {
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        s += (float)(rng >> 40) / (float)(1 << 24) - 0.5f;
+    }
+    return s * 1.7f;
+}
+
+static bool have_avx2(void) { return strcmp(eng_kernels_name(), "reference") != 0; }
+
+/* The fast dot product of each type equals its reference on random rows. */
+static void check_dot(uint32_t type, int n)
+{
+    eng_types_init();
+    const eng_type_info *t = eng_type_info_of(type), *at = eng_type_info_of(t->vec_dot_type);
+    float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
+    uint8_t *wq = malloc(eng_row_size(type, n)), *xq = malloc(eng_row_size(at->id, n));
+    for (int trial = 0; trial < 50; trial++) {
+        for (int i = 0; i < n; i++) { w[i] = frand() * 0.02f; x[i] = frand(); }
+        t->from_float(w, wq, n);
+        at->from_float(x, xq, n);
+        float ref = t->vec_dot_ref(n, wq, xq), fast = t->vec_dot(n, wq, xq);
+        /* Only the float summation order differs. */
+        assert_true(fabsf(ref - fast) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+        /* And both approximate the float dot product within the type's error. */
+        float exact = 0;
+        for (int i = 0; i < n; i++) exact += w[i] * x[i];
+        float tol = type == ENG_TYPE_F32 ? 1e-4f : type == ENG_TYPE_F16 ? 2e-3f : type == ENG_TYPE_Q8_0 ? 0.02f : 0.12f;
+        assert_true(fabsf(ref - exact) <= tol * (1 + sqrtf((float)n) * 0.02f * 1.7f));
+    }
+    free(w); free(x); free(wq); free(xq);
+}
+
+static void test_dot_f32(void **s) { (void)s; check_dot(ENG_TYPE_F32, 4096); check_dot(ENG_TYPE_F32, 172); }
+static void test_dot_f16(void **s) { (void)s; check_dot(ENG_TYPE_F16, 4096); check_dot(ENG_TYPE_F16, 100); }
+static void test_dot_q8_0(void **s) { (void)s; check_dot(ENG_TYPE_Q8_0, 4096); check_dot(ENG_TYPE_Q8_0, 96); }
+static void test_dot_q4_0(void **s) { (void)s; check_dot(ENG_TYPE_Q4_0, 4096); check_dot(ENG_TYPE_Q4_0, 32); }
+
+/* Activation quantization must be bit-identical between the two paths:
+ * llama.cpp's reference vectors depend on every rounding. */
+static void test_q8_0_activation_quantizer_bit_exact(void **state)
+{
+    (void)state;
+    eng_types_init();
+    enum { N = 8192 };
+    float x[N];
+    block_q8_0 a[N / 32], b[N / 32];
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < N; i++) x[i] = frand() * (trial + 1);
+        /* exact halves land on rounding ties */
+        for (int i = 0; i < 32; i++) x[i] = (float)(i - 16) + 0.5f;
+        memset(x + 64, 0, 32 * sizeof(float)); /* an all-zero block */
+        eng_quantize_q8_0_act(x, a, N);
+        if (have_avx2()) eng_quantize_q8_0_act_avx2(x, b, N);
+        else memcpy(b, a, sizeof(a));
+        assert_memory_equal(a, b, sizeof(a));
+    }
+    /* Round half to even: 127/amax*x = 2.5 exactly rounds to 2. */
+    float t[32] = {0};
+    t[0] = 127.0f;
+    t[1] = 2.5f;
+    t[2] = 3.5f;
+    eng_quantize_q8_0_act(t, a, 32);
+    assert_int_equal(a[0].qs[0], 127);
+    assert_int_equal(a[0].qs[1], 2);
+    assert_int_equal(a[0].qs[2], 4);
+}
+
+static void test_fp16_round_trip_and_rounding(void **state)
+{
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = eng_fp16_to_fp32((uint16_t)h);
+        if (isnan(f)) continue;
+        assert_int_equal(eng_fp32_to_fp16(f), h);
+    }
+    /* halfway between 1 and the next half (1 + 2^-10) rounds to even */
+    assert_int_equal(eng_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);
+    assert_int_equal(eng_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);
+    assert_int_equal(eng_fp32_to_fp16(70000.0f), 0x7c00);
+    assert_int_equal(eng_fp32_to_fp16(-0.0f), 0x8000);
+    assert_int_equal(eng_fp32_to_fp16(5.96046448e-08f), 0x0001); /* smallest subnormal */
+}
+
+static void test_dequantize_matches_dot(void **state)
+{
+    (void)state;
+    eng_types_init();
+    /* Q4_0: dequantized weights dotted in float equal the integer dot product
+     * with an activation that quantizes exactly (all ±1). */
+    enum { N = 256 };
+    float w[N], x[N], wd[N];
+    uint8_t wq[N], xq[N * 2];
+    for (int i = 0; i < N; i++) { w[i] = frand(); x[i] = (i % 3) ? 1.0f : -1.0f; }
+    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    q4->from_float(w, wq, N);
+    q4->to_float(wq, wd, N);
+    q8->from_float(x, xq, N);
+    float expect = 0;
+    for (int i = 0; i < N; i++) expect += wd[i] * x[i];
+    assert_true(fabsf(q4->vec_dot(N, wq, xq) - expect) < 1e-4f * (1 + fabsf(expect)));
+    /* and the dequantized values stay within one quantization step (half a
+     * step, except at the clipped end of the 16 levels) */
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(w[b * 32 + j]));
+        for (int j = 0; j < 32; j++) assert_true(fabsf(wd[b * 32 + j] - w[b * 32 + j]) <= amax / 8 * 1.001f);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dot_f32),
+        cmocka_unit_test(test_dot_f16),
+        cmocka_unit_test(test_dot_q8_0),
+        cmocka_unit_test(test_dot_q4_0),
+        cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
+        cmocka_unit_test(test_fp16_round_trip_and_rounding),
+        cmocka_unit_test(test_dequantize_matches_dot),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
