@@ -19,6 +19,8 @@ typedef struct {
 static const command commands[] = {
     {"serve", cmd_serve, "run the gateway daemon (HTTP, OpenAI-style API)"},
     {"generate", cmd_generate, "generate text from a prompt with the local engine"},
+    {"bench", cmd_bench, "measure the local engine's speed (like llama-bench)"},
+    {"mkmodel", cmd_mkmodel, "write a Llama GGUF with deterministic random weights"},
     {"logits", cmd_logits, "print the engine's logits for a token sequence (JSON)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},

@@ -281,6 +281,7 @@ static int parse(gguf_file *f, char *err, size_t errlen)
             snprintf(err + n, errlen - n, " in metadata key '%.*s'", (int)(kv->key.len > 80 ? 80 : kv->key.len), kv->key.ptr);
             return -1;
         }
+        kv->value_len = (uint64_t)(c.p - kv->value);
     }
     uint64_t align;
     const gguf_kv *akv = gguf_find(f, "general.alignment");

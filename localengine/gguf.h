@@ -26,6 +26,7 @@ typedef struct {
     gguf_str key;
     gguf_type type;
     const uint8_t *value;     /* the raw value in the mapping */
+    uint64_t value_len;       /* its bytes (for arrays: element type, count, elements) */
     gguf_type elem_type;      /* GGUF_ARRAY only */
     uint64_t n_elems;         /* GGUF_ARRAY only */
 } gguf_kv;

@@ -39,6 +39,13 @@ const char *eng_kernels_name(void);
  * runnable models). */
 int eng_inspect(const char *path, FILE *out, char *err, size_t errlen);
 
+/* Write a Llama GGUF file of a named shape ("tiny", "small", "7b", "13b")
+ * and weight type ("f32", "f16", "q8_0", "q4_0") with deterministic random
+ * weights from `seed`; the tokenizer is copied from `vocab_from` if given,
+ * else a synthetic one is written. */
+int eng_mkmodel(const char *path, const char *shape, const char *type, uint64_t seed,
+                const char *vocab_from, char *err, size_t errlen);
+
 /* ---- Models ---- */
 
 typedef struct eng_model eng_model;

@@ -1,0 +1,131 @@
+/* cmd_bench.c: `junction bench`: prompt-processing and generation speed of
+ * the local engine, like llama-bench: pp = one batch of -p tokens, tg = -n
+ * tokens decoded one at a time, each repeated -r times. */
+#include "cli.h"
+#include "commands.h"
+#include "junction_version.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void mean_sd(const double *x, int n, double *mean, double *sd)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    cli_engine_opts o;
+    cli_engine_defaults(&o);
+    int n_prompt = 128, n_gen = 64, reps = 3;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        double x;
+        int rc = cli_engine_option("bench", argc, argv, &i, &o);
+        if (rc < 0) return 2;
+        if (rc) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: junction bench -m MODEL [-p 128] [-n 64] [-t THREADS] [-r 3] [-o json]\n\n"
+                   "Measure prompt processing (-p tokens in one batch) and generation (-n tokens\n"
+                   "one at a time) in tokens per second, mean ± stddev over -r repetitions, and\n"
+                   "the peak resident memory.\n" CLI_ENGINE_HELP);
+            return 0;
+        }
+        if (!strcmp(a, "-p")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_prompt = (int)x; }
+        else if (!strcmp(a, "-n")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_gen = (int)x; }
+        else if (!strcmp(a, "-r")) { if (cli_number("bench", argc, argv, &i, 1, 1000, &x)) return 2; reps = (int)x; }
+        else if (!strcmp(a, "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json")) { json = true; i++; }
+        else {
+            fprintf(stderr, "junction bench: unknown or incomplete option '%s'; see --help\n", a);
+            return 2;
+        }
+    }
+    if (o.ctx.n_ctx == 0) o.ctx.n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 1;
+    if (o.ctx.n_batch == 0) o.ctx.n_batch = n_prompt > 0 ? n_prompt : 1;
+    eng_model *m;
+    eng_ctx *c;
+    if (cli_load("bench", &o, &m, &c) != 0) return 1;
+    const eng_model_info *info = eng_model_get_info(m);
+    int *ids = malloc(sizeof(int) * (size_t)(n_prompt > 0 ? n_prompt : 1));
+    double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
+    char err[512];
+    int rc = 1;
+    if (!ids || !pp || !tg) goto done;
+    uint64_t s = 12345;
+    for (int i = 0; i < n_prompt; i++) {
+        s = s * 6364136223846793005ULL + 1;
+        ids[i] = (int)((s >> 33) % (uint64_t)info->n_vocab);
+    }
+    /* one warm-up pass touches every weight page */
+    eng_ctx_truncate(c, 0);
+    if (eng_decode(c, ids, n_prompt > 0 ? (n_prompt < 8 ? n_prompt : 8) : 1, false, err, sizeof(err))) goto fail;
+    for (int r = 0; r < reps; r++) {
+        if (n_prompt > 0) {
+            eng_ctx_truncate(c, 0);
+            double t0 = now_s();
+            if (eng_decode(c, ids, n_prompt, false, err, sizeof(err))) goto fail;
+            pp[r] = n_prompt / (now_s() - t0);
+        }
+        if (n_gen > 0) {
+            eng_ctx_truncate(c, 0);
+            int tok = eng_token_bos(m);
+            double t0 = now_s();
+            for (int i = 0; i < n_gen; i++) {
+                if (eng_decode(c, &tok, 1, false, err, sizeof(err))) goto fail;
+                tok = (tok * 31 + 7) % info->n_vocab;
+            }
+            tg[r] = n_gen / (now_s() - t0);
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long long peak = (long long)ru.ru_maxrss * 1024;
+    double ppm, pps, tgm, tgs;
+    mean_sd(pp, reps, &ppm, &pps);
+    mean_sd(tg, reps, &tgm, &tgs);
+    int threads = o.ctx.n_threads ? o.ctx.n_threads : 0;
+    if (json) {
+        printf("{\"model\":\"%s\",\"type\":\"%s\",\"size_bytes\":%llu,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
+               "\"reps\":%d,\"pp_tps\":%.3f,\"pp_tps_sd\":%.3f,\"tg_tps\":%.3f,\"tg_tps_sd\":%.3f,"
+               "\"peak_rss_bytes\":%lld,\"kernels\":\"%s\",\"version\":\"%s\"}\n",
+               info->name, info->weight_type, (unsigned long long)info->weight_bytes, threads, n_prompt, n_gen,
+               reps, ppm, pps, tgm, tgs, peak, eng_kernels_name(), JUNCTION_VERSION);
+    } else {
+        printf("| model | type | size | threads | test | t/s |\n|---|---|---:|---:|---|---:|\n");
+        if (n_prompt > 0)
+            printf("| %s | %s | %.2f GiB | %d | pp%d | %.2f ± %.2f |\n", info->name, info->weight_type,
+                   info->weight_bytes / 1073741824.0, threads, n_prompt, ppm, pps);
+        if (n_gen > 0)
+            printf("| %s | %s | %.2f GiB | %d | tg%d | %.2f ± %.2f |\n", info->name, info->weight_type,
+                   info->weight_bytes / 1073741824.0, threads, n_gen, tgm, tgs);
+        printf("\npeak RSS %.2f GiB; kernels %s\n", peak / 1073741824.0, eng_kernels_name());
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "junction bench: %s\n", err);
+done:
+    free(ids);
+    free(pp);
+    free(tg);
+    eng_ctx_free(c);
+    eng_model_free(m);
+    return rc;
+}
