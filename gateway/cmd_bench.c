@@ -45,13 +45,20 @@ int cmd_bench(int argc, char **argv)
             printf("usage: junction bench -m MODEL [-p 128] [-n 64] [-t THREADS] [-r 3] [-o json]\n\n"
                    "Measure prompt processing (-p tokens in one batch) and generation (-n tokens\n"
                    "one at a time) in tokens per second, mean ± stddev over -r repetitions, and\n"
-                   "the peak resident memory.\n" CLI_ENGINE_HELP);
+                   "the peak resident memory. `junction bench --membw -t N` measures memory read\n"
+                   "bandwidth instead (the ceiling for generation).\n" CLI_ENGINE_HELP);
             return 0;
         }
         if (!strcmp(a, "-p")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_prompt = (int)x; }
         else if (!strcmp(a, "-n")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_gen = (int)x; }
         else if (!strcmp(a, "-r")) { if (cli_number("bench", argc, argv, &i, 1, 1000, &x)) return 2; reps = (int)x; }
         else if (!strcmp(a, "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json")) { json = true; i++; }
+        else if (!strcmp(a, "--membw")) {
+            int t = o.ctx.n_threads ? o.ctx.n_threads : 1;
+            double bw = eng_measure_read_bandwidth(t, (size_t)512 << 20);
+            printf("memory read bandwidth, %d thread(s), 512 MiB: %.1f GB/s\n", t, bw / 1e9);
+            return bw > 0 ? 0 : 1;
+        }
         else {
             fprintf(stderr, "junction bench: unknown or incomplete option '%s'; see --help\n", a);
             return 2;

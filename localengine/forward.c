@@ -70,10 +70,26 @@ static void matmul_rows(void *p, int ith, int nth)
     int64_t per = (w->n_out + nth - 1) / nth;
     int64_t r0 = per * ith, r1 = r0 + per < w->n_out ? r0 + per : w->n_out;
     eng_vec_dot_fn dot = w->type->vec_dot;
-    /* A tile of weight rows stays in cache while every token of the batch uses it. */
+    eng_vec_dot4_fn dot4 = w->type->vec_dot4;
+    /* A tile of weight rows stays in cache while every token of the batch
+     * uses it; with a four-token kernel, each weight block is unpacked once
+     * per four tokens. */
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        for (int t = 0; t < j->T; t++) {
+        int t = 0;
+        for (; dot4 && t + 4 <= j->T; t += 4) {
+            const uint8_t *a = j->act + (size_t)t * j->act_row;
+            float *o = j->out + (size_t)t * w->n_out;
+            for (int64_t r = rt; r < re; r++) {
+                float v[4];
+                dot4((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, a, j->act_row, v);
+                o[r] = v[0];
+                o[w->n_out + r] = v[1];
+                o[2 * w->n_out + r] = v[2];
+                o[3 * w->n_out + r] = v[3];
+            }
+        }
+        for (; t < j->T; t++) {
             const uint8_t *a = j->act + (size_t)t * j->act_row;
             float *o = j->out + (size_t)t * w->n_out;
             for (int64_t r = rt; r < re; r++)

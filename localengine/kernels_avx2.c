@@ -121,6 +121,52 @@ AVX2 float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a)
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+/* Four activation rows against one weight row: the weight block is unpacked
+ * (and its absolute value taken) once and used four times. */
+AVX2 static inline __m256 dot_i8_abs(__m256i abs_w, __m256i w, __m256i a)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i pairs = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(a, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+}
+
+#define DOT4_BODY(UNPACK)                                                                   \
+    const block_q8_0 *y0 = a, *y1 = (const block_q8_0 *)((const uint8_t *)a + stride);     \
+    const block_q8_0 *y2 = (const block_q8_0 *)((const uint8_t *)a + 2 * stride);          \
+    const block_q8_0 *y3 = (const block_q8_0 *)((const uint8_t *)a + 3 * stride);          \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;              \
+    for (int i = 0; i < n / 32; i++) {                                                     \
+        __m256i wv = UNPACK;                                                               \
+        __m256i aw = _mm256_sign_epi8(wv, wv);                                             \
+        float dw = _cvtsh_ss(x[i].d);                                                      \
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(y0[i].d)),                    \
+                               dot_i8_abs(aw, wv, _mm256_loadu_si256((const __m256i *)y0[i].qs)), acc0); \
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(y1[i].d)),                    \
+                               dot_i8_abs(aw, wv, _mm256_loadu_si256((const __m256i *)y1[i].qs)), acc1); \
+        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(y2[i].d)),                    \
+                               dot_i8_abs(aw, wv, _mm256_loadu_si256((const __m256i *)y2[i].qs)), acc2); \
+        acc3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(y3[i].d)),                    \
+                               dot_i8_abs(aw, wv, _mm256_loadu_si256((const __m256i *)y3[i].qs)), acc3); \
+    }                                                                                      \
+    out[0] = hsum(acc0);                                                                   \
+    out[1] = hsum(acc1);                                                                   \
+    out[2] = hsum(acc2);                                                                   \
+    out[3] = hsum(acc3);
+
+AVX2 void eng_vec_dot4_q4_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const block_q4_0 *x = w;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    DOT4_BODY(_mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)x[i].qs), 4),
+                                                                _mm_loadu_si128((const __m128i *)x[i].qs)), low4), eight))
+}
+
+AVX2 void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const block_q8_0 *x = w;
+    DOT4_BODY(_mm256_loadu_si256((const __m256i *)x[i].qs))
+}
+
 /* Same rounding as eng_quantize_q8_0_act: the products x*id are the same
  * float operations, and _mm256_round_ps rounds half to even like nearbyintf. */
 AVX2 void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n)

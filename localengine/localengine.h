@@ -32,6 +32,10 @@ unsigned eng_cpu_features(void);
  * or "reference" (plain C). Static storage. */
 const char *eng_kernels_name(void);
 
+/* Best-of-5 read bandwidth in bytes/s over `bytes` of memory with n_threads
+ * (0 if it cannot be measured here). */
+double eng_measure_read_bandwidth(int n_threads, size_t bytes);
+
 /* ---- Files ---- */
 
 #include <stdio.h>

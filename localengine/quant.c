@@ -237,6 +237,8 @@ static void select_kernels(void)
     };
     for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
         ((eng_type_info *)eng_type_info_of(fast[i].id))->vec_dot = fast[i].dot;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
 }

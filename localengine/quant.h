@@ -24,6 +24,9 @@ enum {
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*eng_from_float_fn)(const float *src, void *dst, int64_t n);
 typedef float (*eng_vec_dot_fn)(int n, const void *w, const void *a);
+/* One weight row against four activation rows a + k*stride: out[k]. Lets
+ * prompt processing unpack each weight block once for four tokens. */
+typedef void (*eng_vec_dot4_fn)(int n, const void *w, const void *a, size_t stride, float out[4]);
 
 typedef struct {
     uint32_t id;
@@ -35,6 +38,7 @@ typedef struct {
     eng_from_float_fn from_float;
     eng_vec_dot_fn vec_dot_ref;  /* plain C */
     eng_vec_dot_fn vec_dot;      /* fastest for this CPU (after eng_types_init) */
+    eng_vec_dot4_fn vec_dot4;    /* NULL: use vec_dot four times */
 } eng_type_info;
 
 /* NULL for an id GGUF does not define. */
@@ -67,6 +71,8 @@ float eng_vec_dot_f32_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_f16_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q4_0_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a);
+void eng_vec_dot4_q4_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
+void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
 
