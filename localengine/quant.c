@@ -190,22 +190,26 @@ static float q8_0_vec_dot(int n, const void *w, const void *a)
 
 /* ---- the table ---- */
 
+#define TYPE(id_, name_, bs, ts, vdt, tof, fromf, dot)                                      \
+    {.id = id_, .name = name_, .block_size = bs, .type_size = ts, .vec_dot_type = vdt, .to_float = tof, \
+     .from_float = fromf, .vec_dot_ref = dot, .vec_dot = dot}
+
 static eng_type_info types[] = {
-    {ENG_TYPE_F32, "F32", 1, 4, ENG_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot, f32_vec_dot},
-    {ENG_TYPE_F16, "F16", 1, 2, ENG_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot, f16_vec_dot},
-    {ENG_TYPE_Q4_0, "Q4_0", 32, 18, ENG_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot, q4_0_vec_dot},
-    {ENG_TYPE_Q4_1, "Q4_1", 32, 20, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q5_0, "Q5_0", 32, 22, ENG_TYPE_Q8_0, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q5_1, "Q5_1", 32, 24, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q8_0, "Q8_0", 32, 34, ENG_TYPE_Q8_0, q8_0_to_float, eng_quantize_q8_0_act, q8_0_vec_dot, q8_0_vec_dot},
-    {ENG_TYPE_Q8_1, "Q8_1", 32, 36, ENG_TYPE_Q8_1, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q2_K, "Q2_K", 256, 84, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q3_K, "Q3_K", 256, 110, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q4_K, "Q4_K", 256, 144, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q5_K, "Q5_K", 256, 176, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL, NULL},
-    {ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL, NULL},
+    TYPE(ENG_TYPE_F32, "F32", 1, 4, ENG_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot),
+    TYPE(ENG_TYPE_F16, "F16", 1, 2, ENG_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot),
+    TYPE(ENG_TYPE_Q4_0, "Q4_0", 32, 18, ENG_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot),
+    TYPE(ENG_TYPE_Q4_1, "Q4_1", 32, 20, ENG_TYPE_Q8_1, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q5_0, "Q5_0", 32, 22, ENG_TYPE_Q8_0, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q5_1, "Q5_1", 32, 24, ENG_TYPE_Q8_1, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q8_0, "Q8_0", 32, 34, ENG_TYPE_Q8_0, q8_0_to_float, eng_quantize_q8_0_act, q8_0_vec_dot),
+    TYPE(ENG_TYPE_Q8_1, "Q8_1", 32, 36, ENG_TYPE_Q8_1, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q2_K, "Q2_K", 256, 84, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q3_K, "Q3_K", 256, 110, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q4_K, "Q4_K", 256, 144, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q5_K, "Q5_K", 256, 176, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
+    TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 

@@ -40,6 +40,15 @@ static void check_dot(uint32_t type, int n)
         float ref = t->vec_dot_ref(n, wq, xq), fast = t->vec_dot(n, wq, xq);
         /* Only the float summation order differs. */
         assert_true(fabsf(ref - fast) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+        if (t->vec_dot4) { /* four copies of the activation row: four equal answers */
+            size_t row = eng_row_size(at->id, n);
+            uint8_t *four = malloc(row * 4);
+            for (int k = 0; k < 4; k++) memcpy(four + k * row, xq, row);
+            float out[4];
+            t->vec_dot4(n, wq, four, row, out);
+            for (int k = 0; k < 4; k++) assert_true(fabsf(out[k] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+            free(four);
+        }
         /* And both approximate the float dot product within the type's error. */
         float exact = 0;
         for (int i = 0; i < n; i++) exact += w[i] * x[i];
