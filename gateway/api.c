@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <event2/buffer.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef void (*route_handler)(gw_request *r);
@@ -40,8 +41,90 @@ static void handle_models(gw_request *r)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
-    cJSON_AddArrayToObject(root, "data");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    up_client *ups = gw_server_upstreams(r->srv);
+    for (int i = 0; i < up_client_count(ups); i++) {
+        const up_def *d = up_client_def(ups, i);
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", d->name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", d->provider == UP_ANTHROPIC ? "anthropic" : "openai");
+        cJSON *j = cJSON_AddObjectToObject(m, "junction");
+        cJSON_AddStringToObject(j, "kind", "upstream");
+        cJSON_AddStringToObject(j, "zone", d->zone == UP_ZONE_PRIVATE ? "private" : "external");
+        cJSON_AddStringToObject(j, "upstream_model", d->model);
+        cJSON_AddItemToArray(data, m);
+    }
     gw_reply_cjson(r, 200, root);
+}
+
+/* ---- forwarding to an upstream ---- */
+
+typedef struct {
+    gw_request r;          /* a detached copy: the answer comes later */
+    up_request *up;
+    bool want_stream, streaming;
+    size_t bytes;
+} forward;
+
+static void forward_chunk(void *arg, const char *json, size_t len)
+{
+    forward *f = arg;
+    if (!f->streaming) {
+        gw_stream_start(&f->r);
+        f->streaming = true;
+    }
+    gw_stream_send(&f->r, json, len);
+    f->bytes += len + 8;
+}
+
+static void forward_done(void *arg, const up_result *res)
+{
+    forward *f = arg;
+    gw_server_unwatch_close(f->r.srv, f->r.req);
+    if (f->want_stream && (f->streaming || res->status == 200)) {
+        if (!f->streaming) gw_stream_start(&f->r);
+        /* A stream that breaks ends with an error event instead of [DONE]. */
+        if (res->status == 200) gw_stream_send(&f->r, "[DONE]", 6);
+        else gw_stream_send(&f->r, res->body, res->body_len);
+        gw_stream_end(&f->r);
+        gw_request_log(&f->r, res->status, f->bytes + res->body_len);
+    } else {
+        gw_reply_json(&f->r, res->status, res->body, res->body_len);
+    }
+    free(f);
+}
+
+/* The client went away: stop the upstream transfer too. */
+static void forward_abandoned(void *arg)
+{
+    forward *f = arg;
+    up_cancel(f->up);
+    gw_request_log(&f->r, 499, f->bytes);
+    free(f);
+}
+
+static void forward_to_upstream(gw_request *r, const char *name, const cJSON *body)
+{
+    forward *f = calloc(1, sizeof(*f));
+    gw_api_error e;
+    if (!f) {
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");
+        gw_reply_error(r, &e);
+        return;
+    }
+    f->r = *r;
+    f->want_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+    static const up_callbacks cb = {forward_chunk, forward_done};
+    f->up = up_start(gw_server_upstreams(r->srv), name, body, &cb, f);
+    if (!f->up) {
+        free(f);
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");
+        gw_reply_error(r, &e);
+        return;
+    }
+    gw_server_watch_close(r->srv, r->req, forward_abandoned, f);
 }
 
 /* Parse the request body as JSON, answering the client itself on failure. */
@@ -88,11 +171,24 @@ static void handle_chat_completions(gw_request *r)
         cJSON_Delete(body);
         return;
     }
+    /* "model" picks the backend: an upstream's name, or local/auto/absent for the engine. */
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const char *name = cJSON_IsString(model) ? model->valuestring : NULL;
+    if (name && up_client_find(gw_server_upstreams(r->srv), name)) {
+        forward_to_upstream(r, name, body);
+    } else if (!name || !strcmp(name, "local") || !strcmp(name, "auto")) {
+        gw_api_error_set(&e, 503, "server_error", "no_backend", NULL,
+                         "No model can answer this request: junction has no local model loaded. "
+                         "Name an upstream in \"model\" (GET /v1/models lists them), or see "
+                         "docs/configuration.md.");
+        gw_reply_error(r, &e);
+    } else {
+        gw_api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                         "The model '%.100s' does not exist here. GET /v1/models lists the models "
+                         "junction can route to.", name);
+        gw_reply_error(r, &e);
+    }
     cJSON_Delete(body);
-    gw_api_error_set(&e, 503, "server_error", "no_backend", NULL,
-                     "No model can answer this request: junction has no local model loaded "
-                     "and no upstream configured. See docs/configuration.md.");
-    gw_reply_error(r, &e);
 }
 
 static const route routes[] = {

@@ -12,11 +12,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_LOG_LEVEL } opt_type;
+typedef enum { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_LOG_LEVEL, OPT_UPSTREAMS } opt_type;
 
 typedef struct {
     const char *key;      /* JSON key */
@@ -48,6 +49,8 @@ static const config_option options[] = {
      "seconds in-flight requests may take to finish after SIGTERM"},
     {"workers", "--workers", OPT_INT, NUM_FIELD(workers), 0, 1024,
      "worker threads for long jobs (0: one per CPU core)"},
+    {"upstreams", "--upstream", OPT_UPSTREAMS, NUM_FIELD(upstreams), 0, 0,
+     "add a remote model API: a JSON object as in the file's \"upstreams\" (repeatable)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -129,6 +132,28 @@ static int set_number(gw_config *cfg, const config_option *o, double v,
     return 0;
 }
 
+/* Append one upstream definition; names must be unique. */
+static int add_upstream(gw_config *cfg, const cJSON *obj, const cJSON **bad, char *err, size_t errlen)
+{
+    *bad = NULL;
+    if (!obj) return -1;
+    if (cfg->n_upstreams == GW_MAX_UPSTREAMS) {
+        snprintf(err, errlen, "at most %d upstreams", GW_MAX_UPSTREAMS);
+        return -1;
+    }
+    up_def *d = &cfg->upstreams[cfg->n_upstreams];
+    if (up_def_from_json(d, obj, bad, err, errlen) != 0) return -1;
+    for (int i = 0; i < cfg->n_upstreams; i++) {
+        if (!strcmp(cfg->upstreams[i].name, d->name)) {
+            *bad = cJSON_GetObjectItemCaseSensitive(obj, "name");
+            snprintf(err, errlen, "two upstreams are named '%s'", d->name);
+            return -1;
+        }
+    }
+    cfg->n_upstreams++;
+    return 0;
+}
+
 int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
                          char *err, size_t errlen)
 {
@@ -140,6 +165,15 @@ int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
     }
     if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL)
         return set_string(cfg, o, value, flag, err, errlen);
+    if (o->type == OPT_UPSTREAMS) {
+        cJSON *obj = cJSON_Parse(value);
+        const cJSON *bad;
+        char detail[512];
+        int rc = add_upstream(cfg, obj, &bad, detail, sizeof(detail));
+        if (rc != 0) snprintf(err, errlen, "%s: %s", flag, obj ? detail : "expected a JSON object");
+        cJSON_Delete(obj);
+        return rc;
+    }
     char *end;
     errno = 0;
     double v = strtod(value, &end);
@@ -150,11 +184,13 @@ int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
     return set_number(cfg, o, v, flag, err, errlen);
 }
 
-/* Where does the `index`-th member key of the top-level object start? cJSON
- * keeps no positions, so walk the (already validated) text: strings are
- * skipped whole, and a string at depth 1 right after '{' or ',' is a key. */
-static const char *nth_top_level_key(const char *text, int index)
+/* Where does the `index`-th object key of the document start, counting keys
+ * at any depth in the order they are written? cJSON keeps no positions, so
+ * walk the (already validated) text: strings are skipped whole, and a string
+ * inside an object right after '{' or ',' is a key. */
+static const char *nth_key(const char *text, int index)
 {
+    char stack[64]; /* '{' or '[' per open level */
     int depth = 0, seen = -1;
     char prev = 0; /* last structural character */
     for (const char *p = text; *p; p++) {
@@ -162,10 +198,12 @@ static const char *nth_top_level_key(const char *text, int index)
             const char *start = p;
             for (p++; *p && *p != '"'; p++)
                 if (*p == '\\' && p[1]) p++;
-            if (depth == 1 && (prev == '{' || prev == ',') && ++seen == index) return start;
+            bool in_object = depth > 0 && depth <= 64 && stack[depth - 1] == '{';
+            if (in_object && (prev == '{' || prev == ',') && ++seen == index) return start;
             prev = '"';
             if (!*p) break;
         } else if (*p == '{' || *p == '[') {
+            if (depth < 64) stack[depth] = *p;
             depth++;
             prev = *p;
         } else if (*p == '}' || *p == ']') {
@@ -176,6 +214,28 @@ static const char *nth_top_level_key(const char *text, int index)
         }
     }
     return NULL;
+}
+
+/* The document-order index of member `target` among all object members
+ * (the same order nth_key counts), or -1. */
+static int member_index(const cJSON *node, const cJSON *target, int *counter)
+{
+    for (const cJSON *c = node->child; c; c = c->next) {
+        if (cJSON_IsObject(node)) {
+            if (c == target) return *counter;
+            (*counter)++;
+        }
+        int found = member_index(c, target, counter);
+        if (found >= 0) return found;
+    }
+    return -1;
+}
+
+static int upstream_index(const cJSON *array, const cJSON *item)
+{
+    int i = 0;
+    for (const cJSON *c = array->child; c && c != item; c = c->next) i++;
+    return i;
 }
 
 static void line_col(const char *text, const char *at, int *line, int *col)
@@ -254,9 +314,9 @@ int gw_config_load_file(gw_config *cfg, const char *path, char *err, size_t errl
         snprintf(err, errlen, "%s:1:1: the configuration must be a JSON object", path);
         goto out;
     }
-    int index = 0;
-    for (const cJSON *item = root->child; item; item = item->next, index++) {
-        const char *at = nth_top_level_key(text, index);
+    for (const cJSON *item = root->child; item; item = item->next) {
+        int counter = 0, index = member_index(root, item, &counter);
+        const char *at = nth_key(text, index);
         line_col(text, at ? at : text, &line, &col);
         char where[512];
         snprintf(where, sizeof(where), "%s:%d:%d: '%.64s'", path, line, col, item->string);
@@ -265,6 +325,26 @@ int gw_config_load_file(gw_config *cfg, const char *path, char *err, size_t errl
                 snprintf(err, errlen, "%s: duplicate key", where);
                 goto out;
             }
+        }
+        const config_option *o = find_by_key(item->string);
+        if (o && o->type == OPT_UPSTREAMS) {
+            if (!cJSON_IsArray(item)) {
+                snprintf(err, errlen, "%s: expected an array of upstream objects", where);
+                goto out;
+            }
+            for (const cJSON *u = item->child; u; u = u->next) {
+                const cJSON *bad;
+                char detail[512];
+                if (add_upstream(cfg, u, &bad, detail, sizeof(detail)) != 0) {
+                    counter = 0;
+                    const char *bat = bad ? nth_key(text, member_index(root, bad, &counter)) : NULL;
+                    line_col(text, bat ? bat : at ? at : text, &line, &col);
+                    snprintf(err, errlen, "%s:%d:%d: upstreams[%d]: %s", path, line, col,
+                             upstream_index(item, u), detail);
+                    goto out;
+                }
+            }
+            continue;
         }
         if (apply_member(cfg, item, where, err, errlen) != 0) goto out;
     }
@@ -292,6 +372,24 @@ void gw_config_print_json(const gw_config *cfg, FILE *out)
         case OPT_LOG_LEVEL: cJSON_AddStringToObject(root, o->key, log_level_names[cfg->log_level]); break;
         case OPT_INT: cJSON_AddNumberToObject(root, o->key, (double)*(const long long *)p); break;
         case OPT_SECONDS: cJSON_AddNumberToObject(root, o->key, *(const double *)p); break;
+        case OPT_UPSTREAMS: {
+            cJSON *arr = cJSON_AddArrayToObject(root, o->key);
+            for (int u = 0; u < cfg->n_upstreams; u++) {
+                const up_def *d = &cfg->upstreams[u];
+                cJSON *j = cJSON_CreateObject();
+                cJSON_AddStringToObject(j, "name", d->name);
+                cJSON_AddStringToObject(j, "provider", d->provider == UP_ANTHROPIC ? "anthropic" : "openai");
+                cJSON_AddStringToObject(j, "base_url", d->base_url);
+                cJSON_AddStringToObject(j, "model", d->model);
+                cJSON_AddStringToObject(j, "api_key_env", d->api_key_env); /* the variable's name, not the key */
+                cJSON_AddStringToObject(j, "zone", d->zone == UP_ZONE_PRIVATE ? "private" : "external");
+                cJSON_AddNumberToObject(j, "max_retries", d->max_retries);
+                cJSON_AddNumberToObject(j, "price_input_per_mtok", d->price_input_per_mtok);
+                cJSON_AddNumberToObject(j, "price_output_per_mtok", d->price_output_per_mtok);
+                cJSON_AddItemToArray(arr, j);
+            }
+            break;
+        }
         }
     }
     char *s = cJSON_Print(root);

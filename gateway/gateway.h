@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "upstream.h"
+
 struct event_base;
 
 /* ---- Configuration ------------------------------------------------------ */
@@ -21,6 +23,7 @@ struct event_base;
 typedef enum { GW_LOG_ERROR, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG } gw_log_level;
 
 #define GW_PATH_MAX 4096
+#define GW_MAX_UPSTREAMS 16
 
 typedef struct gw_config {
     char listen[256];           /* "host:port", "[v6addr]:port"; port 0 picks a free one */
@@ -31,6 +34,8 @@ typedef struct gw_config {
     double request_timeout_s;   /* to receive a request, and idle keep-alive */
     double drain_timeout_s;     /* on SIGTERM: how long in-flight requests may finish */
     long long workers;          /* worker threads; 0 = one per CPU core */
+    up_def upstreams[GW_MAX_UPSTREAMS]; /* remote model APIs, picked by "model" */
+    int n_upstreams;
 } gw_config;
 
 /* Fill `cfg` with the documented defaults (docs/configuration.md). */

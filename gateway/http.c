@@ -86,6 +86,31 @@ static void access_log(gw_request *r, int status, size_t bytes)
     funlockfile(f);
 }
 
+void gw_request_log(gw_request *r, int status, size_t bytes) { access_log(r, status, bytes); }
+
+void gw_stream_start(gw_request *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Request-Id", r->id);
+    if (gw_server_draining(r->srv)) evhttp_add_header(h, "Connection", "close");
+    evhttp_send_reply_start(r->req, 200, "OK");
+}
+
+void gw_stream_send(gw_request *r, const char *data, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) return;
+    evbuffer_add(buf, "data: ", 6);
+    evbuffer_add(buf, data, len);
+    evbuffer_add(buf, "\n\n", 2);
+    evhttp_send_reply_chunk(r->req, buf);
+    evbuffer_free(buf);
+}
+
+void gw_stream_end(gw_request *r) { evhttp_send_reply_end(r->req); }
+
 void gw_reply_json(gw_request *r, int status, const char *body, size_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);

@@ -17,6 +17,12 @@ uint64_t gw_now_ns(void);
 bool gw_server_draining(const gw_server *srv);
 long long gw_server_max_body(const gw_server *srv);
 FILE *gw_server_access_log(const gw_server *srv);
+up_client *gw_server_upstreams(gw_server *srv);
+/* Call fn(arg) if the connection carrying `req` closes before the answer is
+ * complete (the client went away); gw_server_unwatch_close when done. */
+typedef void (*gw_close_fn)(void *arg);
+int gw_server_watch_close(gw_server *srv, struct evhttp_request *req, gw_close_fn fn, void *arg);
+#define gw_server_unwatch_close(srv, req) gw_server_watch_close(srv, req, NULL, NULL)
 /* The next generated request id (32 hex digits); loop thread only. */
 void gw_server_new_request_id(gw_server *srv, char out[33]);
 
@@ -38,6 +44,14 @@ void gw_request_begin(gw_request *r, gw_server *srv, struct evhttp_request *req)
 
 /* True if `id` is acceptable as a client-supplied request id. */
 bool gw_request_id_is_sane(const char *id);
+
+/* Write the access-log line of a request answered in pieces (or abandoned:
+ * status 499). */
+void gw_request_log(gw_request *r, int status, size_t bytes);
+/* Streaming answers (Server-Sent Events). */
+void gw_stream_start(gw_request *r);
+void gw_stream_send(gw_request *r, const char *data, size_t len); /* one "data: ...\n\n" event */
+void gw_stream_end(gw_request *r);
 
 /* Send `body` (JSON) with `status`, then write the access-log line. */
 void gw_reply_json(gw_request *r, int status, const char *body, size_t len);

@@ -37,6 +37,9 @@ typedef struct conn {
     gw_server *srv;
     struct bufferevent *bev;   /* evhttp's */
     bool busy;                 /* bytes of a request arrived and it is not answered yet */
+    gw_close_fn on_close;      /* someone waiting on this connection (an async answer) */
+    void *on_close_arg;
+    struct event *peer_closed; /* watches for the client hanging up meanwhile */
     struct conn *prev, *next;
     struct conn *next_adopting;
 } conn;
@@ -48,6 +51,7 @@ struct gw_server {
     struct evhttp_bound_socket *bound;
     struct event *on_sigterm, *on_sigint, *on_stop, *drain_timer, *drain_poller, *adopt;
     gw_pool *pool;
+    up_client *upstreams;
     FILE *access_log;          /* NULL when off */
     bool access_log_owned;
     conn *conns;
@@ -72,6 +76,7 @@ long long gw_server_max_body(const gw_server *srv) { return srv->cfg.max_body_by
 FILE *gw_server_access_log(const gw_server *srv) { return srv->access_log; }
 const char *gw_server_address(const gw_server *srv) { return srv->address; }
 gw_pool *gw_server_pool(gw_server *srv) { return srv->pool; }
+up_client *gw_server_upstreams(gw_server *srv) { return srv->upstreams; }
 
 /* xorshift128+ seeded from the kernel: ids must be unique, not secret. */
 void gw_server_new_request_id(gw_server *srv, char out[33])
@@ -115,6 +120,7 @@ static void conn_unlink(gw_server *srv, conn *c)
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     if (c == srv->adopting) srv->adopting = c->next_adopting;
+    if (c->peer_closed) event_free(c->peer_closed);
     srv->n_conns--;
     free(c);
 }
@@ -125,6 +131,7 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     conn *c = arg;
     gw_server *srv = c->srv;
+    if (c->on_close) c->on_close(c->on_close_arg);
     conn_unlink(srv, c);
     if (srv->accept_paused && !srv->draining && srv->n_conns < srv->cfg.max_connections)
         set_accepting(srv, true);
@@ -196,6 +203,36 @@ static conn *conn_of_request(gw_server *srv, struct evhttp_request *req)
     for (conn *c = srv->conns; c; c = c->next)
         if (c->bev == bev) return c;
     return NULL;
+}
+
+/* While evhttp waits for our answer it does not read the socket, so it would
+ * not notice a client hanging up; an EV_CLOSED event of ours does, and then
+ * we close the connection, which tells the waiting party (conn_closed). */
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    void *evcon;
+    bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+    if (evcon) evhttp_connection_free(evcon);
+}
+
+int gw_server_watch_close(gw_server *srv, struct evhttp_request *req, gw_close_fn fn, void *arg)
+{
+    conn *c = conn_of_request(srv, req);
+    if (!c) return -1;
+    c->on_close = fn;
+    c->on_close_arg = arg;
+    if (c->peer_closed) {
+        event_free(c->peer_closed);
+        c->peer_closed = NULL;
+    }
+    if (fn && (event_base_get_features(srv->base) & EV_FEATURE_EARLY_CLOSE)) {
+        c->peer_closed = event_new(srv->base, bufferevent_getfd(c->bev), EV_CLOSED, on_peer_closed, c);
+        if (c->peer_closed) event_add(c->peer_closed, NULL);
+    }
+    return 0;
 }
 
 /* The response is written: the connection is idle unless the next request's
@@ -372,6 +409,7 @@ int gw_server_new(gw_server **out, const gw_config *cfg, char *err, size_t errle
     }
     if (open_access_log(srv, err, errlen) != 0) goto fail;
     if (gw_pool_new(&srv->pool, srv->base, (int)cfg->workers, err, errlen) != 0) goto fail;
+    if (up_client_new(&srv->upstreams, srv->base, cfg->upstreams, cfg->n_upstreams, err, errlen) != 0) goto fail;
 
     /* Bodies up to twice the limit are read so the client gets our JSON 413;
      * past that libevent stops reading and answers 413 itself. */
@@ -430,6 +468,7 @@ void gw_server_free(gw_server *srv)
     srv->pool = NULL;
     if (srv->adopt) adopt_new_conns(-1, 0, srv);
     if (srv->http) evhttp_free(srv->http); /* closes what is still open, telling conn_closed() */
+    up_client_free(srv->upstreams);
     struct event *evs[] = {srv->on_sigterm, srv->on_sigint, srv->on_stop, srv->drain_timer,
                            srv->drain_poller, srv->adopt};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

@@ -94,8 +94,10 @@ typedef struct {
 typedef struct up_request up_request;
 
 /* Forward an OpenAI chat request (already validated) to upstream `def_name`.
- * `request` is read during the call only. Returns NULL and fills `res`-style
- * error via on_done? No: returns NULL only when out of memory. */
+ * `request` is read during the call only. Every outcome, failures decided at
+ * once included (unknown name, circuit open, too many in flight), arrives
+ * through on_done from the event loop, never from inside up_start. Returns
+ * NULL only when out of memory (then nothing is called). */
 up_request *up_start(up_client *c, const char *def_name, const cJSON *request,
                      const up_callbacks *cb, void *arg);
 

@@ -189,6 +189,91 @@ int run_junction(const char *const *args, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* ---- the fake frontier ---- */
+
+#ifndef FAKE_FRONTIER_BIN
+#error "FAKE_FRONTIER_BIN must name the fake frontier binary"
+#endif
+
+int fake_start(test_fake *f, const char *const *env_extra)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->record_path, sizeof(f->record_path), "/tmp/junction-fake-XXXXXX");
+    int rfd = mkstemp(f->record_path);
+    if (rfd < 0) return -1;
+    close(rfd);
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return -1;
+    size_t n_env = 0, n_extra = 0;
+    while (environ[n_env]) n_env++;
+    while (env_extra && env_extra[n_extra]) n_extra++;
+    char **envp = calloc(n_env + n_extra + 1, sizeof(char *));
+    for (size_t i = 0; i < n_extra; i++) envp[i] = (char *)env_extra[i];
+    memcpy(envp + n_extra, environ, n_env * sizeof(char *));
+    f->pid = fork();
+    if (f->pid == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        char *argv[] = {(char *)FAKE_FRONTIER_BIN, (char *)"--record", f->record_path, NULL};
+        execve(FAKE_FRONTIER_BIN, argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    close(pipefd[1]);
+    char line[128] = "";
+    size_t have = 0;
+    double deadline = now_seconds() + 10;
+    while (!strchr(line, '\n') && now_seconds() < deadline && have < sizeof(line) - 1) {
+        struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = read(pipefd[0], line + have, sizeof(line) - 1 - have);
+        if (n <= 0) break;
+        have += (size_t)n;
+        line[have] = '\0';
+    }
+    close(pipefd[0]);
+    const char *at = strstr(line, "127.0.0.1:");
+    if (!at) return -1;
+    f->port = atoi(at + 10);
+    return 0;
+}
+
+void fake_stop(test_fake *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGTERM);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+    unlink(f->record_path);
+}
+
+char *fake_record(const test_fake *f) { return read_file(f->record_path); }
+
+int fake_count(const test_fake *f, const char *needle)
+{
+    char *s = fake_record(f);
+    int n = 0;
+    for (char *line = s; line && *line;) {
+        char *eol = strchr(line, '\n');
+        if (eol) *eol = '\0';
+        if (strstr(line, needle)) n++;
+        if (!eol) break;
+        line = eol + 1;
+    }
+    free(s);
+    return n;
+}
+
+void write_temp_file(char *path, const char *text)
+{
+    snprintf(path, 64, "/tmp/junction-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) perror("write_temp_file");
+    close(fd);
+}
+
 /* ---- HTTP through libcurl ---- */
 
 typedef struct {

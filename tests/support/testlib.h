@@ -44,6 +44,23 @@ long process_rss_kib(pid_t pid);
  * status. */
 int run_junction(const char *const *args, char **output);
 
+/* ---- the fake frontier API (tests/fake/fake_frontier.c) ---- */
+typedef struct {
+    pid_t pid;
+    int port;
+    char record_path[128];   /* JSON lines: one per request, one per client hang-up */
+} test_fake;
+
+/* Start it with `env_extra` (NULL-terminated "K=V", may be NULL). */
+int fake_start(test_fake *f, const char *const *env_extra);
+void fake_stop(test_fake *f);
+/* Its record so far (heap string, caller frees); count of lines containing `needle`. */
+char *fake_record(const test_fake *f);
+int fake_count(const test_fake *f, const char *needle);
+
+/* Write `text` to a new temporary file; its path goes to `path` (64 bytes). */
+void write_temp_file(char *path, const char *text);
+
 /* ---- HTTP ---- */
 typedef struct {
     long status;
