@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void serve_usage(FILE *out)
@@ -71,6 +72,16 @@ int cmd_serve(int argc, char **argv)
         }
         if (rc != 0) {
             fprintf(stderr, "junction serve: %s\n", err);
+            return 2;
+        }
+    }
+    /* Keys come from the environment: a missing one is a configuration error too. */
+    for (int i = 0; i < cfg.n_upstreams; i++) {
+        const char *env = cfg.upstreams[i].api_key_env;
+        if (env[0] && !(getenv(env) && *getenv(env))) {
+            fprintf(stderr, "junction serve: upstream '%s': environment variable %s is not set; export the "
+                            "API key there (keys are never read from the config file)\n",
+                    cfg.upstreams[i].name, env);
             return 2;
         }
     }

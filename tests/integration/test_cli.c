@@ -88,6 +88,17 @@ static const config_case bad_configs[] = {
     {"duplicate_key", "{\"workers\": 1, \"workers\": 2}", ":1:16: 'workers': duplicate key"},
     {"not_object", "[1]", "must be a JSON object"},
     {"nested_key_skipped", "{\"x\": {\"listen\": 1}}", ":1:2: 'x': unknown key"},
+    {"upstream_unknown_key", "{\"upstreams\": [\n  {\"name\": \"a\", \"base_url\": \"http://h/v1\"},\n  {\"name\": \"b\", \"base_url\": \"http://h/v1\", \"tmeout\": 1}\n]}",
+     ":3:44: upstreams[1]: 'tmeout': unknown upstream key"},
+    {"upstream_bad_provider", "{\"upstreams\": [{\"name\": \"a\", \"provider\": \"gemini\", \"base_url\": \"http://h\"}]}",
+     ":1:30: upstreams[0]: 'provider': expected \"openai\" or \"anthropic\""},
+    {"upstream_duplicate_name", "{\"upstreams\": [{\"name\": \"a\", \"base_url\": \"http://h\"}, {\"name\": \"a\", \"base_url\": \"http://h\"}]}",
+     "upstreams[1]: two upstreams are named 'a'"},
+    {"upstream_bad_url", "{\"upstreams\": [{\"name\": \"a\", \"base_url\": \"ftp://h\"}]}",
+     "base_url must start with http:// or https://"},
+    {"upstream_reserved_name", "{\"upstreams\": [{\"name\": \"local\", \"base_url\": \"http://h\"}]}",
+     "upstream name 'local' is reserved"},
+    {"upstreams_not_array", "{\"upstreams\": {}}", "'upstreams': expected an array of upstream objects"},
 };
 
 static void test_bad_config(void **state)
@@ -102,6 +113,23 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(out, c->expect));
     free(out);
     unlink(config_path);
+}
+
+/* A key's environment variable that is not set stops the daemon before it
+ * starts, and --check-config says so too; neither prints any key. */
+static void test_upstream_key_env_unset(void **state)
+{
+    (void)state;
+    const char *up = "{\"name\": \"a\", \"base_url\": \"http://h\", \"api_key_env\": \"JT_SURELY_UNSET_VAR\"}";
+    const char *check[] = {"serve", "--upstream", up, "--check-config", NULL};
+    const char *serve[] = {"serve", "--upstream", up, "--listen", "127.0.0.1:0", NULL};
+    const char *const *cases[] = {check, serve};
+    for (int i = 0; i < 2; i++) {
+        char *out;
+        assert_int_equal(run_junction(cases[i], &out), 2);
+        assert_non_null(strstr(out, "upstream 'a': environment variable JT_SURELY_UNSET_VAR is not set"));
+        free(out);
+    }
 }
 
 static void test_missing_config_file(void **state)
@@ -145,7 +173,7 @@ static void test_bad_flags(void **state)
 int main(void)
 {
     enum { N_BAD = sizeof(bad_configs) / sizeof(bad_configs[0]) };
-    struct CMUnitTest tests[N_BAD + 6];
+    struct CMUnitTest tests[N_BAD + 7];
     size_t n = 0;
     const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_version_names_kernels),
@@ -153,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_unknown_subcommand),
         cmocka_unit_test(test_check_config_prints_effective_settings),
         cmocka_unit_test(test_missing_config_file),
+        cmocka_unit_test(test_upstream_key_env_unset),
         cmocka_unit_test(test_bad_flags),
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) tests[n++] = fixed[i];
