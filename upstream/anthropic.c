@@ -15,13 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-static struct curl_slist *anthropic_headers(struct curl_slist *h, const char *key)
+static struct curl_slist *anthropic_headers(struct curl_slist *h)
 {
-    h = curl_slist_append(h, "anthropic-version: 2023-06-01");
-    if (!key) return h;
-    char line[1024];
-    snprintf(line, sizeof(line), "x-api-key: %s", key);
-    return curl_slist_append(h, line);
+    return curl_slist_append(h, "anthropic-version: 2023-06-01");
 }
 
 /* The text of an OpenAI content value (string or array of text parts). */
@@ -250,5 +246,5 @@ static int anthropic_event(up_stream_state *st, const char *event, const char *d
 }
 
 const up_provider_ops up_anthropic_ops = {
-    "anthropic", "/messages", anthropic_headers, anthropic_body, anthropic_translate, anthropic_event,
+    "anthropic", "/messages", "x-api-key: %s", anthropic_headers, anthropic_body, anthropic_translate, anthropic_event,
 };

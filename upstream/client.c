@@ -684,7 +684,14 @@ up_request *up_start(up_client *c, const char *def_name, const cJSON *request, c
     snprintf(r->url, sizeof(r->url), "%s%s", u->def.base_url, r->ops->path);
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
     r->headers = curl_slist_append(r->headers, r->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    r->headers = r->ops->add_headers(r->headers, u->key);
+    r->headers = r->ops->add_headers(r->headers);
+    if (u->key) {
+        char line[1024];
+        if (u->def.api_key_header[0]) snprintf(line, sizeof(line), "%s: %s", u->def.api_key_header, u->key);
+        else snprintf(line, sizeof(line), r->ops->key_header, u->key);
+        r->headers = curl_slist_append(r->headers, line);
+        memset(line, 0, sizeof(line));
+    }
     for (int i = 0; i < u->def.n_headers; i++) {
         char line[400];
         snprintf(line, sizeof(line), "%s: %s", u->def.headers[i].name, u->def.headers[i].value);

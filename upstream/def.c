@@ -44,6 +44,7 @@ static const def_key keys[] = {
     {"base_url", K_STRING, S(base_url), 0, 0},
     {"model", K_STRING, S(model), 0, 0},
     {"api_key_env", K_STRING, S(api_key_env), 0, 0},
+    {"api_key_header", K_STRING, S(api_key_header), 0, 0},
     {"headers", K_HEADERS, N(headers), 0, 0},
     {"connect_timeout_s", K_NUMBER, N(connect_timeout_s), 0.001, 3600},
     {"first_byte_timeout_s", K_NUMBER, N(first_byte_timeout_s), 0.001, 3600},

@@ -38,13 +38,7 @@ size_t up_prompt_chars(const cJSON *request)
     return n;
 }
 
-static struct curl_slist *openai_headers(struct curl_slist *h, const char *key)
-{
-    if (!key) return h;
-    char line[1024];
-    snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
-    return curl_slist_append(h, line);
-}
+static struct curl_slist *openai_headers(struct curl_slist *h) { return h; }
 
 static char *openai_body(const cJSON *request, const up_def *def, bool stream)
 {
@@ -131,5 +125,5 @@ static int openai_event(up_stream_state *st, const char *event, const char *data
 }
 
 const up_provider_ops up_openai_ops = {
-    "openai", "/chat/completions", openai_headers, openai_body, openai_translate, openai_event,
+    "openai", "/chat/completions", "Authorization: Bearer %s", openai_headers, openai_body, openai_translate, openai_event,
 };

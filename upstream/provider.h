@@ -30,7 +30,9 @@ typedef void (*up_emit_fn)(void *arg, cJSON *chunk);
 typedef struct {
     const char *name;
     const char *path;         /* appended to base_url */
-    struct curl_slist *(*add_headers)(struct curl_slist *h, const char *key);
+    /* The provider's usual key header, e.g. "Authorization: Bearer %s". */
+    const char *key_header;
+    struct curl_slist *(*add_headers)(struct curl_slist *h);
     /* The provider's request body (heap string), or NULL when out of memory. */
     char *(*build_body)(const cJSON *request, const up_def *def, bool stream);
     /* A whole answer as an OpenAI chat.completion (heap string); NULL when

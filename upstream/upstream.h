@@ -33,6 +33,7 @@ typedef struct {
     char base_url[512];           /* e.g. https://api.openai.com/v1 */
     char model[128];              /* model name sent upstream ("" = the client's) */
     char api_key_env[128];        /* environment variable holding the key ("" = none) */
+    char api_key_header[64];      /* header carrying the key raw ("" = the provider's usual) */
     struct { char name[64]; char value[256]; } headers[UP_MAX_HEADERS];
     int n_headers;
     double connect_timeout_s, first_byte_timeout_s, idle_timeout_s, total_timeout_s;

@@ -353,7 +353,7 @@ static void handle(struct evhttp_request *req, void *arg)
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "event", "request");
     cJSON_AddStringToObject(rec, "path", path);
-    const char *hdrs[] = {"Authorization", "x-api-key", "anthropic-version", "X-Custom", "Content-Type", "Accept"};
+    const char *hdrs[] = {"Authorization", "x-api-key", "api-key", "anthropic-version", "X-Custom", "Content-Type", "Accept"};
     for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
         const char *v = evhttp_find_header(in, hdrs[i]);
         if (v) cJSON_AddStringToObject(rec, hdrs[i], v);

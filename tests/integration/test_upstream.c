@@ -55,8 +55,9 @@ static int setup(void **state)
              " {\"name\":\"fragile\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"api_key_env\":\"JT_OPENAI_KEY\","
              "  \"max_retries\":0,\"breaker_failures\":2,\"breaker_cooldown_s\":1},\n"
              " {\"name\":\"nowhere\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"max_retries\":1,\"connect_timeout_s\":1},\n"
+             " {\"name\":\"azure\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"api_key_env\":\"JT_OPENAI_KEY\",\"api_key_header\":\"api-key\"},\n"
              " {\"name\":\"badkey\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"api_key_env\":\"JT_WRONG_KEY\",\"max_retries\":0,\"zone\":\"private\"}\n"
-             "]}\n", p, p, p, p, closed_port(), p);
+             "]}\n", p, p, p, p, closed_port(), p, p);
     write_temp_file(config_path, cfg);
     const char *args[] = {"--config", config_path, "--log-level", "debug", NULL};
     const char *env[] = {"JT_OPENAI_KEY=" GOOD_KEY, "JT_ANTHROPIC_KEY=" GOOD_KEY, "JT_WRONG_KEY=" WRONG_KEY, NULL};
@@ -247,7 +248,7 @@ static void test_models_lists_upstreams(void **state)
     assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
     cJSON *j = cJSON_Parse(r.body);
     const cJSON *data = cJSON_GetObjectItem(j, "data");
-    assert_int_equal(cJSON_GetArraySize(data), 6);
+    assert_int_equal(cJSON_GetArraySize(data), 7);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(data, 1), "id")->valuestring, "claude");
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(data, 1), "owned_by")->valuestring, "anthropic");
     assert_null(strstr(r.body, GOOD_KEY));
@@ -258,6 +259,24 @@ static void test_models_lists_upstreams(void **state)
     assert_int_equal(status, 404);
     assert_string_equal(error_code(e), "model_not_found");
     cJSON_Delete(e);
+}
+
+/* The key in another header, for Azure-style endpoints. */
+static void test_api_key_header(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = chat("azure", "azure style key", NULL, &status, NULL);
+    assert_int_equal(status, 502); /* the fake expects Authorization, so it refuses: upstream_auth_failed */
+    cJSON_Delete(j);
+    char *rec = fake_record(&fake);
+    const char *line = strstr(rec, "azure style key");
+    while (line > rec && line[-1] != '\n') line--;
+    cJSON *r = cJSON_ParseWithLength(line, strcspn(line, "\n"));
+    assert_string_equal(cJSON_GetObjectItem(r, "api-key")->valuestring, GOOD_KEY);
+    assert_null(cJSON_GetObjectItem(r, "Authorization"));
+    cJSON_Delete(r);
+    free(rec);
 }
 
 /* ---- faults ---- */
@@ -478,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_whole),
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_models_lists_upstreams),
+        cmocka_unit_test(test_api_key_header),
         cmocka_unit_test(test_500_retried_then_502),
         cmocka_unit_test(test_flaky_recovers_by_retrying),
         cmocka_unit_test(test_429_honours_retry_after),
