@@ -76,6 +76,7 @@ int cmd_bench(int argc, char **argv)
     int rc = 1;
     if (!ids || !pp || !tg) goto done;
     uint64_t s = 12345;
+    ids[0] = eng_token_bos(m); /* the warm-up's token when there is no prompt test */
     for (int i = 0; i < n_prompt; i++) {
         s = s * 6364136223846793005ULL + 1;
         ids[i] = (int)((s >> 33) % (uint64_t)info->n_vocab);

@@ -6,6 +6,9 @@
  */
 #include "localengine.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 unsigned eng_cpu_features(void)
 {
     unsigned f = 0;
@@ -14,15 +17,22 @@ unsigned eng_cpu_features(void)
     if (__builtin_cpu_supports("avx2")) f |= ENG_CPU_AVX2;
     if (__builtin_cpu_supports("fma")) f |= ENG_CPU_FMA;
     if (__builtin_cpu_supports("f16c")) f |= ENG_CPU_F16C;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni"))
+        f |= ENG_CPU_AVX512_VNNI;
 #endif
+    /* An operator (or a test) may cap the kernels, e.g. to compare them. */
+    const char *cap = getenv("JUNCTION_KERNELS");
+    if (cap && !strcmp(cap, "avx2")) f &= ~(unsigned)ENG_CPU_AVX512_VNNI;
+    if (cap && !strcmp(cap, "reference")) f = 0;
     return f;
 }
 
 const char *eng_kernels_name(void)
 {
     unsigned f = eng_cpu_features();
-    if ((f & (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) ==
-        (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C))
-        return "avx2+fma+f16c";
-    return "reference";
+    const unsigned avx2 = ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C;
+    if ((f & avx2) != avx2) return "reference";
+    return (f & ENG_CPU_AVX512_VNNI) ? "avx512vnni+avx2+fma+f16c" : "avx2+fma+f16c";
 }

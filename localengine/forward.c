@@ -53,22 +53,24 @@ static void convert_rows(void *p, int ith, int nth)
         j->type->from_float(j->in + (size_t)t * j->n_in, j->out + (size_t)t * j->out_row, j->n_in);
 }
 
+/* Up to three products sharing one input (Q, K, V; gate, up) run as one
+ * job over their combined rows, so the threads meet once, not three times. */
+#define MAX_PARTS 3
+
 typedef struct {
-    const eng_weight *w;
+    const eng_weight *w[MAX_PARTS];
+    float *out[MAX_PARTS];
+    int n_parts;
     const uint8_t *act;
     size_t act_row;
-    float *out;
     int T;
 } matmul_job;
 
 #define ROW_TILE 16
 
-static void matmul_rows(void *p, int ith, int nth)
+/* Rows [r0, r1) of one weight for every token of the batch. */
+static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, int64_t r0, int64_t r1)
 {
-    matmul_job *j = p;
-    const eng_weight *w = j->w;
-    int64_t per = (w->n_out + nth - 1) / nth;
-    int64_t r0 = per * ith, r1 = r0 + per < w->n_out ? r0 + per : w->n_out;
     eng_vec_dot_fn dot = w->type->vec_dot;
     eng_vec_dot4_fn dot4 = w->type->vec_dot4;
     /* A tile of weight rows stays in cache while every token of the batch
@@ -79,7 +81,7 @@ static void matmul_rows(void *p, int ith, int nth)
         int t = 0;
         for (; dot4 && t + 4 <= j->T; t += 4) {
             const uint8_t *a = j->act + (size_t)t * j->act_row;
-            float *o = j->out + (size_t)t * w->n_out;
+            float *o = out + (size_t)t * w->n_out;
             for (int64_t r = rt; r < re; r++) {
                 float v[4];
                 dot4((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, a, j->act_row, v);
@@ -91,10 +93,26 @@ static void matmul_rows(void *p, int ith, int nth)
         }
         for (; t < j->T; t++) {
             const uint8_t *a = j->act + (size_t)t * j->act_row;
-            float *o = j->out + (size_t)t * w->n_out;
+            float *o = out + (size_t)t * w->n_out;
             for (int64_t r = rt; r < re; r++)
                 o[r] = dot((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, a);
         }
+    }
+}
+
+static void matmul_rows(void *p, int ith, int nth)
+{
+    matmul_job *j = p;
+    int64_t total = 0;
+    for (int k = 0; k < j->n_parts; k++) total += j->w[k]->n_out;
+    int64_t per = (total + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < total ? r0 + per : total;
+    /* this thread's share of the combined rows, part by part */
+    int64_t base = 0;
+    for (int k = 0; k < j->n_parts && r0 < r1; k++) {
+        int64_t n = j->w[k]->n_out;
+        int64_t a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+        if (a < b) matmul_range(j, j->w[k], j->out[k], a, b);
+        base += n;
     }
 }
 
@@ -108,22 +126,33 @@ static const uint8_t *convert(eng_ctx *c, const float *in, int n_in, int T, cons
     }
     *row = eng_row_size(vt->id, n_in);
     convert_job j = {in, n_in, T, vt, c->act, *row};
-    eng_pool_run(c->pool, convert_rows, &j);
+    if (T <= 2) convert_rows(&j, 0, 1); /* a microsecond: not worth waking the threads */
+    else eng_pool_run(c->pool, convert_rows, &j);
     return c->act;
 }
 
-static void matmul_converted(eng_ctx *c, const eng_weight *w, const uint8_t *act, size_t act_row, float *out, int T)
+/* out_k[T][n_out_k] = in[T][n_in] · W_kᵀ for weights that share their input.
+ * Weights whose activations need another conversion go in separate runs. */
+static void matmul_shared(eng_ctx *c, const float *in, int T, int n, const eng_weight *const *w, float *const *out)
 {
-    matmul_job j = {w, act, act_row, out, T};
-    eng_pool_run(c->pool, matmul_rows, &j);
+    int done = 0;
+    while (done < n) {
+        matmul_job j = {.T = T};
+        uint32_t vdt = w[done]->type->vec_dot_type;
+        j.act = convert(c, in, (int)w[done]->n_in, T, w[done]->type, &j.act_row);
+        while (done < n && w[done]->type->vec_dot_type == vdt) {
+            j.w[j.n_parts] = w[done];
+            j.out[j.n_parts++] = out[done];
+            done++;
+        }
+        eng_pool_run(c->pool, matmul_rows, &j);
+    }
 }
 
 /* out[T][n_out] = in[T][n_in] · Wᵀ */
 static void matmul(eng_ctx *c, const eng_weight *w, const float *in, float *out, int T)
 {
-    size_t row;
-    const uint8_t *act = convert(c, in, (int)w->n_in, T, w->type, &row);
-    matmul_converted(c, w, act, row, out, T);
+    matmul_shared(c, in, T, 1, &w, &out);
 }
 
 /* ---- elementwise pieces ---- */
@@ -225,13 +254,9 @@ static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want
         const eng_layer *L = &m->layers[l];
         for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, h->rms_eps);
 
-        size_t row;
-        const uint8_t *act = convert(c, c->xb, E, T, L->wq.type, &row);
-        matmul_converted(c, &L->wq, act, row, c->q, T);
-        if (L->wk.type->vec_dot_type != L->wq.type->vec_dot_type) act = convert(c, c->xb, E, T, L->wk.type, &row);
-        matmul_converted(c, &L->wk, act, row, c->k, T);
-        if (L->wv.type->vec_dot_type != L->wk.type->vec_dot_type) act = convert(c, c->xb, E, T, L->wv.type, &row);
-        matmul_converted(c, &L->wv, act, row, c->v, T);
+        const eng_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[] = {c->q, c->k, c->v};
+        matmul_shared(c, c->xb, T, 3, qkv, qkv_out);
 
         size_t layer_off = (size_t)l * c->n_ctx * kv_dim * c->kv_elem;
         for (int t = 0; t < T; t++) {
@@ -248,10 +273,9 @@ static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xb[i];
 
         for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, h->rms_eps);
-        act = convert(c, c->xb, E, T, L->w_gate.type, &row);
-        matmul_converted(c, &L->w_gate, act, row, c->hb, T);
-        if (L->w_up.type->vec_dot_type != L->w_gate.type->vec_dot_type) act = convert(c, c->xb, E, T, L->w_up.type, &row);
-        matmul_converted(c, &L->w_up, act, row, c->hb2, T);
+        const eng_weight *gate_up[] = {&L->w_gate, &L->w_up};
+        float *gate_up_out[] = {c->hb, c->hb2};
+        matmul_shared(c, c->xb, T, 2, gate_up, gate_up_out);
         for (size_t i = 0; i < (size_t)T * F; i++) {
             float g = c->hb[i];
             c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];

@@ -23,13 +23,16 @@ typedef enum {
     ENG_CPU_AVX2 = 1 << 0,
     ENG_CPU_FMA  = 1 << 1,
     ENG_CPU_F16C = 1 << 2,
+    ENG_CPU_AVX512_VNNI = 1 << 3,   /* with AVX-512 F, BW, VL and DQ */
 } eng_cpu_feature;
 
 /* Bit set of eng_cpu_feature that this machine supports. Thread-safe. */
 unsigned eng_cpu_features(void);
 
-/* Name of the kernel set the engine runs on this machine, e.g. "avx2+fma+f16c"
- * or "reference" (plain C). Static storage. */
+/* Name of the kernel set the engine runs on this machine, e.g.
+ * "avx512vnni+avx2+fma+f16c", "avx2+fma+f16c" or "reference" (plain C).
+ * Static storage. JUNCTION_KERNELS=avx2 or =reference in the environment
+ * caps the choice (for comparisons and tests). */
 const char *eng_kernels_name(void);
 
 /* Best-of-5 read bandwidth in bytes/s over `bytes` of memory with n_threads

@@ -244,6 +244,14 @@ static void select_kernels(void)
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
+    if (f & ENG_CPU_AVX512_VNNI) {
+        eng_type_info *q4 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0);
+        eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);
+        q4->vec_dot = eng_vec_dot_q4_0_avx512;
+        q4->vec_dot4 = eng_vec_dot4_q4_0_avx512;
+        q8->vec_dot = eng_vec_dot_q8_0_avx512;
+        q8->vec_dot4 = eng_vec_dot4_q8_0_avx512;
+    }
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
 }
 

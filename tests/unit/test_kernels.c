@@ -26,11 +26,30 @@ static float frand(void) /* roughly N(0,1) */
 
 static bool have_avx2(void) { return strcmp(eng_kernels_name(), "reference") != 0; }
 
-/* The fast dot product of each type equals its reference on random rows. */
+typedef struct {
+    uint32_t type;
+    unsigned needs;         /* eng_cpu_feature bits */
+    eng_vec_dot_fn dot;
+    eng_vec_dot4_fn dot4;
+} impl;
+
+/* Every optimized implementation, whichever the CPU selects. */
+static const impl impls[] = {
+    {ENG_TYPE_F32, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_f32_avx2, NULL},
+    {ENG_TYPE_F16, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_f16_avx2, NULL},
+    {ENG_TYPE_Q4_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_0_avx2, eng_vec_dot4_q4_0_avx2},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q8_0_avx2, eng_vec_dot4_q8_0_avx2},
+    {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, eng_vec_dot4_q4_0_avx512},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512},
+};
+
+/* The selected and every available optimized dot product of each type
+ * equal its reference on random rows. */
 static void check_dot(uint32_t type, int n)
 {
     eng_types_init();
     const eng_type_info *t = eng_type_info_of(type), *at = eng_type_info_of(t->vec_dot_type);
+    unsigned cpu = eng_cpu_features();
     float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
     uint8_t *wq = malloc(eng_row_size(type, n)), *xq = malloc(eng_row_size(at->id, n));
     for (int trial = 0; trial < 50; trial++) {
@@ -40,12 +59,17 @@ static void check_dot(uint32_t type, int n)
         float ref = t->vec_dot_ref(n, wq, xq), fast = t->vec_dot(n, wq, xq);
         /* Only the float summation order differs. */
         assert_true(fabsf(ref - fast) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
-        if (t->vec_dot4) { /* four copies of the activation row: four equal answers */
+        for (size_t m = 0; m < sizeof(impls) / sizeof(impls[0]); m++) {
+            const impl *im = &impls[m];
+            if (im->type != type || (cpu & im->needs) != im->needs) continue;
+            assert_true(fabsf(im->dot(n, wq, xq) - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+            if (!im->dot4) continue;
+            /* four copies of the activation row: four equal answers */
             size_t row = eng_row_size(at->id, n);
             uint8_t *four = malloc(row * 4);
             for (int k = 0; k < 4; k++) memcpy(four + k * row, xq, row);
             float out[4];
-            t->vec_dot4(n, wq, four, row, out);
+            im->dot4(n, wq, four, row, out);
             for (int k = 0; k < 4; k++) assert_true(fabsf(out[k] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
             free(four);
         }
