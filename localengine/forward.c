@@ -73,16 +73,24 @@ static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, i
 {
     eng_vec_dot_fn dot = w->type->vec_dot;
     eng_vec_dot4_fn dot4 = w->type->vec_dot4;
+    eng_gemm4x4_fn gemm = w->type->gemm4x4;
     /* A tile of weight rows stays in cache while every token of the batch
-     * uses it; with a four-token kernel, each weight block is unpacked once
-     * per four tokens. */
+     * uses it; four-token kernels unpack each weight block once per four
+     * tokens, and the 4x4 kernel also loads each activation once per four
+     * rows. */
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
         int t = 0;
         for (; dot4 && t + 4 <= j->T; t += 4) {
             const uint8_t *a = j->act + (size_t)t * j->act_row;
             float *o = out + (size_t)t * w->n_out;
-            for (int64_t r = rt; r < re; r++) {
+            int64_t r = rt;
+            for (; gemm && r + 4 <= re; r += 4) {
+                float v[4][4];
+                gemm((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, w->row_bytes, a, j->act_row, v);
+                for (int k = 0; k < 4; k++) memcpy(o + (size_t)k * w->n_out + r, v[k], sizeof(v[k]));
+            }
+            for (; r < re; r++) {
                 float v[4];
                 dot4((int)w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, a, j->act_row, v);
                 o[r] = v[0];

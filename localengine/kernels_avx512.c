@@ -112,3 +112,47 @@ AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t
     const block_q8_0 *x = w;
     DOT4_512(q8_pair(x + i), q8_dot, eng_vec_dot_q8_0_avx2)
 }
+
+/* Four weight rows against four activation rows, out[t][r]: the 4x4 tile of
+ * prompt processing. Each weight pair is expanded once for four tokens and
+ * each activation pair loaded once for four rows; the Q4_0 offset term
+ * (8 * sum of activations) is computed once per token and seeds the
+ * accumulation, so the inner step is one dpbusd, a convert and an FMA. */
+AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
+{
+    const block_q4_0 *x[4];
+    const block_q8_0 *y[4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = (const block_q4_0 *)((const uint8_t *)w + (size_t)k * w_stride);
+        y[k] = (const block_q8_0 *)((const uint8_t *)a + (size_t)k * a_stride);
+    }
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
+    int nb = n / 32, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i av[4], neg_off[4];
+        __m512 da[4];
+        for (int t = 0; t < 4; t++) {
+            av[t] = q8_pair(y[t] + i);
+            neg_off[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, av[t]));
+            da[t] = scales(_cvtsh_ss(y[t][i].d), _cvtsh_ss(y[t][i + 1].d));
+        }
+        for (int r = 0; r < 4; r++) {
+            __m512i wv = q4_pair(x[r] + i);
+            __m512 dw = scales(_cvtsh_ss(x[r][i].d), _cvtsh_ss(x[r][i + 1].d));
+            for (int t = 0; t < 4; t++) {
+                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg_off[t], wv, av[t]));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) {
+            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
+            if (i < nb) out[t][r] += eng_vec_dot_q4_0_avx2(32, x[r] + i, y[t] + i);
+        }
+}

@@ -249,6 +249,7 @@ static void select_kernels(void)
         eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);
         q4->vec_dot = eng_vec_dot_q4_0_avx512;
         q4->vec_dot4 = eng_vec_dot4_q4_0_avx512;
+        q4->gemm4x4 = eng_gemm4x4_q4_0_avx512;
         q8->vec_dot = eng_vec_dot_q8_0_avx512;
         q8->vec_dot4 = eng_vec_dot4_q8_0_avx512;
     }

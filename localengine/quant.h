@@ -27,6 +27,10 @@ typedef float (*eng_vec_dot_fn)(int n, const void *w, const void *a);
 /* One weight row against four activation rows a + k*stride: out[k]. Lets
  * prompt processing unpack each weight block once for four tokens. */
 typedef void (*eng_vec_dot4_fn)(int n, const void *w, const void *a, size_t stride, float out[4]);
+/* Four weight rows (w + r*w_stride) against four activation rows
+ * (a + t*a_stride): out[t][r]. The tile kernel of prompt processing. */
+typedef void (*eng_gemm4x4_fn)(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                               float out[4][4]);
 
 typedef struct {
     uint32_t id;
@@ -39,6 +43,7 @@ typedef struct {
     eng_vec_dot_fn vec_dot_ref;  /* plain C */
     eng_vec_dot_fn vec_dot;      /* fastest for this CPU (after eng_types_init) */
     eng_vec_dot4_fn vec_dot4;    /* NULL: use vec_dot four times */
+    eng_gemm4x4_fn gemm4x4;      /* NULL: use vec_dot4 */
 } eng_type_info;
 
 /* NULL for an id GGUF does not define. */
@@ -80,6 +85,7 @@ float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a);
 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a);
 void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
+void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
 
 #endif

@@ -117,6 +117,35 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
     assert_int_equal(a[0].qs[2], 4);
 }
 
+/* The 4x4 tile kernel equals sixteen reference dot products. */
+static void test_gemm4x4(void **state)
+{
+    (void)state;
+    eng_types_init();
+    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
+    enum { N = 4096 };
+    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    size_t wrow = eng_row_size(ENG_TYPE_Q4_0, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
+    uint8_t *w = malloc(wrow * 4), *a = malloc(arow * 4);
+    float *f = malloc(sizeof(float) * N);
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
+        q4->from_float(f, w + k * wrow, N);
+        for (int i = 0; i < N; i++) f[i] = frand();
+        q8->from_float(f, a + k * arow, N);
+    }
+    float out[4][4];
+    eng_gemm4x4_q4_0_avx512(N, w, wrow, a, arow, out);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++) {
+            float ref = q4->vec_dot_ref(N, w + r * wrow, a + t * arow);
+            assert_true(fabsf(out[t][r] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+        }
+    free(w);
+    free(a);
+    free(f);
+}
+
 static void test_fp16_round_trip_and_rounding(void **state)
 {
     (void)state;
@@ -167,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_dot_q8_0),
         cmocka_unit_test(test_dot_q4_0),
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
+        cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_fp16_round_trip_and_rounding),
         cmocka_unit_test(test_dequantize_matches_dot),
     };
