@@ -68,12 +68,16 @@ typedef struct {
 
 #define ROW_TILE 16
 
+/* Does a batch of T tokens use the batch layout and kernels? */
+static bool uses_batch_layout(const eng_type_info *t, int T) { return t->batch_act_type && T >= 4; }
+
 /* Rows [r0, r1) of one weight for every token of the batch. */
 static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, int64_t r0, int64_t r1)
 {
-    eng_vec_dot_fn dot = w->type->vec_dot;
-    eng_vec_dot4_fn dot4 = w->type->vec_dot4;
-    eng_gemm4x4_fn gemm = w->type->gemm4x4;
+    bool batch = uses_batch_layout(w->type, j->T);
+    eng_vec_dot_fn dot = batch ? w->type->vec_dot_batch : w->type->vec_dot;
+    eng_vec_dot4_fn dot4 = w->type->batch_act_type && !batch ? NULL : w->type->vec_dot4;
+    eng_gemm4x4_fn gemm = w->type->batch_act_type && !batch ? NULL : w->type->gemm4x4;
     /* A tile of weight rows stays in cache while every token of the batch
      * uses it; four-token kernels unpack each weight block once per four
      * tokens, and the 4x4 kernel also loads each activation once per four
@@ -124,10 +128,15 @@ static void matmul_rows(void *p, int ith, int nth)
     }
 }
 
+static uint32_t act_type_for(const eng_type_info *t, int T)
+{
+    return uses_batch_layout(t, T) ? t->batch_act_type : t->fast_act_type;
+}
+
 /* Convert T rows of `in` (n_in wide) for weights of type `wt`. */
 static const uint8_t *convert(eng_ctx *c, const float *in, int n_in, int T, const eng_type_info *wt, size_t *row)
 {
-    const eng_type_info *vt = eng_type_info_of(wt->vec_dot_type);
+    const eng_type_info *vt = eng_type_info_of(act_type_for(wt, T));
     if (vt->id == ENG_TYPE_F32) {
         *row = (size_t)n_in * sizeof(float);
         return (const uint8_t *)in;
@@ -146,9 +155,9 @@ static void matmul_shared(eng_ctx *c, const float *in, int T, int n, const eng_w
     int done = 0;
     while (done < n) {
         matmul_job j = {.T = T};
-        uint32_t vdt = w[done]->type->vec_dot_type;
+        uint32_t vdt = act_type_for(w[done]->type, T);
         j.act = convert(c, in, (int)w[done]->n_in, T, w[done]->type, &j.act_row);
-        while (done < n && w[done]->type->vec_dot_type == vdt) {
+        while (done < n && act_type_for(w[done]->type, T) == vdt) {
             j.w[j.n_parts] = w[done];
             j.out[j.n_parts++] = out[done];
             done++;

@@ -226,7 +226,7 @@ static bool read_tensor_info(cursor *c, gguf_tensor *t, uint64_t index)
     }
     if (!take(c, &t->type, 4, "a tensor type") || !take(c, &t->offset, 8, "a tensor offset")) return false;
     const eng_type_info *ti = eng_type_info_of(t->type);
-    if (!ti)
+    if (!ti || ti->internal)
         return fail(c, "tensor '%.*s' has type id %u, which junction does not support", (int)t->name.len,
                     t->name.ptr, t->type);
     if (t->dims[0] % ti->block_size != 0)

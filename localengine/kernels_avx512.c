@@ -5,7 +5,8 @@
  * One 512-bit register holds two 32-weight blocks. VNNI's dpbusd multiplies
  * unsigned by signed bytes and sums in fours straight into int32, so the
  * Q4_0 nibbles stay unsigned (0..15) and the offset of 8 comes off as
- * 8 * (sum of the activations), itself one more dpbusd.
+ * 8 * (sum of the activations), computed once per activation row
+ * (eng_q8_pair) and used to seed the accumulation.
  */
 #include "quant.h"
 
@@ -34,15 +35,6 @@ AVX512 static inline __m512 scales(float d0, float d1)
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
 }
 
-/* Σ (w - 8)·a for unsigned nibbles w, per group of four, as floats. */
-AVX512 static inline __m512 q4_dot(__m512i w, __m512i a)
-{
-    const __m512i eight = _mm512_set1_epi8(8);
-    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, a);
-    __m512i off = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, a);
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(dot, off));
-}
-
 /* Σ w·a for signed bytes: dpbusd wants one side unsigned, so take |w| and
  * move w's sign onto a. */
 AVX512 static inline __m512 q8_dot(__m512i w, __m512i a)
@@ -52,18 +44,50 @@ AVX512 static inline __m512 q8_dot(__m512i w, __m512i a)
     return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), a_signed));
 }
 
+/* Q4_0 weights against plain Q8_0 activations: the generation kernel. */
 AVX512 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a)
 {
     const block_q4_0 *x = w;
     const block_q8_0 *y = a;
+    const __m512i eight = _mm512_set1_epi8(8);
     __m512 acc = _mm512_setzero_ps();
     int nb = n / QK4_0, i = 0;
     for (; i + 2 <= nb; i += 2) {
         __m512 d = scales(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d), _cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, q4_dot(q4_pair(x + i), q8_pair(y + i)), acc);
+        __m512i av = q8_pair(y + i);
+        __m512i seed = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, av));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed, q4_pair(x + i), av)), acc);
     }
     float s = _mm512_reduce_add_ps(acc);
     if (i < nb) s += eng_vec_dot_q4_0_avx2(QK4_0, x + i, y + i);
+    return s;
+}
+
+/* Q4_0 weights against prepared activations (eng_q8_pair): the offset seed
+ * and scales come ready, so a weight pair costs one dpbusd, a convert, a
+ * multiply and an FMA. */
+AVX512 static inline __m512 q4_pair_dot(const block_q4_0 *x, const eng_q8_pair *p)
+{
+    __m512 dw = scales(_cvtsh_ss(x[0].d), _cvtsh_ss(x[1].d));
+    __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p->neg_off), q4_pair(x), _mm512_loadu_si512(p->q));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(p->d)));
+}
+
+/* The odd last block of a row is stored plain after the pairs. */
+static inline const block_q8_0 *pairs_tail(const void *a, int nb)
+{
+    return (const block_q8_0 *)((const eng_q8_pair *)a + nb / 2);
+}
+
+AVX512 float eng_vec_dot_q4_0_pairs_avx512(int n, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const eng_q8_pair *p = a;
+    __m512 acc = _mm512_setzero_ps();
+    int nb = n / QK4_0, i = 0;
+    for (; i + 2 <= nb; i += 2) acc = _mm512_add_ps(acc, q4_pair_dot(x + i, p + i / 2));
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < nb) s += eng_vec_dot_q4_0_avx2(QK4_0, x + i, pairs_tail(a, nb));
     return s;
 }
 
@@ -104,7 +128,23 @@ AVX512 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a)
 AVX512 void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
 {
     const block_q4_0 *x = w;
-    DOT4_512(q4_pair(x + i), q4_dot, eng_vec_dot_q4_0_avx2)
+    const eng_q8_pair *p[4];
+    for (int k = 0; k < 4; k++) p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * stride);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int nb = n / 32, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i wv = q4_pair(x + i);
+        __m512 dw = scales(_cvtsh_ss(x[i].d), _cvtsh_ss(x[i + 1].d));
+        for (int k = 0; k < 4; k++) {
+            const eng_q8_pair *pk = p[k] + i / 2;
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pk->neg_off), wv, _mm512_loadu_si512(pk->q));
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(pk->d)), _mm512_cvtepi32_ps(dot), acc[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm512_reduce_add_ps(acc[k]);
+        if (i < nb) out[k] += eng_vec_dot_q4_0_avx2(32, x + i, pairs_tail(p[k], nb));
+    }
 }
 
 AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
@@ -115,37 +155,33 @@ AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t
 
 /* Four weight rows against four activation rows, out[t][r]: the 4x4 tile of
  * prompt processing. Each weight pair is expanded once for four tokens and
- * each activation pair loaded once for four rows; the Q4_0 offset term
- * (8 * sum of activations) is computed once per token and seeds the
- * accumulation, so the inner step is one dpbusd, a convert and an FMA. */
+ * each prepared activation pair loaded once for four rows. */
 AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
                                     float out[4][4])
 {
     const block_q4_0 *x[4];
-    const block_q8_0 *y[4];
+    const eng_q8_pair *p[4];
     for (int k = 0; k < 4; k++) {
         x[k] = (const block_q4_0 *)((const uint8_t *)w + (size_t)k * w_stride);
-        y[k] = (const block_q8_0 *)((const uint8_t *)a + (size_t)k * a_stride);
+        p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
     }
-    const __m512i eight = _mm512_set1_epi8(8);
     __m512 acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
     int nb = n / 32, i = 0;
     for (; i + 2 <= nb; i += 2) {
-        __m512i av[4], neg_off[4];
+        __m512i av[4], seed[4];
         __m512 da[4];
         for (int t = 0; t < 4; t++) {
-            av[t] = q8_pair(y[t] + i);
-            neg_off[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, av[t]));
-            da[t] = scales(_cvtsh_ss(y[t][i].d), _cvtsh_ss(y[t][i + 1].d));
+            av[t] = _mm512_loadu_si512(p[t][i / 2].q);
+            seed[t] = _mm512_loadu_si512(p[t][i / 2].neg_off);
+            da[t] = _mm512_loadu_ps(p[t][i / 2].d);
         }
         for (int r = 0; r < 4; r++) {
             __m512i wv = q4_pair(x[r] + i);
             __m512 dw = scales(_cvtsh_ss(x[r][i].d), _cvtsh_ss(x[r][i + 1].d));
             for (int t = 0; t < 4; t++) {
-                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg_off[t], wv, av[t]));
+                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], wv, av[t]));
                 acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
             }
         }
@@ -153,6 +189,6 @@ AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) {
             out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) out[t][r] += eng_vec_dot_q4_0_avx2(32, x[r] + i, y[t] + i);
+            if (i < nb) out[t][r] += eng_vec_dot_q4_0_avx2(32, x[r] + i, pairs_tail(p[t], nb));
         }
 }

@@ -188,11 +188,29 @@ static float q8_0_vec_dot(int n, const void *w, const void *a)
     return s;
 }
 
+void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n)
+{
+    const eng_type_info *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    int64_t nb = n / QK8_0;
+    eng_q8_pair *p = dst;
+    for (int64_t i = 0; i + 2 <= nb; i += 2, p++) {
+        block_q8_0 b[2];
+        q8->from_float(x + i * QK8_0, b, 2 * QK8_0);
+        memcpy(p->q, b[0].qs, 32);
+        memcpy(p->q + 32, b[1].qs, 32);
+        for (int l = 0; l < 16; l++)
+            p->neg_off[l] = -8 * (p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3]);
+        float d0 = eng_fp16_to_fp32(b[0].d), d1 = eng_fp16_to_fp32(b[1].d);
+        for (int l = 0; l < 8; l++) p->d[l] = d0, p->d[l + 8] = d1;
+    }
+    if (nb % 2) q8->from_float(x + (nb - 1) * QK8_0, p, QK8_0); /* the odd block, plain */
+}
+
 /* ---- the table ---- */
 
 #define TYPE(id_, name_, bs, ts, vdt, tof, fromf, dot)                                      \
-    {.id = id_, .name = name_, .block_size = bs, .type_size = ts, .vec_dot_type = vdt, .to_float = tof, \
-     .from_float = fromf, .vec_dot_ref = dot, .vec_dot = dot}
+    {.id = id_, .name = name_, .block_size = bs, .type_size = ts, .vec_dot_type = vdt, .fast_act_type = vdt, \
+     .to_float = tof, .from_float = fromf, .vec_dot_ref = dot, .vec_dot = dot}
 
 static eng_type_info types[] = {
     TYPE(ENG_TYPE_F32, "F32", 1, 4, ENG_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot),
@@ -210,6 +228,9 @@ static eng_type_info types[] = {
     TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
+    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 96,
+     .vec_dot_type = ENG_TYPE_Q8_0_PAIRS, .fast_act_type = ENG_TYPE_Q8_0_PAIRS,
+     .from_float = eng_quantize_q8_0_pairs, .internal = true},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -247,7 +268,11 @@ static void select_kernels(void)
     if (f & ENG_CPU_AVX512_VNNI) {
         eng_type_info *q4 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0);
         eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);
+        /* one token: plain Q8_0 (its row is re-read for every weight row, so
+         * smaller is faster); batches: prepared pairs, read once per 4 rows */
         q4->vec_dot = eng_vec_dot_q4_0_avx512;
+        q4->batch_act_type = ENG_TYPE_Q8_0_PAIRS;
+        q4->vec_dot_batch = eng_vec_dot_q4_0_pairs_avx512;
         q4->vec_dot4 = eng_vec_dot4_q4_0_avx512;
         q4->gemm4x4 = eng_gemm4x4_q4_0_avx512;
         q8->vec_dot = eng_vec_dot_q8_0_avx512;

@@ -19,6 +19,8 @@ enum {
     ENG_TYPE_F32 = 0, ENG_TYPE_F16 = 1, ENG_TYPE_Q4_0 = 2, ENG_TYPE_Q4_1 = 3, ENG_TYPE_Q5_0 = 6,
     ENG_TYPE_Q5_1 = 7, ENG_TYPE_Q8_0 = 8, ENG_TYPE_Q8_1 = 9, ENG_TYPE_Q2_K = 10, ENG_TYPE_Q3_K = 11,
     ENG_TYPE_Q4_K = 12, ENG_TYPE_Q5_K = 13, ENG_TYPE_Q6_K = 14, ENG_TYPE_Q8_K = 15, ENG_TYPE_BF16 = 30,
+    /* Internal activation layouts, never in files: */
+    ENG_TYPE_Q8_0_PAIRS = 1000,
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -37,12 +39,19 @@ typedef struct {
     const char *name;
     uint32_t block_size;         /* elements per block */
     uint32_t type_size;          /* bytes per block */
-    uint32_t vec_dot_type;       /* activations are converted to this type */
+    uint32_t vec_dot_type;       /* activations of vec_dot_ref are converted to this type */
+    uint32_t fast_act_type;      /* ... and of the selected vec_dot to this */
+    /* Batches of 4+ tokens (prompt processing) may use another activation
+     * layout, read by vec_dot_batch (leftover tokens), vec_dot4 and gemm4x4;
+     * 0 means the same as fast_act_type, with vec_dot for the leftovers. */
+    uint32_t batch_act_type;
+    eng_vec_dot_fn vec_dot_batch;
+    bool internal;               /* a layout of ours, not a GGUF type */
     eng_to_float_fn to_float;    /* NULL: the engine cannot run this type yet */
     eng_from_float_fn from_float;
     eng_vec_dot_fn vec_dot_ref;  /* plain C */
     eng_vec_dot_fn vec_dot;      /* fastest for this CPU (after eng_types_init) */
-    eng_vec_dot4_fn vec_dot4;    /* NULL: use vec_dot four times */
+    eng_vec_dot4_fn vec_dot4;    /* NULL: use the single-row kernel four times */
     eng_gemm4x4_fn gemm4x4;      /* NULL: use vec_dot4 */
 } eng_type_info;
 
@@ -65,6 +74,18 @@ uint16_t eng_fp32_to_fp16(float f);
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
 
+/* Q8_0 activations laid out for the AVX-512 Q4_0 kernels: per pair of blocks
+ * the 64 codes, the dpbusd seed -8*(sum of each 4 codes) as 16 int32, and the
+ * two scales spread over 16 floats, so the weight loop loads them instead of
+ * recomputing them for every weight row. A row of n is n/32 * 96 bytes: the
+ * pairs, then, for an odd block count, the last block as plain block_q8_0. */
+typedef struct {
+    int8_t q[64];
+    int32_t neg_off[16];
+    float d[16];
+} eng_q8_pair;
+void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n);
+
 /* Activation quantization exactly as llama.cpp does on x86 (see
  * ../shared/vectors/quants/README.md): d = amax/127, id = 127/amax,
  * q = round-half-even(x*id), d stored as fp16. */
@@ -82,6 +103,7 @@ void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
 
 /* AVX-512 VNNI versions, in kernels_avx512.c (CPUs with ENG_CPU_AVX512_VNNI). */
 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a);
+float eng_vec_dot_q4_0_pairs_avx512(int n, const void *w, const void *a);
 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a);
 void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);

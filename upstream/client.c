@@ -361,6 +361,7 @@ static void attempt_ended(up_request *r, CURLcode code)
                 cJSON_AddNumberToObject(uj, "prompt_tokens", (double)u.prompt_tokens);
                 cJSON_AddNumberToObject(uj, "completion_tokens", (double)u.completion_tokens);
                 cJSON_AddNumberToObject(uj, "total_tokens", (double)(u.prompt_tokens + u.completion_tokens));
+                if (u.estimated) cJSON_AddBoolToObject(uj, "estimated", 1); /* the upstream gave no counts */
                 emit_chunk(r, c);
             }
             snprintf(finish_reason, sizeof(finish_reason), "%s", r->st.finish_reason);

@@ -12,6 +12,7 @@
  *   badjson    a 200 whose body is not JSON
  *   badsse     a stream whose second event is not JSON
  *   huge       a 40 MiB body                hang     never answer
+ *   nousage    a stream without token counts
  * With FAKE_EXPECT_KEY set, a request carrying another key gets 401, with
  * the key it sent echoed in the message (as real APIs partly do).
  * Every request, and every connection the client closes while waiting, is
@@ -389,7 +390,8 @@ static void handle(struct evhttp_request *req, void *arg)
     a->req = req;
     a->anthropic = anthropic;
     a->stream = cJSON_IsTrue(cJSON_GetObjectItem(body, "stream"));
-    a->include_usage = cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(body, "stream_options"), "include_usage"));
+    a->include_usage = cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(body, "stream_options"), "include_usage")) &&
+                       strcmp(fault, "nousage") != 0;
     a->prompt_tokens = prompt_words(body);
     int delay_ms = 0;
     if (!strncmp(fault, "delay:", 6)) delay_ms = atoi(fault + 6);

@@ -206,6 +206,28 @@ static void check_stream(const char *model, const char *prompt, const char *prov
 static void test_openai_stream(void **s) { (void)s; check_stream("frontier", "stream openai two", "openai"); }
 static void test_anthropic_stream(void **s) { (void)s; check_stream("claude", "stream anthropic three", "anthropic"); }
 
+/* An upstream stream without token counts: junction estimates, and says so. */
+static void test_stream_usage_estimated(void **state)
+{
+    (void)state;
+    long status;
+    http_response raw;
+    cJSON *j = chat("frontier", "count it yourself #fault:nousage", "\"stream\":true,\"stream_options\":{\"include_usage\":true}", &status, &raw);
+    cJSON_Delete(j);
+    assert_int_equal(status, 200);
+    char **ev;
+    int n = sse_events(raw.body, &ev);
+    assert_string_equal(ev[n - 1], "[DONE]");
+    cJSON *c = cJSON_Parse(ev[n - 2]);
+    const cJSON *u = cJSON_GetObjectItem(c, "usage");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "estimated")));
+    /* "Hello from the fake openai! You said: count it yourself #fault:nousage" is 70 bytes */
+    assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, (70 + 3) / 4);
+    cJSON_Delete(c);
+    free_events(ev, n);
+    http_response_free(&raw);
+}
+
 static void test_anthropic_whole(void **state)
 {
     (void)state;
@@ -494,6 +516,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openai_whole),
         cmocka_unit_test(test_openai_stream),
+        cmocka_unit_test(test_stream_usage_estimated),
         cmocka_unit_test(test_anthropic_whole),
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_models_lists_upstreams),

@@ -31,16 +31,18 @@ typedef struct {
     unsigned needs;         /* eng_cpu_feature bits */
     eng_vec_dot_fn dot;
     eng_vec_dot4_fn dot4;
+    uint32_t act_type;      /* the activation layout it reads */
 } impl;
 
 /* Every optimized implementation, whichever the CPU selects. */
 static const impl impls[] = {
-    {ENG_TYPE_F32, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_f32_avx2, NULL},
-    {ENG_TYPE_F16, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_f16_avx2, NULL},
-    {ENG_TYPE_Q4_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_0_avx2, eng_vec_dot4_q4_0_avx2},
-    {ENG_TYPE_Q8_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q8_0_avx2, eng_vec_dot4_q8_0_avx2},
-    {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, eng_vec_dot4_q4_0_avx512},
-    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512},
+    {ENG_TYPE_F32, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_f32_avx2, NULL, ENG_TYPE_F32},
+    {ENG_TYPE_F16, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_f16_avx2, NULL, ENG_TYPE_F16},
+    {ENG_TYPE_Q4_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_0_avx2, eng_vec_dot4_q4_0_avx2, ENG_TYPE_Q8_0},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q8_0_avx2, eng_vec_dot4_q8_0_avx2, ENG_TYPE_Q8_0},
+    {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, NULL, ENG_TYPE_Q8_0},
+    {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_pairs_avx512, eng_vec_dot4_q4_0_avx512, ENG_TYPE_Q8_0_PAIRS},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512, ENG_TYPE_Q8_0},
 };
 
 /* The selected and every available optimized dot product of each type
@@ -52,22 +54,25 @@ static void check_dot(uint32_t type, int n)
     unsigned cpu = eng_cpu_features();
     float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
     uint8_t *wq = malloc(eng_row_size(type, n)), *xq = malloc(eng_row_size(at->id, n));
+    uint8_t *xf = malloc(eng_row_size(ENG_TYPE_F32, n)); /* big enough for any layout */
     for (int trial = 0; trial < 50; trial++) {
         for (int i = 0; i < n; i++) { w[i] = frand() * 0.02f; x[i] = frand(); }
         t->from_float(w, wq, n);
         at->from_float(x, xq, n);
-        float ref = t->vec_dot_ref(n, wq, xq), fast = t->vec_dot(n, wq, xq);
-        /* Only the float summation order differs. */
-        assert_true(fabsf(ref - fast) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+        float ref = t->vec_dot_ref(n, wq, xq);
+        /* The selected kernel, on the layout it reads: only the float summation order differs. */
+        eng_type_info_of(t->fast_act_type)->from_float(x, xf, n);
+        assert_true(fabsf(ref - t->vec_dot(n, wq, xf)) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
         for (size_t m = 0; m < sizeof(impls) / sizeof(impls[0]); m++) {
             const impl *im = &impls[m];
             if (im->type != type || (cpu & im->needs) != im->needs) continue;
-            assert_true(fabsf(im->dot(n, wq, xq) - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+            eng_type_info_of(im->act_type)->from_float(x, xf, n);
+            assert_true(fabsf(im->dot(n, wq, xf) - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
             if (!im->dot4) continue;
             /* four copies of the activation row: four equal answers */
-            size_t row = eng_row_size(at->id, n);
+            size_t row = eng_row_size(im->act_type, n);
             uint8_t *four = malloc(row * 4);
-            for (int k = 0; k < 4; k++) memcpy(four + k * row, xq, row);
+            for (int k = 0; k < 4; k++) memcpy(four + k * row, xf, row);
             float out[4];
             im->dot4(n, wq, four, row, out);
             for (int k = 0; k < 4; k++) assert_true(fabsf(out[k] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
@@ -79,13 +84,13 @@ static void check_dot(uint32_t type, int n)
         float tol = type == ENG_TYPE_F32 ? 1e-4f : type == ENG_TYPE_F16 ? 2e-3f : type == ENG_TYPE_Q8_0 ? 0.02f : 0.12f;
         assert_true(fabsf(ref - exact) <= tol * (1 + sqrtf((float)n) * 0.02f * 1.7f));
     }
-    free(w); free(x); free(wq); free(xq);
+    free(w); free(x); free(wq); free(xq); free(xf);
 }
 
 static void test_dot_f32(void **s) { (void)s; check_dot(ENG_TYPE_F32, 4096); check_dot(ENG_TYPE_F32, 172); }
 static void test_dot_f16(void **s) { (void)s; check_dot(ENG_TYPE_F16, 4096); check_dot(ENG_TYPE_F16, 100); }
 static void test_dot_q8_0(void **s) { (void)s; check_dot(ENG_TYPE_Q8_0, 4096); check_dot(ENG_TYPE_Q8_0, 96); }
-static void test_dot_q4_0(void **s) { (void)s; check_dot(ENG_TYPE_Q4_0, 4096); check_dot(ENG_TYPE_Q4_0, 32); }
+static void test_dot_q4_0(void **s) { (void)s; check_dot(ENG_TYPE_Q4_0, 4096); check_dot(ENG_TYPE_Q4_0, 32); check_dot(ENG_TYPE_Q4_0, 96); }
 
 /* Activation quantization must be bit-identical between the two paths:
  * llama.cpp's reference vectors depend on every rounding. */
@@ -125,17 +130,20 @@ static void test_gemm4x4(void **state)
     if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
     enum { N = 4096 };
     const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    const eng_type_info *pairs = eng_type_info_of(ENG_TYPE_Q8_0_PAIRS);
     size_t wrow = eng_row_size(ENG_TYPE_Q4_0, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
-    uint8_t *w = malloc(wrow * 4), *a = malloc(arow * 4);
+    size_t prow = eng_row_size(ENG_TYPE_Q8_0_PAIRS, N);
+    uint8_t *w = malloc(wrow * 4), *a = malloc(arow * 4), *ap = malloc(prow * 4);
     float *f = malloc(sizeof(float) * N);
     for (int k = 0; k < 4; k++) {
         for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
         q4->from_float(f, w + k * wrow, N);
         for (int i = 0; i < N; i++) f[i] = frand();
         q8->from_float(f, a + k * arow, N);
+        pairs->from_float(f, ap + k * prow, N);
     }
     float out[4][4];
-    eng_gemm4x4_q4_0_avx512(N, w, wrow, a, arow, out);
+    eng_gemm4x4_q4_0_avx512(N, w, wrow, ap, prow, out);
     for (int t = 0; t < 4; t++)
         for (int r = 0; r < 4; r++) {
             float ref = q4->vec_dot_ref(N, w + r * wrow, a + t * arow);
@@ -143,6 +151,7 @@ static void test_gemm4x4(void **state)
         }
     free(w);
     free(a);
+    free(ap);
     free(f);
 }
 
@@ -170,12 +179,12 @@ static void test_dequantize_matches_dot(void **state)
      * with an activation that quantizes exactly (all ±1). */
     enum { N = 256 };
     float w[N], x[N], wd[N];
-    uint8_t wq[N], xq[N * 2];
+    uint8_t wq[N], xq[N * 4];
     for (int i = 0; i < N; i++) { w[i] = frand(); x[i] = (i % 3) ? 1.0f : -1.0f; }
-    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0);
     q4->from_float(w, wq, N);
     q4->to_float(wq, wd, N);
-    q8->from_float(x, xq, N);
+    eng_type_info_of(q4->fast_act_type)->from_float(x, xq, N); /* the layout the selected kernel reads */
     float expect = 0;
     for (int i = 0; i < N; i++) expect += wd[i] * x[i];
     assert_true(fabsf(q4->vec_dot(N, wq, xq) - expect) < 1e-4f * (1 + fabsf(expect)));
