@@ -192,3 +192,70 @@ AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const
             if (i < nb) out[t][r] += eng_vec_dot_q4_0_avx2(32, x[r] + i, pairs_tail(p[t], nb));
         }
 }
+
+/* ---- Q8_0 weights on prepared pairs: flipping the top bit makes a signed
+ * weight w unsigned (w + 128); the -128*sum seed takes the offset back. ---- */
+
+AVX512 static inline __m512i q8_pair_unsigned(const block_q8_0 *x)
+{
+    return _mm512_xor_si512(q8_pair(x), _mm512_set1_epi8((char)0x80));
+}
+
+AVX512 float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a)
+{
+    const block_q8_0 *x = w;
+    const eng_q8_pair *p = a;
+    __m512 acc = _mm512_setzero_ps();
+    int nb = n / QK8_0, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const eng_q8_pair *pp = p + i / 2;
+        __m512 dw = scales(_cvtsh_ss(x[i].d), _cvtsh_ss(x[i + 1].d));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pp->neg_off128), q8_pair_unsigned(x + i), _mm512_loadu_si512(pp->q));
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(pp->d)), _mm512_cvtepi32_ps(dot), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < nb) s += eng_vec_dot_q8_0_avx2(QK8_0, x + i, pairs_tail(a, nb));
+    return s;
+}
+
+AVX512 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    for (int k = 0; k < 4; k++) out[k] = eng_vec_dot_q8_0_pairs_avx512(n, w, (const uint8_t *)a + (size_t)k * stride);
+}
+
+AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
+{
+    const block_q8_0 *x[4];
+    const eng_q8_pair *p[4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = (const block_q8_0 *)((const uint8_t *)w + (size_t)k * w_stride);
+        p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
+    }
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
+    int nb = n / 32, i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i av[4], seed[4];
+        __m512 da[4];
+        for (int t = 0; t < 4; t++) {
+            av[t] = _mm512_loadu_si512(p[t][i / 2].q);
+            seed[t] = _mm512_loadu_si512(p[t][i / 2].neg_off128);
+            da[t] = _mm512_loadu_ps(p[t][i / 2].d);
+        }
+        for (int r = 0; r < 4; r++) {
+            __m512i wv = q8_pair_unsigned(x[r] + i);
+            __m512 dw = scales(_cvtsh_ss(x[r][i].d), _cvtsh_ss(x[r][i + 1].d));
+            for (int t = 0; t < 4; t++) {
+                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], wv, av[t]));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) {
+            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
+            if (i < nb) out[t][r] += eng_vec_dot_q8_0_avx2(32, x[r] + i, pairs_tail(p[t], nb));
+        }
+}

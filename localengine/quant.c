@@ -198,8 +198,11 @@ void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n)
         q8->from_float(x + i * QK8_0, b, 2 * QK8_0);
         memcpy(p->q, b[0].qs, 32);
         memcpy(p->q + 32, b[1].qs, 32);
-        for (int l = 0; l < 16; l++)
-            p->neg_off[l] = -8 * (p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3]);
+        for (int l = 0; l < 16; l++) {
+            int sum = p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3];
+            p->neg_off[l] = -8 * sum;
+            p->neg_off128[l] = -128 * sum;
+        }
         float d0 = eng_fp16_to_fp32(b[0].d), d1 = eng_fp16_to_fp32(b[1].d);
         for (int l = 0; l < 8; l++) p->d[l] = d0, p->d[l + 8] = d1;
     }
@@ -228,7 +231,7 @@ static eng_type_info types[] = {
     TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
-    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 96,
+    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 128,
      .vec_dot_type = ENG_TYPE_Q8_0_PAIRS, .fast_act_type = ENG_TYPE_Q8_0_PAIRS,
      .from_float = eng_quantize_q8_0_pairs, .internal = true},
 };
@@ -276,7 +279,10 @@ static void select_kernels(void)
         q4->vec_dot4 = eng_vec_dot4_q4_0_avx512;
         q4->gemm4x4 = eng_gemm4x4_q4_0_avx512;
         q8->vec_dot = eng_vec_dot_q8_0_avx512;
-        q8->vec_dot4 = eng_vec_dot4_q8_0_avx512;
+        q8->batch_act_type = ENG_TYPE_Q8_0_PAIRS;
+        q8->vec_dot_batch = eng_vec_dot_q8_0_pairs_avx512;
+        q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
+        q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
     }
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
 }

@@ -74,14 +74,17 @@ uint16_t eng_fp32_to_fp16(float f);
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
 
-/* Q8_0 activations laid out for the AVX-512 Q4_0 kernels: per pair of blocks
- * the 64 codes, the dpbusd seed -8*(sum of each 4 codes) as 16 int32, and the
- * two scales spread over 16 floats, so the weight loop loads them instead of
- * recomputing them for every weight row. A row of n is n/32 * 96 bytes: the
- * pairs, then, for an odd block count, the last block as plain block_q8_0. */
+/* Q8_0 activations laid out for the AVX-512 batch kernels: per pair of
+ * blocks the 64 codes, the dpbusd seeds -8*(sum of each 4 codes) (for Q4_0
+ * weights, offset by 8) and -128*(same) (for Q8_0 weights, made unsigned by
+ * flipping their top bit), and the two scales spread over 16 floats, so the
+ * weight loop loads them instead of recomputing them for every weight row.
+ * A row of n is n/32 * 128 bytes: the pairs, then, for an odd block count,
+ * the last block as plain block_q8_0. */
 typedef struct {
     int8_t q[64];
     int32_t neg_off[16];
+    int32_t neg_off128[16];
     float d[16];
 } eng_q8_pair;
 void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n);
@@ -108,6 +111,9 @@ float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a);
 void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
+float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a);
+void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
+void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
 
 #endif

@@ -43,6 +43,7 @@ static const impl impls[] = {
     {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, NULL, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_pairs_avx512, eng_vec_dot4_q4_0_avx512, ENG_TYPE_Q8_0_PAIRS},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512, ENG_TYPE_Q8_0},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_pairs_avx512, eng_vec_dot4_q8_0_pairs_avx512, ENG_TYPE_Q8_0_PAIRS},
 };
 
 /* The selected and every available optimized dot product of each type
@@ -122,16 +123,13 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
     assert_int_equal(a[0].qs[2], 4);
 }
 
-/* The 4x4 tile kernel equals sixteen reference dot products. */
-static void test_gemm4x4(void **state)
+/* The 4x4 tile kernels equal sixteen reference dot products. */
+static void check_gemm4x4(uint32_t weight_type, eng_gemm4x4_fn gemm)
 {
-    (void)state;
-    eng_types_init();
-    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
-    enum { N = 4096 };
-    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    enum { N = 4096 + 32 }; /* an odd block count: the tail path too */
+    const eng_type_info *q4 = eng_type_info_of(weight_type), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
     const eng_type_info *pairs = eng_type_info_of(ENG_TYPE_Q8_0_PAIRS);
-    size_t wrow = eng_row_size(ENG_TYPE_Q4_0, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
+    size_t wrow = eng_row_size(weight_type, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
     size_t prow = eng_row_size(ENG_TYPE_Q8_0_PAIRS, N);
     uint8_t *w = malloc(wrow * 4), *a = malloc(arow * 4), *ap = malloc(prow * 4);
     float *f = malloc(sizeof(float) * N);
@@ -143,7 +141,7 @@ static void test_gemm4x4(void **state)
         pairs->from_float(f, ap + k * prow, N);
     }
     float out[4][4];
-    eng_gemm4x4_q4_0_avx512(N, w, wrow, ap, prow, out);
+    gemm(N, w, wrow, ap, prow, out);
     for (int t = 0; t < 4; t++)
         for (int r = 0; r < 4; r++) {
             float ref = q4->vec_dot_ref(N, w + r * wrow, a + t * arow);
@@ -153,6 +151,15 @@ static void test_gemm4x4(void **state)
     free(a);
     free(ap);
     free(f);
+}
+
+static void test_gemm4x4(void **state)
+{
+    (void)state;
+    eng_types_init();
+    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
+    check_gemm4x4(ENG_TYPE_Q4_0, eng_gemm4x4_q4_0_avx512);
+    check_gemm4x4(ENG_TYPE_Q8_0, eng_gemm4x4_q8_0_avx512);
 }
 
 static void test_fp16_round_trip_and_rounding(void **state)
