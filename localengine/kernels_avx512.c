@@ -11,6 +11,8 @@
 #include "quant.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
+#include <string.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 
@@ -153,46 +155,6 @@ AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t
     DOT4_512(q8_pair(x + i), q8_dot, eng_vec_dot_q8_0_avx2)
 }
 
-/* Four weight rows against four activation rows, out[t][r]: the 4x4 tile of
- * prompt processing. Each weight pair is expanded once for four tokens and
- * each prepared activation pair loaded once for four rows. */
-AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                    float out[4][4])
-{
-    const block_q4_0 *x[4];
-    const eng_q8_pair *p[4];
-    for (int k = 0; k < 4; k++) {
-        x[k] = (const block_q4_0 *)((const uint8_t *)w + (size_t)k * w_stride);
-        p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
-    }
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
-    int nb = n / 32, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m512i av[4], seed[4];
-        __m512 da[4];
-        for (int t = 0; t < 4; t++) {
-            av[t] = _mm512_loadu_si512(p[t][i / 2].q);
-            seed[t] = _mm512_loadu_si512(p[t][i / 2].neg_off);
-            da[t] = _mm512_loadu_ps(p[t][i / 2].d);
-        }
-        for (int r = 0; r < 4; r++) {
-            __m512i wv = q4_pair(x[r] + i);
-            __m512 dw = scales(_cvtsh_ss(x[r][i].d), _cvtsh_ss(x[r][i + 1].d));
-            for (int t = 0; t < 4; t++) {
-                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], wv, av[t]));
-                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) {
-            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) out[t][r] += eng_vec_dot_q4_0_avx2(32, x[r] + i, pairs_tail(p[t], nb));
-        }
-}
-
 /* ---- Q8_0 weights on prepared pairs: flipping the top bit makes a signed
  * weight w unsigned (w + 128); the -128*sum seed takes the offset back. ---- */
 
@@ -223,15 +185,20 @@ AVX512 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, 
     for (int k = 0; k < 4; k++) out[k] = eng_vec_dot_q8_0_pairs_avx512(n, w, (const uint8_t *)a + (size_t)k * stride);
 }
 
-AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                    float out[4][4])
+/* Four weight rows against four activation rows, out[t][r]: the 4x4 tile of
+ * prompt processing, for Q4_0 or Q8_0 weights on prepared pairs. Each weight
+ * pair is made unsigned once for four tokens and each activation pair loaded
+ * once for four rows. Inlined into each caller, so `q8` is a constant. */
+AVX512 static inline __attribute__((always_inline)) void gemm4x4_pairs(
+    bool q8, int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4])
 {
-    const block_q8_0 *x[4];
+    const uint8_t *row[4];
     const eng_q8_pair *p[4];
     for (int k = 0; k < 4; k++) {
-        x[k] = (const block_q8_0 *)((const uint8_t *)w + (size_t)k * w_stride);
+        row[k] = (const uint8_t *)w + (size_t)k * w_stride;
         p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
     }
+    const size_t block = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     __m512 acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
@@ -241,12 +208,16 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
         __m512 da[4];
         for (int t = 0; t < 4; t++) {
             av[t] = _mm512_loadu_si512(p[t][i / 2].q);
-            seed[t] = _mm512_loadu_si512(p[t][i / 2].neg_off128);
+            seed[t] = _mm512_loadu_si512(q8 ? p[t][i / 2].neg_off128 : p[t][i / 2].neg_off);
             da[t] = _mm512_loadu_ps(p[t][i / 2].d);
         }
         for (int r = 0; r < 4; r++) {
-            __m512i wv = q8_pair_unsigned(x[r] + i);
-            __m512 dw = scales(_cvtsh_ss(x[r][i].d), _cvtsh_ss(x[r][i + 1].d));
+            const uint8_t *b0 = row[r] + (size_t)i * block, *b1 = b0 + block;
+            __m512i wv = q8 ? q8_pair_unsigned((const block_q8_0 *)b0) : q4_pair((const block_q4_0 *)b0);
+            uint16_t h0, h1; /* both block types start with their fp16 scale */
+            memcpy(&h0, b0, 2);
+            memcpy(&h1, b1, 2);
+            __m512 dw = scales(_cvtsh_ss(h0), _cvtsh_ss(h1));
             for (int t = 0; t < 4; t++) {
                 __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], wv, av[t]));
                 acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
@@ -256,6 +227,22 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) {
             out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) out[t][r] += eng_vec_dot_q8_0_avx2(32, x[r] + i, pairs_tail(p[t], nb));
+            if (i < nb) {
+                const void *last = row[r] + (size_t)i * block;
+                out[t][r] += q8 ? eng_vec_dot_q8_0_avx2(32, last, pairs_tail(p[t], nb))
+                                : eng_vec_dot_q4_0_avx2(32, last, pairs_tail(p[t], nb));
+            }
         }
+}
+
+AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
+{
+    gemm4x4_pairs(false, n, w, w_stride, a, a_stride, out);
+}
+
+AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
+{
+    gemm4x4_pairs(true, n, w, w_stride, a, a_stride, out);
 }
