@@ -90,7 +90,7 @@ static float f16_vec_dot(int n, const void *w, const void *a)
     return s;
 }
 
-/* ---- BF16 (dequantize only for now) ---- */
+/* ---- BF16 (the rest in quant_more.c) ---- */
 
 static void bf16_to_float(const void *src, float *dst, int64_t n)
 {
@@ -252,9 +252,12 @@ size_t eng_row_size(uint32_t type, int64_t n)
 
 float eng_fp16_table[65536];
 
+static eng_type_info *table_row(uint32_t id) { return (eng_type_info *)eng_type_info_of(id); }
+
 static void select_kernels(void)
 {
     for (uint32_t h = 0; h < 65536; h++) eng_fp16_table[h] = eng_fp16_to_fp32((uint16_t)h);
+    eng_register_more_types(table_row);
     unsigned f = eng_cpu_features();
     if ((f & (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) != (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) return;
     static const struct { uint32_t id; eng_vec_dot_fn dot; } fast[] = {

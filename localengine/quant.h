@@ -71,8 +71,20 @@ uint16_t eng_fp32_to_fp16(float f);
 
 #define QK4_0 32
 #define QK8_0 32
+#define QK_K 256
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1;
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_k;
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_k;
+
+/* quant_more.c: Q4_1, Q5_0, Q5_1, Q6_K, BF16 (reference kernels). */
+void eng_register_more_types(eng_type_info *(*row)(uint32_t id));
+void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
+void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);
 
 /* Q8_0 activations laid out for the AVX-512 batch kernels: per pair of
  * blocks the 64 codes, the dpbusd seeds -8*(sum of each 4 codes) (for Q4_0

@@ -195,6 +195,47 @@ static void check_quant_file(const char *name, float tol_all, float tol_pos0)
 static void test_quant_f32(void **s) { (void)s; check_quant_file("base-f32", 1e-4f, 1e-4f); }
 static void test_quant_f16(void **s) { (void)s; check_quant_file("quant-F16", 1e-2f, 1e-2f); }
 static void test_quant_q8_0(void **s) { (void)s; check_quant_file("quant-Q8_0", 0.3f, 1e-4f); }
+/* Tolerances from ../shared/vectors/quants/README.md: 0.3 overall (BF16 0.1)
+ * and 1e-4 at position 0, which only llama.cpp's activation rounding meets. */
+static void test_quant_q4_0(void **s) { (void)s; check_quant_file("quant-Q4_0", 0.3f, 1e-4f); }
+static void test_quant_q4_1(void **s) { (void)s; check_quant_file("quant-Q4_1", 0.3f, 1e-4f); }
+static void test_quant_q5_0(void **s) { (void)s; check_quant_file("quant-Q5_0", 0.3f, 1e-4f); }
+static void test_quant_q5_1(void **s) { (void)s; check_quant_file("quant-Q5_1", 0.3f, 1e-4f); }
+static void test_quant_q6_k(void **s) { (void)s; check_quant_file("quant-Q6_K", 0.3f, 1e-4f); }
+static void test_quant_bf16(void **s) { (void)s; check_quant_file("quant-BF16", 0.1f, 1e-4f); }
+
+/* Every dequantizer reproduces llama.cpp's dumped first rows bit for bit. */
+static void test_dequantized_rows_exact(void **state)
+{
+    (void)state;
+    const char *files[] = {"base-f32", "quant-F16", "quant-BF16", "quant-Q8_0", "quant-Q4_0", "quant-Q4_1",
+                           "quant-Q5_0", "quant-Q5_1", "quant-Q6_K"};
+    char path[512], err[512];
+    int checked = 0;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        snprintf(path, sizeof(path), SHARED "/vectors/quants/%s.json", files[f]);
+        cJSON *ref = load_json(path);
+        snprintf(path, sizeof(path), SHARED "/vectors/quants/%s.gguf", files[f]);
+        gguf_file *g;
+        assert_int_equal(gguf_open(&g, path, err, sizeof(err)), 0);
+        for (const cJSON *d = cJSON_GetObjectItem(ref, "dequant_first_row")->child; d; d = d->next) {
+            const gguf_tensor *t = gguf_find_tensor(g, cJSON_GetObjectItem(d, "tensor")->valuestring);
+            assert_non_null(t);
+            const eng_type_info *ti = eng_type_info_of(t->type);
+            assert_string_equal(ti->name, cJSON_GetObjectItem(d, "type")->valuestring);
+            float row[256];
+            ti->to_float(t->data, row, 256);
+            int i = 0;
+            for (const cJSON *v = cJSON_GetObjectItem(d, "values")->child; v; v = v->next, i++)
+                assert_true(row[i] == (float)v->valuedouble);
+            assert_int_equal(i, 256);
+            checked++;
+        }
+        gguf_close(g);
+        cJSON_Delete(ref);
+    }
+    assert_true(checked >= 9);
+}
 
 /* ---- a plain float forward pass, token by token, to hold the engine against ---- */
 
@@ -477,6 +518,13 @@ int main(void)
         cmocka_unit_test(test_quant_f32),
         cmocka_unit_test(test_quant_f16),
         cmocka_unit_test(test_quant_q8_0),
+        cmocka_unit_test(test_quant_q4_0),
+        cmocka_unit_test(test_quant_q4_1),
+        cmocka_unit_test(test_quant_q5_0),
+        cmocka_unit_test(test_quant_q5_1),
+        cmocka_unit_test(test_quant_q6_k),
+        cmocka_unit_test(test_quant_bf16),
+        cmocka_unit_test(test_dequantized_rows_exact),
         cmocka_unit_test(test_float_reference_f32),
         cmocka_unit_test(test_float_reference_stories),
         cmocka_unit_test(test_float_reference_f16),

@@ -162,6 +162,29 @@ static void test_gemm4x4(void **state)
     check_gemm4x4(ENG_TYPE_Q8_0, eng_gemm4x4_q8_0_avx512);
 }
 
+/* Q8_K: the scale comes from the element of largest magnitude (sign
+ * included), codes are clamped to 127, and the sums per 16 are exact. */
+static void test_q8_k_activation_quantizer(void **state)
+{
+    (void)state;
+    eng_types_init();
+    float x[256];
+    for (int i = 0; i < 256; i++) x[i] = (float)((i * 37) % 101 - 50) / 10.0f;
+    x[7] = -6.35f; /* the largest magnitude, negative: iscale = 127/6.35 = 20 */
+    block_q8_k b;
+    eng_type_info_of(ENG_TYPE_Q8_K)->from_float(x, &b, 256);
+    assert_true(fabsf(b.d - 0.05f) < 1e-7f); /* d = 1/iscale = -max/127 */
+    assert_int_equal(b.qs[7], -127);
+    for (int j = 0; j < 16; j++) {
+        int sum = 0;
+        for (int k = 0; k < 16; k++) sum += b.qs[j * 16 + k];
+        assert_int_equal(b.bsums[j], sum);
+    }
+    float zero[256] = {0};
+    eng_type_info_of(ENG_TYPE_Q8_K)->from_float(zero, &b, 256);
+    assert_true(b.d == 0 && b.qs[0] == 0 && b.bsums[15] == 0);
+}
+
 static void test_fp16_round_trip_and_rounding(void **state)
 {
     (void)state;
@@ -213,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_dot_q4_0),
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
+        cmocka_unit_test(test_q8_k_activation_quantizer),
         cmocka_unit_test(test_fp16_round_trip_and_rounding),
         cmocka_unit_test(test_dequantize_matches_dot),
     };
