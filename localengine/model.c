@@ -27,7 +27,7 @@ static int load_weight(eng_model *m, eng_weight *w, const char *name, int64_t n_
     const eng_type_info *ti = eng_type_info_of(t->type);
     if (!ti->vec_dot || !ti->to_float) {
         snprintf(err, errlen, "tensor %s is %s, a type this build of junction cannot run yet "
-                              "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K)", name, ti->name);
+                              "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)", name, ti->name);
         return -1;
     }
     w->data = t->data;

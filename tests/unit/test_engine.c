@@ -203,13 +203,22 @@ static void test_quant_q5_0(void **s) { (void)s; check_quant_file("quant-Q5_0", 
 static void test_quant_q5_1(void **s) { (void)s; check_quant_file("quant-Q5_1", 0.3f, 1e-4f); }
 static void test_quant_q6_k(void **s) { (void)s; check_quant_file("quant-Q6_K", 0.3f, 1e-4f); }
 static void test_quant_bf16(void **s) { (void)s; check_quant_file("quant-BF16", 0.1f, 1e-4f); }
+static void test_quant_q2_k(void **s) { (void)s; check_quant_file("quant-Q2_K", 0.3f, 1e-4f); }
+static void test_quant_q3_k_s(void **s) { (void)s; check_quant_file("quant-Q3_K_S", 0.3f, 1e-4f); }
+static void test_quant_q3_k_m(void **s) { (void)s; check_quant_file("quant-Q3_K_M", 0.3f, 1e-4f); }
+static void test_quant_q3_k_l(void **s) { (void)s; check_quant_file("quant-Q3_K_L", 0.3f, 1e-4f); }
+static void test_quant_q4_k_s(void **s) { (void)s; check_quant_file("quant-Q4_K_S", 0.3f, 1e-4f); }
+static void test_quant_q4_k_m(void **s) { (void)s; check_quant_file("quant-Q4_K_M", 0.3f, 1e-4f); }
+static void test_quant_q5_k_s(void **s) { (void)s; check_quant_file("quant-Q5_K_S", 0.3f, 1e-4f); }
+static void test_quant_q5_k_m(void **s) { (void)s; check_quant_file("quant-Q5_K_M", 0.3f, 1e-4f); }
 
 /* Every dequantizer reproduces llama.cpp's dumped first rows bit for bit. */
 static void test_dequantized_rows_exact(void **state)
 {
     (void)state;
     const char *files[] = {"base-f32", "quant-F16", "quant-BF16", "quant-Q8_0", "quant-Q4_0", "quant-Q4_1",
-                           "quant-Q5_0", "quant-Q5_1", "quant-Q6_K"};
+                           "quant-Q5_0", "quant-Q5_1", "quant-Q6_K", "quant-Q2_K", "quant-Q3_K_M", "quant-Q4_K_M",
+                           "quant-Q5_K_M"};
     char path[512], err[512];
     int checked = 0;
     for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
@@ -234,7 +243,7 @@ static void test_dequantized_rows_exact(void **state)
         gguf_close(g);
         cJSON_Delete(ref);
     }
-    assert_true(checked >= 9);
+    assert_true(checked >= 13);
 }
 
 /* ---- a plain float forward pass, token by token, to hold the engine against ---- */
@@ -524,6 +533,14 @@ int main(void)
         cmocka_unit_test(test_quant_q5_1),
         cmocka_unit_test(test_quant_q6_k),
         cmocka_unit_test(test_quant_bf16),
+        cmocka_unit_test(test_quant_q2_k),
+        cmocka_unit_test(test_quant_q3_k_s),
+        cmocka_unit_test(test_quant_q3_k_m),
+        cmocka_unit_test(test_quant_q3_k_l),
+        cmocka_unit_test(test_quant_q4_k_s),
+        cmocka_unit_test(test_quant_q4_k_m),
+        cmocka_unit_test(test_quant_q5_k_s),
+        cmocka_unit_test(test_quant_q5_k_m),
         cmocka_unit_test(test_dequantized_rows_exact),
         cmocka_unit_test(test_float_reference_f32),
         cmocka_unit_test(test_float_reference_stories),

@@ -211,8 +211,21 @@ static void test_model_refusals(void **state)
     eng_model *m;
     assert_int_equal(eng_model_load(&m, SHARED "/models/ggml-vocab-llama-spm.gguf", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "token_embd.weight is missing"));
-    assert_int_equal(eng_model_load(&m, SHARED "/vectors/quants/quant-Q4_K_M.gguf", err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "cannot run yet"));
+    /* another architecture: the same file with "llama" spelled otherwise */
+    size_t len;
+    unsigned char *b = slurp(SHARED "/models/stories260K.gguf", &len);
+    static const char key[] = "general.architecture\x08\0\0\0\x05\0\0\0\0\0\0\0llama";
+    unsigned char *at = memmem(b, len, key, sizeof(key) - 1);
+    assert_non_null(at);
+    memcpy(at + sizeof(key) - 6, "mamba", 5);
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/junction-gguf-XXXXXX");
+    int fd = mkstemp(tmp_path);
+    assert_int_equal(write(fd, b, len), (ssize_t)len);
+    close(fd);
+    assert_int_equal(eng_model_load(&m, tmp_path, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "junction runs Llama models only"));
+    unlink(tmp_path);
+    free(b);
 }
 
 int main(void)
