@@ -266,6 +266,8 @@ static void select_kernels(void)
         {ENG_TYPE_F16, eng_vec_dot_f16_avx2},
         {ENG_TYPE_Q4_0, eng_vec_dot_q4_0_avx2},
         {ENG_TYPE_Q8_0, eng_vec_dot_q8_0_avx2},
+        {ENG_TYPE_Q4_K, eng_vec_dot_q4_k_avx2},
+        {ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2},
     };
     for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
         ((eng_type_info *)eng_type_info_of(fast[i].id))->vec_dot = fast[i].dot;

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,40 @@ static void test_q8_k_activation_quantizer(void **state)
     assert_true(b.d == 0 && b.qs[0] == 0 && b.bsums[15] == 0);
 }
 
+/* K-quant kernels: random blocks (any bit pattern is a valid block once its
+ * fp16 factors are sane) against random Q8_K activations. */
+static void check_k_dot(uint32_t type, eng_vec_dot_fn fast, size_t d_offset, bool has_dmin)
+{
+    eng_types_init();
+    const eng_type_info *t = eng_type_info_of(type);
+    enum { N = 1024 };
+    size_t wb = eng_row_size(type, N);
+    uint8_t *w = malloc(wb);
+    block_q8_k act[N / QK_K];
+    float x[N];
+    for (int trial = 0; trial < 50; trial++) {
+        for (size_t i = 0; i < wb; i++) w[i] = (uint8_t)(frand() * 1000);
+        for (int b = 0; b < N / QK_K; b++) {
+            uint16_t d = eng_fp32_to_fp16(0.01f * (1 + fabsf(frand()))), dmin = eng_fp32_to_fp16(0.002f);
+            memcpy(w + b * t->type_size + d_offset, &d, 2);
+            if (has_dmin) memcpy(w + b * t->type_size + d_offset + 2, &dmin, 2);
+        }
+        for (int i = 0; i < N; i++) x[i] = frand();
+        eng_type_info_of(ENG_TYPE_Q8_K)->from_float(x, act, N);
+        float ref = t->vec_dot_ref(N, w, act), got = fast(N, w, act);
+        assert_true(fabsf(ref - got) <= 1e-5f * (1 + fabsf(ref)));
+    }
+    free(w);
+}
+
+static void test_dot_k_quants(void **state)
+{
+    (void)state;
+    if ((eng_cpu_features() & (ENG_CPU_AVX2 | ENG_CPU_F16C)) != (ENG_CPU_AVX2 | ENG_CPU_F16C)) skip();
+    check_k_dot(ENG_TYPE_Q4_K, eng_vec_dot_q4_k_avx2, 0, true);       /* d, dmin lead the block */
+    check_k_dot(ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2, 208, false);    /* d closes it */
+}
+
 static void test_fp16_round_trip_and_rounding(void **state)
 {
     (void)state;
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_q8_k_activation_quantizer),
+        cmocka_unit_test(test_dot_k_quants),
         cmocka_unit_test(test_fp16_round_trip_and_rounding),
         cmocka_unit_test(test_dequantize_matches_dot),
     };

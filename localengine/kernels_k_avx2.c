@@ -1,0 +1,95 @@
+/* kernels_k_avx2.c: AVX2 dot products for the K-quants against Q8_K.
+ *
+ * The codes are unsigned (Q4_K 0..15, Q6_K 0..63 before its -32), so
+ * maddubs takes them as its unsigned side directly; each 16 int16 partial
+ * sums are then weighted by their sub-block scale with one madd. Offsets
+ * and mins need no per-weight work: the Q8_K block's sums per 16 give them.
+ */
+#include "quant.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_k;
+
+AVX2 static inline int hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static void q4_k_scales(const uint8_t *q, int sc[8], int mn[8])
+{
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] = q[j] & 63;
+            mn[j] = q[j + 4] & 63;
+        } else {
+            sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+            mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+    }
+}
+
+AVX2 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q4_k *x = w;
+    const block_q8_k *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        int sc[8], mn[8];
+        q4_k_scales(x[i].scales, sc, mn);
+        int mins = 0;
+        for (int j = 0; j < 8; j++) mins += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        __m256i acc = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) { /* 64 weights: low nibbles are sub-block 2j, high 2j+1 */
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
+            __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16((short)sc[2 * j + 1]));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+        }
+        s += _cvtsh_ss(x[i].d) * y[i].d * (float)hsum_i32(acc) - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
+    }
+    return s;
+}
+
+AVX2 float eng_vec_dot_q6_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q6_k *x = w;
+    const block_q8_k *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        /* the -32 of every code, through the activation sums per 16 */
+        int offset = 0;
+        for (int j = 0; j < 16; j++) offset += x[i].scales[j] * y[i].bsums[j];
+        __m256i acc = _mm256_setzero_si256();
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *q8 = y[i].qs, *sc = x[i].scales;
+        for (int half = 0; half < 2; half++, ql += 64, qh += 32, q8 += 128, sc += 8) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);        /* codes 0..31 low, 64..95 high */
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32)); /* codes 32..63 low, 96..127 high */
+            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i c[4];
+            c[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            c[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+            c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+            c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+            for (int k = 0; k < 4; k++) { /* 32 codes = sub-blocks 2k and 2k+1 of this half */
+                __m256i av = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+                __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(c[k], av), scale));
+            }
+        }
+        s += _cvtsh_ss(x[i].d) * y[i].d * (float)(hsum_i32(acc) - 32 * offset);
+    }
+    return s;
+}
