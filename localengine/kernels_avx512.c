@@ -204,23 +204,26 @@ AVX512 static inline __attribute__((always_inline)) void gemm4x4_pairs(
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
     int nb = n / 32, i = 0;
     for (; i + 2 <= nb; i += 2) {
-        __m512i av[4], seed[4];
-        __m512 da[4];
-        for (int t = 0; t < 4; t++) {
-            av[t] = _mm512_loadu_si512(p[t][i / 2].q);
-            seed[t] = _mm512_loadu_si512(q8 ? p[t][i / 2].neg_off128 : p[t][i / 2].neg_off);
-            da[t] = _mm512_loadu_ps(p[t][i / 2].d);
-        }
+        /* weights first (4 rows), then one token at a time: 16 accumulators,
+         * 8 weight registers and 3 for the token fit the 32 registers */
+        __m512i wv[4];
+        __m512 dw[4];
         for (int r = 0; r < 4; r++) {
             const uint8_t *b0 = row[r] + (size_t)i * block, *b1 = b0 + block;
-            __m512i wv = q8 ? q8_pair_unsigned((const block_q8_0 *)b0) : q4_pair((const block_q4_0 *)b0);
+            wv[r] = q8 ? q8_pair_unsigned((const block_q8_0 *)b0) : q4_pair((const block_q4_0 *)b0);
             uint16_t h0, h1; /* both block types start with their fp16 scale */
             memcpy(&h0, b0, 2);
             memcpy(&h1, b1, 2);
-            __m512 dw = scales(_cvtsh_ss(h0), _cvtsh_ss(h1));
-            for (int t = 0; t < 4; t++) {
-                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], wv, av[t]));
-                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[t]), q, acc[r][t]);
+            dw[r] = scales(_cvtsh_ss(h0), _cvtsh_ss(h1));
+        }
+        for (int t = 0; t < 4; t++) {
+            const eng_q8_pair *pt = &p[t][i / 2];
+            __m512i av = _mm512_loadu_si512(pt->q);
+            __m512i seed = _mm512_loadu_si512(q8 ? pt->neg_off128 : pt->neg_off);
+            __m512 da = _mm512_loadu_ps(pt->d);
+            for (int r = 0; r < 4; r++) {
+                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed, wv[r], av));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], da), q, acc[r][t]);
             }
         }
     }
