@@ -198,12 +198,6 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float 
     }
 }
 
-static inline float kv_get(const eng_ctx *c, const uint8_t *base, size_t i)
-{
-    if (c->kv_type == ENG_KV_F32) return ((const float *)base)[i];
-    return eng_fp16_table[((const uint16_t *)base)[i]];
-}
-
 static void kv_put(const eng_ctx *c, uint8_t *base, const float *src, int n)
 {
     if (c->kv_type == ENG_KV_F32) memcpy(base, src, (size_t)n * sizeof(float));
@@ -232,8 +226,13 @@ static void attention_heads(void *p, int ith, int nth)
         float max = -INFINITY;
         for (int s = 0; s <= last; s++) {
             const uint8_t *k = c->k_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
-            float dot = 0;
-            for (int d = 0; d < hd; d++) dot += q[d] * kv_get(c, k, d);
+            float dot;
+            if (c->kv_type == ENG_KV_F16) {
+                dot = eng_dot_f32_f16(q, (const uint16_t *)k, hd);
+            } else {
+                dot = 0;
+                for (int d = 0; d < hd; d++) dot += q[d] * ((const float *)k)[d];
+            }
             sc[s] = dot * scale;
             if (sc[s] > max) max = sc[s];
         }
@@ -248,7 +247,11 @@ static void attention_heads(void *p, int ith, int nth)
         for (int s = 0; s <= last; s++) {
             const uint8_t *v = c->v_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
             float a = sc[s] * inv;
-            for (int d = 0; d < hd; d++) out[d] += a * kv_get(c, v, d);
+            if (c->kv_type == ENG_KV_F16) {
+                eng_axpy_f16(a, (const uint16_t *)v, out, hd);
+            } else {
+                for (int d = 0; d < hd; d++) out[d] += a * ((const float *)v)[d];
+            }
         }
     }
 }

@@ -205,3 +205,26 @@ AVX2 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n)
         _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) h[i] = eng_fp32_to_fp16(x[i]);
 }
+
+/* Attention over an fp16 KV cache: q·k and out += a·v, converting 8 cached
+ * halves at a time with F16C. */
+AVX2 float eng_dot_f32_f16_avx2(const float *q, const uint16_t *k, int n)
+{
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), s);
+    float r = hsum(s);
+    for (; i < n; i++) r += q[i] * _cvtsh_ss(k[i]);
+    return r;
+}
+
+AVX2 void eng_axpy_f16_avx2(float a, const uint16_t *v, float *out, int n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
+                                                  _mm256_loadu_ps(out + i)));
+    for (; i < n; i++) out[i] += a * _cvtsh_ss(v[i]);
+}

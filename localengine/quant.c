@@ -252,6 +252,21 @@ size_t eng_row_size(uint32_t type, int64_t n)
 
 float eng_fp16_table[65536];
 
+static float dot_f32_f16_ref(const float *q, const uint16_t *k, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++) s += q[i] * eng_fp16_table[k[i]];
+    return s;
+}
+
+static void axpy_f16_ref(float a, const uint16_t *v, float *out, int n)
+{
+    for (int i = 0; i < n; i++) out[i] += a * eng_fp16_table[v[i]];
+}
+
+eng_dot_f16_fn eng_dot_f32_f16 = dot_f32_f16_ref;
+eng_axpy_f16_fn eng_axpy_f16 = axpy_f16_ref;
+
 static eng_type_info *table_row(uint32_t id) { return (eng_type_info *)eng_type_info_of(id); }
 
 static void select_kernels(void)
@@ -274,6 +289,8 @@ static void select_kernels(void)
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
+    eng_dot_f32_f16 = eng_dot_f32_f16_avx2;
+    eng_axpy_f16 = eng_axpy_f16_avx2;
     if (f & ENG_CPU_AVX512_VNNI) {
         eng_type_info *q4 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0);
         eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);

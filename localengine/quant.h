@@ -133,4 +133,13 @@ void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t 
 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
 
+/* Attention against an fp16 KV cache: q·k over n, and out += a·v. The
+ * fastest for this CPU after eng_types_init(). */
+typedef float (*eng_dot_f16_fn)(const float *q, const uint16_t *k, int n);
+typedef void (*eng_axpy_f16_fn)(float a, const uint16_t *v, float *out, int n);
+extern eng_dot_f16_fn eng_dot_f32_f16;
+extern eng_axpy_f16_fn eng_axpy_f16;
+float eng_dot_f32_f16_avx2(const float *q, const uint16_t *k, int n);
+void eng_axpy_f16_avx2(float a, const uint16_t *v, float *out, int n);
+
 #endif

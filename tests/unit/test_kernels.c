@@ -220,6 +220,29 @@ static void test_dot_k_quants(void **state)
     check_k_dot(ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2, 208, false);    /* d closes it */
 }
 
+/* The attention helpers against an fp16 cache equal their plain versions. */
+static void test_attention_f16_helpers(void **state)
+{
+    (void)state;
+    eng_types_init();
+    enum { N = 131 }; /* a tail past the vector width too */
+    float q[N], out[N], expect[N];
+    uint16_t k[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = frand();
+        k[i] = eng_fp32_to_fp16(frand());
+        out[i] = expect[i] = frand();
+    }
+    float dot = 0;
+    for (int i = 0; i < N; i++) dot += q[i] * eng_fp16_to_fp32(k[i]);
+    assert_true(fabsf(eng_dot_f32_f16(q, k, N) - dot) <= 1e-5f * (1 + fabsf(dot)));
+    eng_axpy_f16(0.37f, k, out, N);
+    for (int i = 0; i < N; i++) {
+        expect[i] += 0.37f * eng_fp16_to_fp32(k[i]);
+        assert_true(fabsf(out[i] - expect[i]) <= 1e-6f * (1 + fabsf(expect[i])));
+    }
+}
+
 static void test_fp16_round_trip_and_rounding(void **state)
 {
     (void)state;
@@ -273,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_q8_k_activation_quantizer),
         cmocka_unit_test(test_dot_k_quants),
+        cmocka_unit_test(test_attention_f16_helpers),
         cmocka_unit_test(test_fp16_round_trip_and_rounding),
         cmocka_unit_test(test_dequantize_matches_dot),
     };
