@@ -2,6 +2,7 @@
  * streaming the text as it is produced, then print timings. */
 #include "cli.h"
 #include "commands.h"
+#include "textstop.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_STOPS 8
+#define MAX_STOPS TEXTSTOP_MAX
 
 static void usage(void)
 {
@@ -39,45 +40,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Output that holds back anything that might be the start of a stop string. */
-typedef struct {
-    char *text;
-    size_t len, cap, printed;
-    const char *stops[MAX_STOPS];
-    int n_stops;
-} stream_out;
-
-/* Append a piece; returns true when a stop string has appeared. */
-static bool stream_add(stream_out *s, const char *piece, size_t n)
-{
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = (s->cap + n + 1) * 2;
-        char *t = realloc(s->text, cap);
-        if (!t) return true;
-        s->text = t;
-        s->cap = cap;
-    }
-    memcpy(s->text + s->len, piece, n);
-    s->len += n;
-    s->text[s->len] = '\0';
-    size_t hold = 0;
-    for (int i = 0; i < s->n_stops; i++) {
-        const char *hit = strstr(s->text + s->printed, s->stops[i]);
-        if (hit) {
-            fwrite(s->text + s->printed, 1, (size_t)(hit - s->text) - s->printed, stdout);
-            s->printed = s->len;
-            return true;
-        }
-        size_t sl = strlen(s->stops[i]);
-        for (size_t k = sl - 1; k > hold; k--)
-            if (s->len - s->printed >= k && !memcmp(s->text + s->len - k, s->stops[i], k)) { hold = k; break; }
-    }
-    fwrite(s->text + s->printed, 1, s->len - hold - s->printed, stdout);
-    fflush(stdout);
-    s->printed = s->len - hold;
-    return false;
-}
-
 int cmd_generate(int argc, char **argv)
 {
     cli_engine_opts o;
@@ -87,7 +49,9 @@ int cmd_generate(int argc, char **argv)
     const char *prompt = NULL;
     int n_predict = 128;
     bool ignore_eos = false;
-    stream_out out = {0};
+    const char *stops[MAX_STOPS];
+    int n_stops = 0;
+    textstop out = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double x;
@@ -106,7 +70,7 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--presence-penalty")) { if (cli_number("generate", argc, argv, &i, -2, 2, &x)) return 2; sp.presence_penalty = (float)x; }
         else if (!strcmp(a, "--repeat-last-n")) { if (cli_number("generate", argc, argv, &i, 0, 1 << 20, &x)) return 2; sp.penalty_last_n = (int)x; }
         else if (!strcmp(a, "--seed")) { if (cli_number("generate", argc, argv, &i, 0, 9007199254740991.0, &x)) return 2; sp.seed = (uint64_t)x; }
-        else if (!strcmp(a, "--stop") && i + 1 < argc && out.n_stops < MAX_STOPS && argv[i + 1][0]) out.stops[out.n_stops++] = argv[++i];
+        else if (!strcmp(a, "--stop") && i + 1 < argc && n_stops < MAX_STOPS) stops[n_stops++] = argv[++i];
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
         else {
             fprintf(stderr, "junction generate: unknown or incomplete option '%s'; see --help\n", a);
@@ -119,7 +83,11 @@ int cmd_generate(int argc, char **argv)
     }
     eng_model *m;
     eng_ctx *c;
-    if (cli_load("generate", &o, &m, &c) != 0) return 1;
+    if (textstop_init(&out, stops, n_stops) != 0) return 1;
+    if (cli_load("generate", &o, &m, &c) != 0) {
+        textstop_free(&out);
+        return 1;
+    }
     int rc = 1;
     eng_sampler *smp = NULL;
     int n = eng_tokenize(m, prompt, strlen(prompt), true, NULL, 0);
@@ -148,7 +116,12 @@ int cmd_generate(int argc, char **argv)
         if (tok == eng_token_eos(m) && !ignore_eos) break;
         char piece[256];
         int len = eng_token_to_piece(m, tok, piece, sizeof(piece));
-        if (stream_add(&out, piece, (size_t)(len < 256 ? len : 256))) break;
+        const char *show;
+        size_t show_len;
+        bool stop = textstop_add(&out, piece, (size_t)(len < 256 ? len : 256), &show, &show_len);
+        fwrite(show, 1, show_len, stdout);
+        fflush(stdout);
+        if (stop) break;
         if (produced == n_predict) break;
         if (eng_decode(c, &tok, 1, false, err, sizeof(err)) != 0) {
             fprintf(stderr, "\njunction generate: %s\n", err);
@@ -156,15 +129,17 @@ int cmd_generate(int argc, char **argv)
         }
         logits = eng_get_logits(c, 0);
     }
-    stream_add(&out, "", 0);
-    fwrite(out.text ? out.text + out.printed : "", 1, out.len - out.printed, stdout);
+    const char *rest;
+    size_t rest_len;
+    textstop_flush(&out, &rest, &rest_len);
+    fwrite(rest, 1, rest_len, stdout);
     double t2 = now_s();
     printf("\n");
     fprintf(stderr, "\nprompt: %d tokens in %.1f ms (%.2f tok/s)\ngeneration: %d tokens in %.1f ms (%.2f tok/s)\n",
             n, (t1 - t0) * 1e3, n / (t1 - t0), produced, (t2 - t1) * 1e3, produced / (t2 - t1));
     rc = 0;
 done:
-    free(out.text);
+    textstop_free(&out);
     free(ids);
     eng_sampler_free(smp);
     eng_ctx_free(c);
