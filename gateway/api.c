@@ -5,10 +5,12 @@
  * table, in OpenAI's error format, so adding an endpoint is one table row.
  */
 #include "internal.h"
+#include "local.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef void (*route_handler)(gw_request *r);
 
@@ -34,6 +36,8 @@ static void handle_readyz(gw_request *r)
     cJSON_AddStringToObject(root, "status", draining ? "draining" : "ready");
     cJSON *checks = cJSON_AddObjectToObject(root, "checks");
     cJSON_AddBoolToObject(checks, "accepting", !draining);
+    /* The model loads before the daemon listens, so a configured one is loaded by now. */
+    cJSON_AddBoolToObject(checks, "local_model", gw_server_local(r->srv) != NULL);
     gw_reply_cjson(r, draining ? 503 : 200, root);
 }
 
@@ -42,6 +46,24 @@ static void handle_models(gw_request *r)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
+    gw_local *local = gw_server_local(r->srv);
+    if (local) {
+        const eng_model_info *mi = eng_model_get_info(gw_local_model(local));
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", gw_local_model_id(local));
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "junction");
+        cJSON *j = cJSON_AddObjectToObject(m, "junction");
+        cJSON_AddStringToObject(j, "kind", "local");
+        cJSON_AddStringToObject(j, "zone", "in-process");
+        cJSON_AddStringToObject(j, "name", mi->name);
+        cJSON_AddStringToObject(j, "weight_type", mi->weight_type);
+        cJSON_AddNumberToObject(j, "n_ctx_train", mi->n_ctx_train);
+        cJSON_AddNumberToObject(j, "n_vocab", mi->n_vocab);
+        cJSON_AddStringToObject(j, "chat_template", gw_local_llama2_chat(local) ? "llama2" : "plain");
+        cJSON_AddItemToArray(data, m);
+    }
     up_client *ups = gw_server_upstreams(r->srv);
     for (int i = 0; i < up_client_count(ups); i++) {
         const up_def *d = up_client_def(ups, i);
@@ -102,7 +124,234 @@ static void forward_abandoned(void *arg)
     forward *f = arg;
     up_cancel(f->up);
     gw_request_log(&f->r, 499, f->bytes);
+    gw_request_release_orphan(f->r.req);
     free(f);
+}
+
+/* ---- the local engine ---- */
+
+typedef struct {
+    gw_request r;
+    gw_local_job *job;
+    bool stream, include_usage, started;
+    char id[64];
+    const char *model;     /* the local model's id (lives as long as the server) */
+    long created;
+    char *text;            /* the whole answer, when not streaming */
+    size_t len, cap;
+    size_t bytes;
+} local_answer;
+
+static cJSON *chunk_json(const local_answer *a, cJSON *delta, const char *finish)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "id", a->id);
+    cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject(c, "created", (double)a->created);
+    cJSON_AddStringToObject(c, "model", a->model);
+    cJSON *choices = cJSON_AddArrayToObject(c, "choices");
+    if (delta) {
+        cJSON *ch = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ch, "index", 0);
+        cJSON_AddItemToObject(ch, "delta", delta);
+        cJSON_AddNullToObject(ch, "logprobs");
+        if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
+        else cJSON_AddNullToObject(ch, "finish_reason");
+        cJSON_AddItemToArray(choices, ch);
+    }
+    return c;
+}
+
+static void stream_json(local_answer *a, cJSON *json)
+{
+    char *s = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    if (!s) return;
+    gw_stream_send(&a->r, s, strlen(s));
+    a->bytes += strlen(s) + 8;
+    cJSON_free(s);
+}
+
+static void local_text(void *arg, const char *text, size_t len)
+{
+    local_answer *a = arg;
+    if (a->stream) {
+        if (!a->started) {
+            gw_stream_start(&a->r);
+            a->started = true;
+            cJSON *delta = cJSON_CreateObject();
+            cJSON_AddStringToObject(delta, "role", "assistant");
+            cJSON_AddStringToObject(delta, "content", "");
+            stream_json(a, chunk_json(a, delta, NULL));
+        }
+        cJSON *delta = cJSON_CreateObject();
+        cJSON_AddItemToObject(delta, "content", cJSON_CreateStringReference(text)); /* text is NUL-terminated */
+        (void)len;
+        stream_json(a, chunk_json(a, delta, NULL));
+        return;
+    }
+    if (a->len + len + 1 > a->cap) {
+        size_t cap = (a->len + len + 1) * 2;
+        char *p = realloc(a->text, cap);
+        if (!p) return;
+        a->text = p;
+        a->cap = cap;
+    }
+    memcpy(a->text + a->len, text, len);
+    a->len += len;
+    a->text[a->len] = '\0';
+}
+
+static cJSON *usage_json(const gw_local_result *res)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", res->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", res->completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", res->prompt_tokens + res->completion_tokens);
+    return u;
+}
+
+static void local_done(void *arg, const gw_local_result *res)
+{
+    local_answer *a = arg;
+    gw_server_unwatch_close(a->r.srv, a->r.req);
+    gw_api_error e;
+    if (res->error) gw_api_error_set(&e, 500, "server_error", "engine_error", NULL, "The local engine failed: %s", res->error);
+    if (a->stream) {
+        if (!a->started) {
+            gw_stream_start(&a->r);
+            cJSON *delta = cJSON_CreateObject();
+            cJSON_AddStringToObject(delta, "role", "assistant");
+            cJSON_AddStringToObject(delta, "content", "");
+            stream_json(a, chunk_json(a, delta, NULL));
+        }
+        if (res->error) {
+            cJSON *root = cJSON_CreateObject();
+            cJSON *err = cJSON_AddObjectToObject(root, "error");
+            cJSON_AddStringToObject(err, "message", e.message);
+            cJSON_AddStringToObject(err, "type", e.type);
+            cJSON_AddNullToObject(err, "param");
+            cJSON_AddStringToObject(err, "code", e.code);
+            stream_json(a, root);
+        } else {
+            stream_json(a, chunk_json(a, cJSON_CreateObject(), res->finish_reason));
+            if (a->include_usage) {
+                cJSON *c = chunk_json(a, NULL, NULL);
+                cJSON_AddItemToObject(c, "usage", usage_json(res));
+                stream_json(a, c);
+            }
+            gw_stream_send(&a->r, "[DONE]", 6);
+        }
+        gw_stream_end(&a->r);
+        gw_request_log(&a->r, res->error ? 500 : 200, a->bytes);
+    } else if (res->error) {
+        gw_reply_error(&a->r, &e);
+    } else {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "id", a->id);
+        cJSON_AddStringToObject(root, "object", "chat.completion");
+        cJSON_AddNumberToObject(root, "created", (double)a->created);
+        cJSON_AddStringToObject(root, "model", a->model);
+        cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+        cJSON *ch = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ch, "index", 0);
+        cJSON *msg = cJSON_AddObjectToObject(ch, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddStringToObject(msg, "content", a->text ? a->text : "");
+        cJSON_AddNullToObject(msg, "refusal");
+        cJSON_AddNullToObject(ch, "logprobs");
+        cJSON_AddStringToObject(ch, "finish_reason", res->finish_reason);
+        cJSON_AddItemToArray(choices, ch);
+        cJSON_AddItemToObject(root, "usage", usage_json(res));
+        gw_reply_cjson(&a->r, 200, root);
+    }
+    free(a->text);
+    free(a);
+}
+
+static void local_abandoned(void *arg)
+{
+    local_answer *a = arg;
+    gw_local_cancel(a->job);
+    gw_request_log(&a->r, 499, a->bytes);
+    gw_request_release_orphan(a->r.req);
+    free(a->text);
+    free(a);
+}
+
+static double number_or(const cJSON *body, const char *key, double fallback)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+}
+
+static void answer_locally(gw_request *r, gw_local *local, const cJSON *body)
+{
+    gw_api_error e;
+    if (number_or(body, "n", 1) != 1) {
+        gw_api_error_set(&e, 400, "invalid_request_error", "unsupported_value", "n",
+                         "The local engine answers with one choice: 'n' must be 1.");
+        gw_reply_error(r, &e);
+        return;
+    }
+    int *prompt = NULL;
+    int n_prompt = gw_local_render_chat(local, cJSON_GetObjectItemCaseSensitive(body, "messages"), &prompt);
+    const eng_model_info *mi = eng_model_get_info(gw_local_model(local));
+    if (n_prompt < 0) {
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory rendering the prompt");
+        gw_reply_error(r, &e);
+        return;
+    }
+    gw_local_request req = {0};
+    double max = number_or(body, "max_completion_tokens", number_or(body, "max_tokens", 0));
+    req.max_tokens = (int)max;
+    eng_sampling_defaults(&req.sampling);
+    /* OpenAI's defaults: temperature 1, top_p 1, no top-k or min-p */
+    req.sampling.temperature = (float)number_or(body, "temperature", 1.0);
+    req.sampling.top_p = (float)number_or(body, "top_p", 1.0);
+    req.sampling.top_k = 0;
+    req.sampling.min_p = 0;
+    req.sampling.presence_penalty = (float)number_or(body, "presence_penalty", 0);
+    req.sampling.frequency_penalty = (float)number_or(body, "frequency_penalty", 0);
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(body, "seed");
+    if (cJSON_IsNumber(seed)) req.sampling.seed = (uint64_t)(int64_t)seed->valuedouble;
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    if (cJSON_IsString(stop)) req.stops[req.n_stops++] = stop->valuestring;
+    for (const cJSON *s = cJSON_IsArray(stop) ? stop->child : NULL; s && req.n_stops < 4; s = s->next)
+        req.stops[req.n_stops++] = s->valuestring;
+    if (n_prompt >= mi->n_ctx_train) {
+        free(prompt);
+        gw_api_error_set(&e, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                         "The prompt is %d tokens; this model's context holds %d.", n_prompt, mi->n_ctx_train);
+        gw_reply_error(r, &e);
+        return;
+    }
+    local_answer *a = calloc(1, sizeof(*a));
+    if (!a) {
+        free(prompt);
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");
+        gw_reply_error(r, &e);
+        return;
+    }
+    a->r = *r;
+    a->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+    a->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(body, "stream_options"), "include_usage"));
+    snprintf(a->id, sizeof(a->id), "chatcmpl-%.40s", r->id);
+    a->model = gw_local_model_id(local);
+    a->created = (long)time(NULL);
+    static const gw_local_callbacks cb = {local_text, local_done};
+    a->job = gw_local_submit(local, prompt, n_prompt, &req, &cb, a);
+    free(prompt);
+    if (!a->job) {
+        free(a);
+        gw_request_add_header(r, "Retry-After", "1");
+        gw_api_error_set(&e, 429, "rate_limit_error", "engine_busy", NULL,
+                         "The local engine's queue is full (queue_size); retry shortly.");
+        gw_reply_error(r, &e);
+        return;
+    }
+    gw_server_watch_close(r->srv, r->req, local_abandoned, a);
 }
 
 static void forward_to_upstream(gw_request *r, const char *name, const cJSON *body)
@@ -174,9 +423,14 @@ static void handle_chat_completions(gw_request *r)
     /* "model" picks the backend: an upstream's name, or local/auto/absent for the engine. */
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     const char *name = cJSON_IsString(model) ? model->valuestring : NULL;
+    gw_local *local = gw_server_local(r->srv);
+    bool local_name = !name || !strcmp(name, "local") || !strcmp(name, "auto") ||
+                      (local && !strcmp(name, gw_local_model_id(local)));
     if (name && up_client_find(gw_server_upstreams(r->srv), name)) {
         forward_to_upstream(r, name, body);
-    } else if (!name || !strcmp(name, "local") || !strcmp(name, "auto")) {
+    } else if (local && local_name) {
+        answer_locally(r, local, body);
+    } else if (local_name) {
         gw_api_error_set(&e, 503, "server_error", "no_backend", NULL,
                          "No model can answer this request: junction has no local model loaded. "
                          "Name an upstream in \"model\" (GET /v1/models lists them), or see "

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_LOG_LEVEL, OPT_UPSTREAMS } opt_type;
+typedef enum { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_LOG_LEVEL, OPT_UPSTREAMS, OPT_TEMPLATE } opt_type;
 
 typedef struct {
     const char *key;      /* JSON key */
@@ -49,6 +49,16 @@ static const config_option options[] = {
      "seconds in-flight requests may take to finish after SIGTERM"},
     {"workers", "--workers", OPT_INT, NUM_FIELD(workers), 0, 1024,
      "worker threads for long jobs (0: one per CPU core)"},
+    {"model", "--model", OPT_STRING, STR_FIELD(model), 0, 0,
+     "GGUF model file for the local engine (empty: no local model)"},
+    {"ctx_size", "--ctx-size", OPT_INT, NUM_FIELD(ctx_size), 0, 1 << 20,
+     "local engine context in tokens (0: the model's training context)"},
+    {"threads", "--threads", OPT_INT, NUM_FIELD(threads), 0, 1024,
+     "local engine compute threads (0: one per CPU core)"},
+    {"queue_size", "--queue-size", OPT_INT, NUM_FIELD(queue_size), 0, 100000,
+     "local requests that may wait while one runs; more get 429"},
+    {"chat_template", "--chat-template", OPT_TEMPLATE, STR_FIELD(chat_template), 0, 0,
+     "how chat messages become the local model's prompt: auto, llama2 or plain"},
     {"upstreams", "--upstream", OPT_UPSTREAMS, NUM_FIELD(upstreams), 0, 0,
      "add a remote model API: a JSON object as in the file's \"upstreams\" (repeatable)"},
 };
@@ -67,6 +77,8 @@ void gw_config_defaults(gw_config *cfg)
     cfg->request_timeout_s = 60;
     cfg->drain_timeout_s = 30;
     cfg->workers = 0;
+    cfg->queue_size = 16;
+    snprintf(cfg->chat_template, sizeof(cfg->chat_template), "auto");
 }
 
 static const config_option *find_by_key(const char *key)
@@ -103,8 +115,12 @@ static int set_string(gw_config *cfg, const config_option *o, const char *v,
         cfg->log_level = lvl;
         return 0;
     }
+    if (o->type == OPT_TEMPLATE && strcmp(v, "auto") && strcmp(v, "llama2") && strcmp(v, "plain")) {
+        snprintf(err, errlen, "%s: unknown chat template '%.40s'; use auto, llama2 or plain", where, v);
+        return -1;
+    }
     size_t n = strlen(v);
-    if (n == 0 || n >= o->size) {
+    if ((n == 0 && o->offset != offsetof(gw_config, model)) || n >= o->size) {
         snprintf(err, errlen, "%s: expected a non-empty string of at most %zu bytes", where, o->size - 1);
         return -1;
     }
@@ -163,7 +179,7 @@ int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
         snprintf(err, errlen, "%s needs a value", flag);
         return -1;
     }
-    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL)
+    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL || o->type == OPT_TEMPLATE)
         return set_string(cfg, o, value, flag, err, errlen);
     if (o->type == OPT_UPSTREAMS) {
         cJSON *obj = cJSON_Parse(value);
@@ -282,7 +298,7 @@ static int apply_member(gw_config *cfg, const cJSON *item, const char *where,
         snprintf(err, errlen, "%s: unknown key; see docs/configuration.md for the keys", where);
         return -1;
     }
-    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL) {
+    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL || o->type == OPT_TEMPLATE) {
         if (!cJSON_IsString(item)) {
             snprintf(err, errlen, "%s: expected a string", where);
             return -1;
@@ -368,7 +384,8 @@ void gw_config_print_json(const gw_config *cfg, FILE *out)
         const config_option *o = &options[i];
         const char *p = (const char *)cfg + o->offset;
         switch (o->type) {
-        case OPT_STRING: cJSON_AddStringToObject(root, o->key, p); break;
+        case OPT_STRING:
+        case OPT_TEMPLATE: cJSON_AddStringToObject(root, o->key, p); break;
         case OPT_LOG_LEVEL: cJSON_AddStringToObject(root, o->key, log_level_names[cfg->log_level]); break;
         case OPT_INT: cJSON_AddNumberToObject(root, o->key, (double)*(const long long *)p); break;
         case OPT_SECONDS: cJSON_AddNumberToObject(root, o->key, *(const double *)p); break;

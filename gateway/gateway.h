@@ -34,6 +34,11 @@ typedef struct gw_config {
     double request_timeout_s;   /* to receive a request, and idle keep-alive */
     double drain_timeout_s;     /* on SIGTERM: how long in-flight requests may finish */
     long long workers;          /* worker threads; 0 = one per CPU core */
+    char model[GW_PATH_MAX];    /* GGUF file for the local engine ("" = none) */
+    long long ctx_size;         /* local engine context; 0 = the model's */
+    long long threads;          /* local engine compute threads; 0 = one per core */
+    long long queue_size;       /* local requests waiting beyond the running one */
+    char chat_template[16];     /* "auto" (from the model), "llama2" or "plain" */
     up_def upstreams[GW_MAX_UPSTREAMS]; /* remote model APIs, picked by "model" */
     int n_upstreams;
 } gw_config;

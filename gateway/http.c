@@ -111,6 +111,11 @@ void gw_stream_send(gw_request *r, const char *data, size_t len)
 
 void gw_stream_end(gw_request *r) { evhttp_send_reply_end(r->req); }
 
+void gw_request_release_orphan(struct evhttp_request *req)
+{
+    if (!evhttp_request_get_connection(req)) evhttp_request_free(req);
+}
+
 void gw_reply_json(gw_request *r, int status, const char *body, size_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);

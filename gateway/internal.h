@@ -18,6 +18,7 @@ bool gw_server_draining(const gw_server *srv);
 long long gw_server_max_body(const gw_server *srv);
 FILE *gw_server_access_log(const gw_server *srv);
 up_client *gw_server_upstreams(gw_server *srv);
+struct gw_local *gw_server_local(gw_server *srv); /* NULL without a local model */
 /* Call fn(arg) if the connection carrying `req` closes before the answer is
  * complete (the client went away); gw_server_unwatch_close when done. */
 typedef void (*gw_close_fn)(void *arg);
@@ -48,6 +49,12 @@ bool gw_request_id_is_sane(const char *id);
 /* Write the access-log line of a request answered in pieces (or abandoned:
  * status 499). */
 void gw_request_log(gw_request *r, int status, size_t bytes);
+/* For a close callback (gw_server_watch_close): when evhttp dropped the
+ * connection itself in the middle of a streamed answer, it detaches the
+ * request and leaves freeing it to us; do so. A request still attached is
+ * freed by evhttp with its connection. */
+void gw_request_release_orphan(struct evhttp_request *req);
+
 /* Streaming answers (Server-Sent Events). */
 void gw_stream_start(gw_request *r);
 void gw_stream_send(gw_request *r, const char *data, size_t len); /* one "data: ...\n\n" event */

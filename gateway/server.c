@@ -14,6 +14,7 @@
  */
 #include "gateway.h"
 #include "internal.h"
+#include "local.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,6 +53,7 @@ struct gw_server {
     struct event *on_sigterm, *on_sigint, *on_stop, *drain_timer, *drain_poller, *adopt;
     gw_pool *pool;
     up_client *upstreams;
+    gw_local *local;           /* the local engine, when a model is configured */
     FILE *access_log;          /* NULL when off */
     bool access_log_owned;
     conn *conns;
@@ -77,6 +79,7 @@ FILE *gw_server_access_log(const gw_server *srv) { return srv->access_log; }
 const char *gw_server_address(const gw_server *srv) { return srv->address; }
 gw_pool *gw_server_pool(gw_server *srv) { return srv->pool; }
 up_client *gw_server_upstreams(gw_server *srv) { return srv->upstreams; }
+gw_local *gw_server_local(gw_server *srv) { return srv->local; }
 
 /* xorshift128+ seeded from the kernel: ids must be unique, not secret. */
 void gw_server_new_request_id(gw_server *srv, char out[33])
@@ -410,6 +413,15 @@ int gw_server_new(gw_server **out, const gw_config *cfg, char *err, size_t errle
     if (open_access_log(srv, err, errlen) != 0) goto fail;
     if (gw_pool_new(&srv->pool, srv->base, (int)cfg->workers, err, errlen) != 0) goto fail;
     if (up_client_new(&srv->upstreams, srv->base, cfg->upstreams, cfg->n_upstreams, err, errlen) != 0) goto fail;
+    if (cfg->model[0]) {
+        gw_local_params lp = {.model_path = cfg->model, .ctx_size = (int)cfg->ctx_size, .threads = (int)cfg->threads,
+                              .queue_size = (int)cfg->queue_size, .kv_type = ENG_KV_F16,
+                              .chat_template = cfg->chat_template};
+        if (gw_local_new(&srv->local, srv->base, &lp, err, errlen) != 0) goto fail;
+        const eng_model_info *mi = eng_model_get_info(gw_local_model(srv->local));
+        gw_log(GW_LOG_INFO, "local model %s loaded: %s, %d layers, %s", gw_local_model_id(srv->local), mi->name,
+               mi->n_layer, mi->weight_type);
+    }
 
     /* Bodies up to twice the limit are read so the client gets our JSON 413;
      * past that libevent stops reading and answers 413 itself. */
@@ -469,6 +481,7 @@ void gw_server_free(gw_server *srv)
     if (srv->adopt) adopt_new_conns(-1, 0, srv);
     if (srv->http) evhttp_free(srv->http); /* closes what is still open, telling conn_closed() */
     up_client_free(srv->upstreams);
+    gw_local_free(srv->local); /* its requests were cancelled as their connections closed */
     struct event *evs[] = {srv->on_sigterm, srv->on_sigint, srv->on_stop, srv->drain_timer,
                            srv->drain_poller, srv->adopt};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

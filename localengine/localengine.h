@@ -61,6 +61,7 @@ typedef struct {
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, n_ctx_train;
     float rms_eps, rope_base;
     bool tied_output;            /* output.weight absent: token_embd is reused */
+    bool llama2_chat;            /* tokenizer.chat_template is Llama 2's [INST] format */
     const char *name;            /* general.name or the file name; owned by the model */
     const char *weight_type;     /* e.g. "Q4_0" or "mixed"; static */
     uint64_t weight_bytes;       /* bytes of all tensors */

@@ -163,6 +163,9 @@ int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen)
         snprintf(m->name, sizeof(m->name), "%s", base ? base + 1 : path);
     h->name = m->name;
     h->weight_type = weight_type_summary(m);
+    gguf_str tmpl;
+    h->llama2_chat = gguf_get_str(m->file, "tokenizer.chat_template", &tmpl) &&
+                     memmem(tmpl.ptr, tmpl.len, "[INST]", 6) != NULL;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) h->weight_bytes += m->file->tensors[i].n_bytes;
     *out = m;
     return 0;

@@ -1,0 +1,299 @@
+/* test_local.c: the local engine served over the API by the real daemon,
+ * with stories260K (a real trained model): answers, streaming, stop
+ * strings, limits, concurrency, hang-ups and the Llama 2 chat template. */
+#include "testlib.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define MODELS JUNCTION_SHARED_DIR "/models/"
+
+static test_daemon daemon_;
+static char expected[1024]; /* the reference greedy continuation of "Once upon a time" */
+
+static int setup(void **state)
+{
+    (void)state;
+    /* ../shared/vectors/generation/stories260K.reference.json: greedy_text is prompt + continuation */
+    FILE *f = fopen(JUNCTION_SHARED_DIR "/vectors/generation/stories260K.reference.json", "rb");
+    if (!f) return -1;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *ref = cJSON_Parse(buf);
+    snprintf(expected, sizeof(expected), "%s", cJSON_GetObjectItem(ref, "greedy_text")->valuestring + strlen("Once upon a time"));
+    cJSON_Delete(ref);
+    const char *args[] = {"--model", MODELS "stories260K.gguf", "--threads", "1", NULL};
+    return daemon_start(&daemon_, args, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kill(daemon_.pid, SIGTERM);
+    int rc = daemon_wait(&daemon_, 20);
+    if (rc != 0) {
+        char *log = daemon_log(&daemon_);
+        fprintf(stderr, "daemon exit %d; its log:\n%s\n", rc, log ? log : "");
+        free(log);
+    }
+    daemon_cleanup(&daemon_);
+    return rc == 0 ? 0 : -1;
+}
+
+static cJSON *ask(const char *extra, long *status, http_response *raw)
+{
+    char url[128], body[2048];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"temperature\":0%s%s}",
+             extra ? "," : "", extra ? extra : "");
+    http_response r;
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    *status = r.status;
+    cJSON *j = cJSON_Parse(r.body);
+    if (raw) *raw = r;
+    else http_response_free(&r);
+    return j;
+}
+
+static const char *content_of(const cJSON *j)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message"),
+                               "content")->valuestring;
+}
+
+static const char *finish_of(const cJSON *j)
+{
+    return cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "finish_reason")->valuestring;
+}
+
+static void test_whole_answer_is_the_reference_greedy_text(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = ask("\"max_tokens\":64,\"model\":\"local\"", &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion");
+    assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "stories260K");
+    assert_string_equal(content_of(j), expected);
+    assert_string_equal(finish_of(j), "length");
+    const cJSON *u = cJSON_GetObjectItem(j, "usage");
+    assert_int_equal(cJSON_GetObjectItem(u, "prompt_tokens")->valueint, 5); /* BOS + 4, as the tokenizer says */
+    assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 64);
+    assert_int_equal(cJSON_GetObjectItem(u, "total_tokens")->valueint, 69);
+    cJSON_Delete(j);
+}
+
+static void test_stream_is_strict_sse_with_the_same_text(void **state)
+{
+    (void)state;
+    long status;
+    http_response raw;
+    cJSON_Delete(ask("\"max_tokens\":64,\"stream\":true,\"stream_options\":{\"include_usage\":true}", &status, &raw));
+    assert_int_equal(status, 200);
+    char text[1024] = "", *p = raw.body;
+    int events = 0;
+    bool usage_seen = false, finish_seen = false, done = false;
+    while (*p) {
+        assert_false(done); /* nothing after [DONE] */
+        assert_int_equal(strncmp(p, "data: ", 6), 0);
+        char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        *end = '\0';
+        events++;
+        if (!strcmp(p + 6, "[DONE]")) {
+            done = true;
+        } else {
+            cJSON *c = cJSON_Parse(p + 6);
+            assert_non_null(c);
+            assert_string_equal(cJSON_GetObjectItem(c, "object")->valuestring, "chat.completion.chunk");
+            const cJSON *choices = cJSON_GetObjectItem(c, "choices");
+            if (cJSON_GetArraySize(choices) == 0) {
+                usage_seen = true;
+                assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "usage"), "completion_tokens")->valueint, 64);
+            } else {
+                const cJSON *ch = cJSON_GetArrayItem(choices, 0);
+                const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "content");
+                if (cJSON_IsString(t)) strcat(text, t->valuestring);
+                if (cJSON_IsString(cJSON_GetObjectItem(ch, "finish_reason"))) finish_seen = true;
+            }
+            cJSON_Delete(c);
+        }
+        p = end + 2;
+    }
+    assert_true(done && usage_seen && finish_seen);
+    assert_true(events > 60);
+    assert_string_equal(text, expected);
+    http_response_free(&raw);
+}
+
+static void test_stop_and_max_tokens(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = ask("\"max_tokens\":64,\"stop\":[\"Lily\",\"zzz\"]", &status, NULL);
+    assert_int_equal(status, 200);
+    assert_string_equal(content_of(j), ", there was a little girl named ");
+    assert_string_equal(finish_of(j), "stop");
+    cJSON_Delete(j);
+    j = ask("\"max_tokens\":3", &status, NULL);
+    assert_string_equal(finish_of(j), "length");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valueint, 3);
+    assert_int_equal(strncmp(content_of(j), ", there was", strlen(content_of(j))), 0);
+    cJSON_Delete(j);
+}
+
+static void test_rejections(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = ask("\"n\":2", &status, NULL);
+    assert_int_equal(status, 400);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "param")->valuestring, "n");
+    cJSON_Delete(j);
+    /* a prompt longer than the model's 2048-token context */
+    size_t n = 3 * 2100 + 64;
+    char *body = malloc(n);
+    strcpy(body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
+    for (int i = 0; i < 2100; i++) strcat(body, "go ");
+    strcat(body, "\"}]}");
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
+    http_response r;
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "context_length_exceeded"));
+    http_response_free(&r);
+    free(body);
+}
+
+static void *ask_in_thread(void *arg)
+{
+    long status;
+    cJSON *j = ask("\"max_tokens\":40", &status, NULL);
+    char *out = strdup(status == 200 ? content_of(j) : "failed");
+    cJSON_Delete(j);
+    *(char **)arg = out;
+    return NULL;
+}
+
+/* Clients at once get what they would get one by one (greedy). */
+static void test_concurrent_clients_get_the_sequential_text(void **state)
+{
+    (void)state;
+    char *texts[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) pthread_create(&th[i], NULL, ask_in_thread, &texts[i]);
+    for (int i = 0; i < 6; i++) pthread_join(th[i], NULL);
+    char prefix[1024];
+    snprintf(prefix, sizeof(prefix), "%s", expected);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(strncmp(texts[i], expected, strlen(texts[i])), 0);
+        assert_true(strlen(texts[i]) > 100);
+        free(texts[i]);
+    }
+}
+
+/* A client that hangs up mid-stream frees the engine for the next one. */
+static void test_disconnect_mid_stream(void **state)
+{
+    (void)state;
+    int fd = tcp_connect(daemon_.port);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"max_tokens\":1800,\"temperature\":0.9,\"seed\":3}";
+    char req[512];
+    snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    assert_int_equal(tcp_send_all(fd, req, strlen(req)), 0);
+    char buf[256];
+    assert_true(read(fd, buf, sizeof(buf)) > 0);
+    close(fd);
+    long status;
+    cJSON *j = ask("\"max_tokens\":8", &status, NULL);
+    assert_int_equal(status, 200);
+    cJSON_Delete(j);
+    char *log = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(log);
+        log = daemon_log(&daemon_);
+        if (strstr(log, "status=499")) break;
+        usleep(20000);
+    }
+    assert_non_null(strstr(log, "status=499"));
+    free(log);
+}
+
+static void test_models_and_readyz(void **state)
+{
+    (void)state;
+    char url[128];
+    http_response r;
+    snprintf(url, sizeof(url), "%s/v1/models", daemon_.url);
+    assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+    cJSON *j = cJSON_Parse(r.body);
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0);
+    assert_string_equal(cJSON_GetObjectItem(m, "id")->valuestring, "stories260K");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "junction"), "kind")->valuestring, "local");
+    cJSON_Delete(j);
+    http_response_free(&r);
+    snprintf(url, sizeof(url), "%s/readyz", daemon_.url);
+    assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"local_model\":true"));
+    http_response_free(&r);
+}
+
+/* The Llama 2 template, on the real Llama 2 vocabulary: the prompt's token
+ * count equals BOS + the tokens of the rendered text. */
+static void test_llama2_chat_template(void **state)
+{
+    (void)state;
+    test_daemon d;
+    const char *args[] = {"--model", MODELS "llama-2-tiny-random.gguf", "--chat-template", "llama2", NULL};
+    assert_int_equal(daemon_start(&d, args, NULL), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", d.url);
+    const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi there\"}],\"max_tokens\":2}";
+    http_response r;
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    int prompt_tokens = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint;
+    cJSON_Delete(j);
+    http_response_free(&r);
+    const char *tok[] = {"tokenize", "-m", MODELS "llama-2-tiny-random.gguf", "--bos",
+                         "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]", NULL};
+    char *out;
+    assert_int_equal(run_junction(tok, &out), 0);
+    int n = 0;
+    for (char *p = out; *p; p++) n += (*p == ' ');
+    n++; /* ids are space-separated on one line */
+    free(out);
+    assert_int_equal(prompt_tokens, n);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(daemon_wait(&d, 20), 0);
+    daemon_cleanup(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whole_answer_is_the_reference_greedy_text),
+        cmocka_unit_test(test_stream_is_strict_sse_with_the_same_text),
+        cmocka_unit_test(test_stop_and_max_tokens),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_concurrent_clients_get_the_sequential_text),
+        cmocka_unit_test(test_disconnect_mid_stream),
+        cmocka_unit_test(test_models_and_readyz),
+        cmocka_unit_test(test_llama2_chat_template),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
