@@ -54,7 +54,33 @@ const scenarios = {
   async models() {
     const list = await client.models.list();
     const ids = list.data.map((m) => m.id);
-    assert.deepEqual(ids, ["frontier", "claude"]);
+    assert.deepEqual(ids, ["stories260K", "frontier", "claude"]);
+  },
+  // The local engine (stories260K, a real tiny model): greedy text is known.
+  async local_chat() {
+    const r = await client.chat.completions.create({
+      model: "local", messages: [{ role: "user", content: "Once upon a time" }], temperature: 0, max_tokens: 10,
+    });
+    assert.equal(r.choices[0].message.content, ", there was a little girl named Lily");
+    assert.equal(r.choices[0].finish_reason, "length");
+    assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens], [5, 10]);
+  },
+  async local_stream() {
+    const s = await client.chat.completions.create({
+      model: "stories260K", messages: [{ role: "user", content: "Once upon a time" }], temperature: 0,
+      max_tokens: 64, stop: ["park"], stream: true, stream_options: { include_usage: true },
+    });
+    let text = "", finish = null, usage = null;
+    for await (const chunk of s) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        text += c.delta?.content ?? "";
+        finish = c.finish_reason ?? finish;
+      }
+    }
+    assert.equal(text, ", there was a little girl named Lily. She loved to play outside in the ");
+    assert.equal(finish, "stop");
+    assert.equal(usage.prompt_tokens, 5);
   },
 };
 

@@ -1,6 +1,7 @@
 /* test_e2e.c: the official OpenAI Node SDK (tests/e2e, pinned with a lock
- * file) talks to the real daemon, which forwards to the fake frontier. One
- * test case per SDK scenario in tests/e2e/sdk.mjs. */
+ * file) talks to the real daemon, which forwards to the fake frontier or
+ * answers with the local engine (stories260K). One test case per SDK
+ * scenario in tests/e2e/sdk.mjs. */
 #include "testlib.h"
 
 #include <setjmp.h>
@@ -32,7 +33,8 @@ static int setup(void **state)
              "{\"name\":\"claude\",\"provider\":\"anthropic\",\"base_url\":\"http://127.0.0.1:%d/v1\"}]}",
              fake.port, fake.port);
     write_temp_file(config_path, cfg);
-    const char *args[] = {"--config", config_path, NULL};
+    const char *args[] = {"--config", config_path, "--model", JUNCTION_SHARED_DIR "/models/stories260K.gguf",
+                          "--threads", "1", NULL};
     return daemon_start(&daemon_, args, NULL);
 }
 
@@ -68,11 +70,13 @@ static void run_scenario(void **state)
 
 int main(void)
 {
-    static const char *const scenarios[] = {"chat", "stream", "anthropic_stream", "errors", "models"};
-    struct CMUnitTest tests[5];
-    for (int i = 0; i < 5; i++) {
+    static const char *const scenarios[] = {"chat", "stream", "anthropic_stream", "errors", "models", "local_chat",
+                                            "local_stream"};
+    enum { N = sizeof(scenarios) / sizeof(scenarios[0]) };
+    struct CMUnitTest tests[N];
+    for (int i = 0; i < N; i++) {
         tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(run_scenario, (void *)scenarios[i]);
         tests[i].name = scenarios[i];
     }
-    return _cmocka_run_group_tests("e2e", tests, 5, setup, teardown);
+    return _cmocka_run_group_tests("e2e", tests, N, setup, teardown);
 }
