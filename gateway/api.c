@@ -133,6 +133,7 @@ static void forward_abandoned(void *arg)
 typedef struct {
     gw_request r;
     gw_local_job *job;
+    bool legacy;           /* /v1/completions: text_completion objects, no roles */
     bool stream, include_usage, started;
     char id[64];
     const char *model;     /* the local model's id (lives as long as the server) */
@@ -142,18 +143,26 @@ typedef struct {
     size_t bytes;
 } local_answer;
 
-static cJSON *chunk_json(const local_answer *a, cJSON *delta, const char *finish)
+/* One streamed chunk: with a choice carrying `text` (and, for chat, the
+ * assistant role when `role`), or with none (the usage chunk). */
+static cJSON *chunk_json(const local_answer *a, bool choice, const char *text, bool role, const char *finish)
 {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "id", a->id);
-    cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+    cJSON_AddStringToObject(c, "object", a->legacy ? "text_completion" : "chat.completion.chunk");
     cJSON_AddNumberToObject(c, "created", (double)a->created);
     cJSON_AddStringToObject(c, "model", a->model);
     cJSON *choices = cJSON_AddArrayToObject(c, "choices");
-    if (delta) {
+    if (choice) {
         cJSON *ch = cJSON_CreateObject();
+        if (a->legacy) {
+            cJSON_AddStringToObject(ch, "text", text ? text : "");
+        } else {
+            cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+            if (role) cJSON_AddStringToObject(delta, "role", "assistant");
+            if (text) cJSON_AddStringToObject(delta, "content", text);
+        }
         cJSON_AddNumberToObject(ch, "index", 0);
-        cJSON_AddItemToObject(ch, "delta", delta);
         cJSON_AddNullToObject(ch, "logprobs");
         if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
         else cJSON_AddNullToObject(ch, "finish_reason");
@@ -172,24 +181,17 @@ static void stream_json(local_answer *a, cJSON *json)
     cJSON_free(s);
 }
 
-static void local_text(void *arg, const char *text, size_t len)
+/* Streams open with the headers and, for chat, a chunk naming the role. */
+static void stream_begin(local_answer *a)
 {
-    local_answer *a = arg;
-    if (a->stream) {
-        if (!a->started) {
-            gw_stream_start(&a->r);
-            a->started = true;
-            cJSON *delta = cJSON_CreateObject();
-            cJSON_AddStringToObject(delta, "role", "assistant");
-            cJSON_AddStringToObject(delta, "content", "");
-            stream_json(a, chunk_json(a, delta, NULL));
-        }
-        cJSON *delta = cJSON_CreateObject();
-        cJSON_AddItemToObject(delta, "content", cJSON_CreateStringReference(text)); /* text is NUL-terminated */
-        (void)len;
-        stream_json(a, chunk_json(a, delta, NULL));
-        return;
-    }
+    if (a->started) return;
+    gw_stream_start(&a->r);
+    a->started = true;
+    if (!a->legacy) stream_json(a, chunk_json(a, true, "", true, NULL));
+}
+
+static void append_text(local_answer *a, const char *text, size_t len)
+{
     if (a->len + len + 1 > a->cap) {
         size_t cap = (a->len + len + 1) * 2;
         char *p = realloc(a->text, cap);
@@ -200,6 +202,17 @@ static void local_text(void *arg, const char *text, size_t len)
     memcpy(a->text + a->len, text, len);
     a->len += len;
     a->text[a->len] = '\0';
+}
+
+static void local_text(void *arg, const char *text, size_t len)
+{
+    local_answer *a = arg;
+    if (!a->stream) {
+        append_text(a, text, len);
+        return;
+    }
+    stream_begin(a);
+    stream_json(a, chunk_json(a, true, text, false, NULL)); /* text is NUL-terminated */
 }
 
 static cJSON *usage_json(const gw_local_result *res)
@@ -218,13 +231,7 @@ static void local_done(void *arg, const gw_local_result *res)
     gw_api_error e;
     if (res->error) gw_api_error_set(&e, 500, "server_error", "engine_error", NULL, "The local engine failed: %s", res->error);
     if (a->stream) {
-        if (!a->started) {
-            gw_stream_start(&a->r);
-            cJSON *delta = cJSON_CreateObject();
-            cJSON_AddStringToObject(delta, "role", "assistant");
-            cJSON_AddStringToObject(delta, "content", "");
-            stream_json(a, chunk_json(a, delta, NULL));
-        }
+        stream_begin(a);
         if (res->error) {
             cJSON *root = cJSON_CreateObject();
             cJSON *err = cJSON_AddObjectToObject(root, "error");
@@ -234,9 +241,9 @@ static void local_done(void *arg, const gw_local_result *res)
             cJSON_AddStringToObject(err, "code", e.code);
             stream_json(a, root);
         } else {
-            stream_json(a, chunk_json(a, cJSON_CreateObject(), res->finish_reason));
+            stream_json(a, chunk_json(a, true, a->legacy ? "" : NULL, false, res->finish_reason));
             if (a->include_usage) {
-                cJSON *c = chunk_json(a, NULL, NULL);
+                cJSON *c = chunk_json(a, false, NULL, false, NULL);
                 cJSON_AddItemToObject(c, "usage", usage_json(res));
                 stream_json(a, c);
             }
@@ -249,16 +256,20 @@ static void local_done(void *arg, const gw_local_result *res)
     } else {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "id", a->id);
-        cJSON_AddStringToObject(root, "object", "chat.completion");
+        cJSON_AddStringToObject(root, "object", a->legacy ? "text_completion" : "chat.completion");
         cJSON_AddNumberToObject(root, "created", (double)a->created);
         cJSON_AddStringToObject(root, "model", a->model);
         cJSON *choices = cJSON_AddArrayToObject(root, "choices");
         cJSON *ch = cJSON_CreateObject();
         cJSON_AddNumberToObject(ch, "index", 0);
-        cJSON *msg = cJSON_AddObjectToObject(ch, "message");
-        cJSON_AddStringToObject(msg, "role", "assistant");
-        cJSON_AddStringToObject(msg, "content", a->text ? a->text : "");
-        cJSON_AddNullToObject(msg, "refusal");
+        if (a->legacy) {
+            cJSON_AddStringToObject(ch, "text", a->text ? a->text : "");
+        } else {
+            cJSON *msg = cJSON_AddObjectToObject(ch, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            cJSON_AddStringToObject(msg, "content", a->text ? a->text : "");
+            cJSON_AddNullToObject(msg, "refusal");
+        }
         cJSON_AddNullToObject(ch, "logprobs");
         cJSON_AddStringToObject(ch, "finish_reason", res->finish_reason);
         cJSON_AddItemToArray(choices, ch);
@@ -285,25 +296,21 @@ static double number_or(const cJSON *body, const char *key, double fallback)
     return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
 
-static void answer_locally(gw_request *r, gw_local *local, const cJSON *body)
+/* Generate for `prompt` (n_prompt tokens; freed here) as the request asks. */
+static void answer_locally(gw_request *r, gw_local *local, const cJSON *body, int *prompt, int n_prompt, bool legacy)
 {
     gw_api_error e;
+    const eng_model_info *mi = eng_model_get_info(gw_local_model(local));
     if (number_or(body, "n", 1) != 1) {
+        free(prompt);
         gw_api_error_set(&e, 400, "invalid_request_error", "unsupported_value", "n",
                          "The local engine answers with one choice: 'n' must be 1.");
         gw_reply_error(r, &e);
         return;
     }
-    int *prompt = NULL;
-    int n_prompt = gw_local_render_chat(local, cJSON_GetObjectItemCaseSensitive(body, "messages"), &prompt);
-    const eng_model_info *mi = eng_model_get_info(gw_local_model(local));
-    if (n_prompt < 0) {
-        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory rendering the prompt");
-        gw_reply_error(r, &e);
-        return;
-    }
     gw_local_request req = {0};
-    double max = number_or(body, "max_completion_tokens", number_or(body, "max_tokens", 0));
+    /* the legacy API's max_tokens defaults to 16, as OpenAI's does */
+    double max = number_or(body, "max_completion_tokens", number_or(body, "max_tokens", legacy ? 16 : 0));
     req.max_tokens = (int)max;
     eng_sampling_defaults(&req.sampling);
     /* OpenAI's defaults: temperature 1, top_p 1, no top-k or min-p */
@@ -334,10 +341,11 @@ static void answer_locally(gw_request *r, gw_local *local, const cJSON *body)
         return;
     }
     a->r = *r;
+    a->legacy = legacy;
     a->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
     a->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(body, "stream_options"), "include_usage"));
-    snprintf(a->id, sizeof(a->id), "chatcmpl-%.40s", r->id);
+    snprintf(a->id, sizeof(a->id), "%s-%.40s", legacy ? "cmpl" : "chatcmpl", r->id);
     a->model = gw_local_model_id(local);
     a->created = (long)time(NULL);
     static const gw_local_callbacks cb = {local_text, local_done};
@@ -350,6 +358,17 @@ static void answer_locally(gw_request *r, gw_local *local, const cJSON *body)
                          "The local engine's queue is full (queue_size); retry shortly.");
         gw_reply_error(r, &e);
         return;
+    }
+    /* echo: the prompt comes back before the completion (the engine's text
+     * reaches the loop only after this returns) */
+    if (legacy && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "echo"))) {
+        const char *p = cJSON_GetObjectItemCaseSensitive(body, "prompt")->valuestring;
+        if (a->stream) {
+            stream_begin(a);
+            stream_json(a, chunk_json(a, true, p, false, NULL));
+        } else {
+            append_text(a, p, strlen(p));
+        }
     }
     gw_server_watch_close(r->srv, r->req, local_abandoned, a);
 }
@@ -429,7 +448,14 @@ static void handle_chat_completions(gw_request *r)
     if (name && up_client_find(gw_server_upstreams(r->srv), name)) {
         forward_to_upstream(r, name, body);
     } else if (local && local_name) {
-        answer_locally(r, local, body);
+        int *prompt = NULL;
+        int n_prompt = gw_local_render_chat(local, cJSON_GetObjectItemCaseSensitive(body, "messages"), &prompt);
+        if (n_prompt < 0) {
+            gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory rendering the prompt");
+            gw_reply_error(r, &e);
+        } else {
+            answer_locally(r, local, body, prompt, n_prompt, false);
+        }
     } else if (local_name) {
         gw_api_error_set(&e, 503, "server_error", "no_backend", NULL,
                          "No model can answer this request: junction has no local model loaded. "
@@ -445,11 +471,51 @@ static void handle_chat_completions(gw_request *r)
     cJSON_Delete(body);
 }
 
+/* POST /v1/completions: the legacy text API, answered by the local engine. */
+static void handle_completions(gw_request *r)
+{
+    cJSON *body = read_json_body(r);
+    if (!body) return;
+    gw_api_error e;
+    if (gw_completion_request_validate(body, &e) != 0) {
+        gw_reply_error(r, &e);
+        cJSON_Delete(body);
+        return;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const char *name = cJSON_IsString(model) ? model->valuestring : NULL;
+    gw_local *local = gw_server_local(r->srv);
+    bool local_name = !name || !strcmp(name, "local") || !strcmp(name, "auto") ||
+                      (local && !strcmp(name, gw_local_model_id(local)));
+    if (!local || !local_name) {
+        gw_api_error_set(&e, local ? 404 : 503, local ? "invalid_request_error" : "server_error",
+                         local ? "model_not_found" : "no_backend", local ? "model" : NULL,
+                         "POST /v1/completions is answered by the local engine only%s.",
+                         local ? "; upstreams take POST /v1/chat/completions" : ", and no model is loaded");
+        gw_reply_error(r, &e);
+        cJSON_Delete(body);
+        return;
+    }
+    const char *text = cJSON_GetObjectItemCaseSensitive(body, "prompt")->valuestring;
+    const eng_model *m = gw_local_model(local);
+    int n = eng_tokenize(m, text, strlen(text), true, NULL, 0);
+    int *prompt = n > 0 ? malloc(sizeof(int) * (size_t)n) : NULL;
+    if (!prompt) {
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory tokenizing the prompt");
+        gw_reply_error(r, &e);
+    } else {
+        eng_tokenize(m, text, strlen(text), true, prompt, n);
+        answer_locally(r, local, body, prompt, n, true);
+    }
+    cJSON_Delete(body);
+}
+
 static const route routes[] = {
     {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
     {"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},
     {"/v1/models", EVHTTP_REQ_GET, "GET", handle_models},
     {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", handle_chat_completions},
+    {"/v1/completions", EVHTTP_REQ_POST, "POST", handle_completions},
 };
 
 void gw_dispatch(gw_server *srv, struct evhttp_request *req)

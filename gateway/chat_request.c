@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum { F_STRING, F_BOOL, F_NUMBER, F_INTEGER, F_OBJECT, F_MESSAGES, F_STOP } field_kind;
+typedef enum { F_STRING, F_BOOL, F_NUMBER, F_INTEGER, F_OBJECT, F_MESSAGES, F_STOP, F_PROMPT } field_kind;
 
 typedef struct {
     const char *name;
@@ -36,6 +36,25 @@ static const field_rule chat_fields[] = {
     {"seed", F_INTEGER, -9007199254740991.0, 9007199254740991.0},
     {"logprobs", F_BOOL, 0, 0},
     {"top_logprobs", F_INTEGER, 0, 20},
+    {"user", F_STRING, 0, 0},
+};
+
+/* POST /v1/completions (the legacy text API). */
+static const field_rule completion_fields[] = {
+    {"model", F_STRING, 0, 0},
+    {"prompt", F_PROMPT, 0, 0},
+    {"max_tokens", F_INTEGER, 1, INT32_MAX},
+    {"temperature", F_NUMBER, 0, 2},
+    {"top_p", F_NUMBER, 0, 1},
+    {"n", F_INTEGER, 1, 128},
+    {"best_of", F_INTEGER, 1, 1},
+    {"stream", F_BOOL, 0, 0},
+    {"stream_options", F_OBJECT, 0, 0},
+    {"stop", F_STOP, 0, 0},
+    {"presence_penalty", F_NUMBER, -2, 2},
+    {"frequency_penalty", F_NUMBER, -2, 2},
+    {"seed", F_INTEGER, -9007199254740991.0, 9007199254740991.0},
+    {"echo", F_BOOL, 0, 0},
     {"user", F_STRING, 0, 0},
 };
 
@@ -229,30 +248,36 @@ static int check_field(const field_rule *f, const cJSON *v, gw_api_error *e)
     case F_INTEGER: return check_number(f, v, e);
     case F_MESSAGES: return check_messages(v, e);
     case F_STOP: return check_stop(v, e);
+    case F_PROMPT: return cJSON_IsString(v) ? 0 : wrong_type(e, f->name, "a string", v);
     }
     return 0;
 }
 
-int gw_chat_request_validate(const cJSON *body, gw_api_error *e)
+/* Every field known to `table`, typed and in range; `required` present. */
+static int check_fields(const cJSON *body, const field_rule *table, size_t n, const char *required, gw_api_error *e)
 {
     for (const cJSON *item = body->child; item; item = item->next) {
         const field_rule *f = NULL;
-        for (size_t i = 0; i < COUNT(chat_fields) && !f; i++)
-            if (strcmp(chat_fields[i].name, item->string) == 0) f = &chat_fields[i];
+        for (size_t i = 0; i < n && !f; i++)
+            if (strcmp(table[i].name, item->string) == 0) f = &table[i];
         if (!f) {
             gw_api_error_set(e, 400, INVALID, "unknown_parameter", item->string,
                              "Unrecognized request argument supplied: %.64s", item->string);
             return -1;
         }
-        if (cJSON_IsNull(item) && f->kind != F_MESSAGES) continue; /* null means "not set" */
+        if (cJSON_IsNull(item) && strcmp(f->name, required) != 0) continue; /* null means "not set" */
         if (check_field(f, item, e) != 0) return -1;
     }
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-    if (!messages) {
-        gw_api_error_set(e, 400, INVALID, "missing_required_parameter", "messages",
-                         "Missing required parameter: 'messages'.");
+    if (!cJSON_GetObjectItemCaseSensitive(body, required)) {
+        gw_api_error_set(e, 400, INVALID, "missing_required_parameter", required,
+                         "Missing required parameter: '%s'.", required);
         return -1;
     }
+    return 0;
+}
+
+static int check_stream_options(const cJSON *body, gw_api_error *e)
+{
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (opts && !cJSON_IsNull(opts) && !cJSON_IsTrue(stream)) {
@@ -266,4 +291,16 @@ int gw_chat_request_validate(const cJSON *body, gw_api_error *e)
             return wrong_type(e, "stream_options.include_usage", "a boolean", usage);
     }
     return 0;
+}
+
+int gw_chat_request_validate(const cJSON *body, gw_api_error *e)
+{
+    if (check_fields(body, chat_fields, COUNT(chat_fields), chat_fields[1].name, e) != 0) return -1;
+    return check_stream_options(body, e);
+}
+
+int gw_completion_request_validate(const cJSON *body, gw_api_error *e)
+{
+    if (check_fields(body, completion_fields, COUNT(completion_fields), completion_fields[1].name, e) != 0) return -1;
+    return check_stream_options(body, e);
 }

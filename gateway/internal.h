@@ -84,5 +84,7 @@ void gw_dispatch(gw_server *srv, struct evhttp_request *req);
 
 /* ---- chat_request.c: validation of POST /v1/chat/completions ---- */
 int gw_chat_request_validate(const cJSON *body, gw_api_error *err);
+/* ... and of a POST /v1/completions body ("prompt" a string). */
+int gw_completion_request_validate(const cJSON *body, gw_api_error *err);
 
 #endif

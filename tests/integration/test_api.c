@@ -80,6 +80,10 @@ static const bad_request bad_requests[] = {
     {"delete_on_models", "DELETE", "/v1/models", NULL, 405, IRE, NULL, "method_not_allowed", "GET"},
     {"unknown_path", "GET", "/v2/chat", NULL, 404, IRE, NULL, "unknown_url", NULL},
     {"unknown_path_post", "POST", "/v1/chat/completions/extra", "{}", 404, IRE, NULL, "unknown_url", NULL},
+    {"completions_missing_prompt", "POST", "/v1/completions", "{\"model\":\"local\"}", 400, IRE, "prompt", "missing_required_parameter", NULL},
+    {"completions_best_of", "POST", "/v1/completions", "{\"prompt\":\"x\",\"best_of\":2}", 400, IRE, "best_of", "integer_above_max_value", NULL},
+    {"completions_get", "GET", "/v1/completions", NULL, 405, IRE, NULL, "method_not_allowed", "POST"},
+    {"completions_without_model", "POST", "/v1/completions", "{\"prompt\":\"x\"}", 503, "server_error", NULL, "no_backend", NULL},
     /* Well-formed requests reach the backend choice; with none configured: 503. */
     {"valid_without_backend", "POST", CHAT, WITH("\"model\":\"local\",\"max_tokens\":16,\"temperature\":0.7,\"stream\":false"), 503, "server_error", NULL, "no_backend", NULL},
     {"nulls_mean_unset", "POST", CHAT, WITH("\"temperature\":null,\"max_tokens\":null,\"stop\":null"), 503, "server_error", NULL, "no_backend", NULL},

@@ -231,6 +231,40 @@ static void test_disconnect_mid_stream(void **state)
     free(log);
 }
 
+/* The legacy text API: a string prompt, text choices, echo, and the same greedy text. */
+static void test_legacy_completions(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/completions", daemon_.url);
+    const char *body = "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":64,\"echo\":true}";
+    http_response r;
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "text_completion");
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    char want[1100];
+    snprintf(want, sizeof(want), "Once upon a time%s", expected);
+    assert_string_equal(cJSON_GetObjectItem(ch, "text")->valuestring, want);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint, 5);
+    cJSON_Delete(j);
+    http_response_free(&r);
+    /* max_tokens defaults to 16, as OpenAI's legacy API does */
+    body = "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"object\":\"text_completion\""));
+    assert_non_null(strstr(r.body, "\"completion_tokens\":16"));
+    assert_non_null(strstr(r.body, "data: [DONE]\n\n"));
+    http_response_free(&r);
+    body = "{\"prompt\":[\"a\",\"b\"]}";
+    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "\"param\":\"prompt\""));
+    http_response_free(&r);
+}
+
 static void test_models_and_readyz(void **state)
 {
     (void)state;
@@ -292,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_concurrent_clients_get_the_sequential_text),
         cmocka_unit_test(test_disconnect_mid_stream),
+        cmocka_unit_test(test_legacy_completions),
         cmocka_unit_test(test_models_and_readyz),
         cmocka_unit_test(test_llama2_chat_template),
     };
