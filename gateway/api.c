@@ -221,6 +221,7 @@ static cJSON *usage_json(const gw_local_result *res)
     cJSON_AddNumberToObject(u, "prompt_tokens", res->prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", res->completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", res->prompt_tokens + res->completion_tokens);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"), "cached_tokens", res->cached_tokens);
     return u;
 }
 

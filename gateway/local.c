@@ -38,6 +38,8 @@ typedef struct event_item {
 struct gw_local {
     eng_model *model;
     eng_ctx *ctx;
+    int *cached;                  /* the tokens in ctx's KV cache, in order (engine thread only) */
+    int n_cached, cap_cached;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
@@ -69,6 +71,21 @@ static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, b
     event_active(l->deliver, EV_READ, 0);
 }
 
+/* Record tokens appended to the KV cache (engine thread). */
+static int remember(gw_local *l, const int *tokens, int n)
+{
+    if (l->n_cached + n > l->cap_cached) {
+        int cap = (l->n_cached + n) * 2 + 64;
+        int *p = realloc(l->cached, sizeof(int) * (size_t)cap);
+        if (!p) return -1;
+        l->cached = p;
+        l->cap_cached = cap;
+    }
+    memcpy(l->cached + l->n_cached, tokens, sizeof(int) * (size_t)n);
+    l->n_cached += n;
+    return 0;
+}
+
 /* Engine thread: one whole generation. */
 static void run_job(gw_local *l, gw_local_job *job)
 {
@@ -76,10 +93,20 @@ static void run_job(gw_local *l, gw_local_job *job)
     res->prompt_tokens = job->n_prompt;
     const eng_model_info *info = eng_model_get_info(l->model);
     char err[256];
-    eng_ctx_truncate(l->ctx, 0);
-    if (eng_decode(l->ctx, job->prompt, job->n_prompt, false, err, sizeof(err)) != 0) {
+    /* Prefix reuse: what the cache already holds of this prompt (a shared
+     * system prompt, the earlier turns of a chat) is not computed again. At
+     * least the last prompt token is decoded, for its logits. */
+    int keep = 0;
+    while (keep < l->n_cached && keep < job->n_prompt - 1 && l->cached[keep] == job->prompt[keep]) keep++;
+    eng_ctx_truncate(l->ctx, keep);
+    l->n_cached = keep;
+    res->cached_tokens = keep;
+    if (eng_decode(l->ctx, job->prompt + keep, job->n_prompt - keep, false, err, sizeof(err)) != 0 ||
+        remember(l, job->prompt + keep, job->n_prompt - keep) != 0) {
         snprintf(job->error, sizeof(job->error), "%s", err);
         res->error = job->error;
+        eng_ctx_truncate(l->ctx, 0);
+        l->n_cached = 0;
         return;
     }
     eng_sampler *smp = NULL;
@@ -93,7 +120,7 @@ static void run_job(gw_local *l, gw_local_job *job)
         return;
     }
     for (int i = 0; i < job->n_prompt; i++) eng_sampler_accept(smp, job->prompt[i]);
-    const float *logits = eng_get_logits(l->ctx, job->n_prompt - 1);
+    const float *logits = eng_get_logits(l->ctx, job->n_prompt - keep - 1); /* indices count this decode's tokens */
     res->finish_reason = "length";
     for (;;) {
         if (atomic_load(&job->cancelled)) break;
@@ -114,7 +141,8 @@ static void run_job(gw_local *l, gw_local_job *job)
             res->finish_reason = "stop";
             break;
         }
-        if (eng_ctx_pos(l->ctx) >= info->n_ctx_train || eng_decode(l->ctx, &tok, 1, false, err, sizeof(err)) != 0)
+        if (eng_ctx_pos(l->ctx) >= info->n_ctx_train || eng_decode(l->ctx, &tok, 1, false, err, sizeof(err)) != 0 ||
+            remember(l, &tok, 1) != 0)
             break; /* the context is full: "length" */
         logits = eng_get_logits(l->ctx, 0);
     }
@@ -233,6 +261,7 @@ void gw_local_free(gw_local *l)
     }
     eng_ctx_free(l->ctx);
     eng_model_free(l->model);
+    free(l->cached);
     pthread_cond_destroy(&l->wake);
     pthread_mutex_destroy(&l->lock);
     free(l);

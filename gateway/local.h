@@ -34,6 +34,7 @@ bool gw_local_llama2_chat(const gw_local *l);   /* the template in use */
 typedef struct {
     const char *finish_reason;    /* "stop", "length", or NULL on error */
     int prompt_tokens, completion_tokens;
+    int cached_tokens;            /* prompt tokens reused from the cache, not recomputed */
     const char *error;            /* what went wrong, or NULL */
 } gw_local_result;
 

@@ -137,6 +137,23 @@ static void test_stream_is_strict_sse_with_the_same_text(void **state)
     http_response_free(&raw);
 }
 
+/* A request that repeats the previous one's start reuses its cache. */
+static void test_prefix_reuse(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = ask("\"max_tokens\":8", &status, NULL);
+    cJSON_Delete(j);
+    /* same prompt: all but the last prompt token come from the cache, same text */
+    j = ask("\"max_tokens\":8", &status, NULL);
+    assert_int_equal(status, 200);
+    const cJSON *u = cJSON_GetObjectItem(j, "usage");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(u, "prompt_tokens_details"), "cached_tokens")->valueint, 4);
+    assert_int_equal(strncmp(content_of(j), expected, strlen(content_of(j))), 0);
+    assert_true(strlen(content_of(j)) > 10);
+    cJSON_Delete(j);
+}
+
 static void test_stop_and_max_tokens(void **state)
 {
     (void)state;
@@ -322,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_answer_is_the_reference_greedy_text),
         cmocka_unit_test(test_stream_is_strict_sse_with_the_same_text),
+        cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_stop_and_max_tokens),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_concurrent_clients_get_the_sequential_text),
