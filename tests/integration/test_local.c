@@ -221,6 +221,48 @@ static void test_concurrent_clients_get_the_sequential_text(void **state)
     }
 }
 
+static void *long_generation(void *arg)
+{
+    int fd = tcp_connect(daemon_.port);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"max_tokens\":1800,\"temperature\":0.9,\"seed\":3}";
+    char req[512];
+    snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    tcp_send_all(fd, req, strlen(req));
+    char *all = NULL;
+    tcp_read_all(fd, 60, &all);
+    *(size_t *)arg = strlen(all);
+    free(all);
+    close(fd);
+    return NULL;
+}
+
+/* The event loop stays responsive while the engine generates. */
+static void test_healthz_during_generation(void **state)
+{
+    (void)state;
+    size_t streamed = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, long_generation, &streamed);
+    usleep(20000);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/healthz", daemon_.url);
+    double worst = 0;
+    int samples = 0;
+    for (int i = 0; i < 20; i++) {
+        http_response r;
+        assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        if (r.seconds > worst) worst = r.seconds;
+        samples++;
+        http_response_free(&r);
+        usleep(5000);
+    }
+    pthread_join(th, NULL);
+    fprintf(stderr, "slowest of %d /healthz during a %zu-byte stream: %.2f ms\n", samples, streamed, worst * 1e3);
+    assert_true(streamed > 10000);
+    assert_true(worst < 0.1);
+}
+
 /* A client that hangs up mid-stream frees the engine for the next one. */
 static void test_disconnect_mid_stream(void **state)
 {
@@ -344,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_concurrent_clients_get_the_sequential_text),
         cmocka_unit_test(test_disconnect_mid_stream),
+        cmocka_unit_test(test_healthz_during_generation),
         cmocka_unit_test(test_legacy_completions),
         cmocka_unit_test(test_models_and_readyz),
         cmocka_unit_test(test_llama2_chat_template),
