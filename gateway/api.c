@@ -430,22 +430,39 @@ static cJSON *read_json_body(gw_request *r)
     return body;
 }
 
-static void handle_chat_completions(gw_request *r)
+/* The body parsed and validated, or NULL after answering the client. */
+static cJSON *read_valid_body(gw_request *r, int (*validate)(const cJSON *, gw_api_error *))
 {
     cJSON *body = read_json_body(r);
-    if (!body) return;
     gw_api_error e;
-    if (gw_chat_request_validate(body, &e) != 0) {
+    if (body && validate(body, &e) != 0) {
         gw_reply_error(r, &e);
         cJSON_Delete(body);
-        return;
+        return NULL;
     }
-    /* "model" picks the backend: an upstream's name, or local/auto/absent for the engine. */
+    return body;
+}
+
+/* The request's "model" (NULL when absent), and whether it names the local engine. */
+static const char *model_name(gw_request *r, const cJSON *body, bool *local_name)
+{
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     const char *name = cJSON_IsString(model) ? model->valuestring : NULL;
     gw_local *local = gw_server_local(r->srv);
-    bool local_name = !name || !strcmp(name, "local") || !strcmp(name, "auto") ||
-                      (local && !strcmp(name, gw_local_model_id(local)));
+    *local_name = !name || !strcmp(name, "local") || !strcmp(name, "auto") ||
+                  (local && !strcmp(name, gw_local_model_id(local)));
+    return name;
+}
+
+static void handle_chat_completions(gw_request *r)
+{
+    cJSON *body = read_valid_body(r, gw_chat_request_validate);
+    if (!body) return;
+    gw_api_error e;
+    /* "model" picks the backend: an upstream's name, or local/auto/absent for the engine. */
+    bool local_name;
+    const char *name = model_name(r, body, &local_name);
+    gw_local *local = gw_server_local(r->srv);
     if (name && up_client_find(gw_server_upstreams(r->srv), name)) {
         forward_to_upstream(r, name, body);
     } else if (local && local_name) {
@@ -475,19 +492,12 @@ static void handle_chat_completions(gw_request *r)
 /* POST /v1/completions: the legacy text API, answered by the local engine. */
 static void handle_completions(gw_request *r)
 {
-    cJSON *body = read_json_body(r);
+    cJSON *body = read_valid_body(r, gw_completion_request_validate);
     if (!body) return;
     gw_api_error e;
-    if (gw_completion_request_validate(body, &e) != 0) {
-        gw_reply_error(r, &e);
-        cJSON_Delete(body);
-        return;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    const char *name = cJSON_IsString(model) ? model->valuestring : NULL;
+    bool local_name;
+    model_name(r, body, &local_name);
     gw_local *local = gw_server_local(r->srv);
-    bool local_name = !name || !strcmp(name, "local") || !strcmp(name, "auto") ||
-                      (local && !strcmp(name, gw_local_model_id(local)));
     if (!local || !local_name) {
         gw_api_error_set(&e, local ? 404 : 503, local ? "invalid_request_error" : "server_error",
                          local ? "model_not_found" : "no_backend", local ? "model" : NULL,
