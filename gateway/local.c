@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct event_item event_item;
+
 struct gw_local_job {
     gw_local *l;
+    event_item *done_event;       /* allocated at submit: posting "done" cannot fail */
     int *prompt;
     int n_prompt;
     gw_local_request req;
@@ -27,13 +30,13 @@ struct gw_local_job {
     gw_local_job *next;
 };
 
-typedef struct event_item {
+struct event_item {
     gw_local_job *job;
     bool done;
     size_t len;
     struct event_item *next;
     char text[];
-} event_item;
+};
 
 struct gw_local {
     eng_model *model;
@@ -55,14 +58,14 @@ struct gw_local {
 
 static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, bool done)
 {
-    event_item *e = malloc(sizeof(*e) + len + 1);
-    if (!e) return; /* text lost under memory pressure; "done" is retried below */
+    event_item *e = done ? job->done_event : malloc(sizeof(*e) + len + 1);
+    if (!e) return; /* a piece of text lost to memory pressure; "done" always arrives */
     e->job = job;
     e->done = done;
     e->len = len;
     e->next = NULL;
-    memcpy(e->text, text, len);
-    e->text[len] = '\0';
+    if (!done) memcpy(e->text, text, len);
+    e->text[done ? 0 : len] = '\0';
     pthread_mutex_lock(&l->lock);
     if (l->events_tail) l->events_tail->next = e;
     else l->events_head = e;
@@ -176,6 +179,7 @@ static void *engine_main(void *arg)
 static void job_free(gw_local_job *job)
 {
     free(job->prompt);
+    if (job->done_event && job->done_event->job != job) free(job->done_event); /* never posted */
     free(job);
 }
 
@@ -198,6 +202,7 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
             l->queued--;
             pthread_mutex_unlock(&l->lock);
             if (live) job->cb.on_done(job->arg, &job->result);
+            job->done_event = NULL; /* e itself, freed below */
             job_free(job);
         } else if (live) {
             job->cb.on_text(job->arg, e->text, e->len);
@@ -277,8 +282,9 @@ gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, cons
     gw_local_job *job = calloc(1, sizeof(*job));
     if (!job) return NULL;
     job->prompt = malloc(sizeof(int) * (size_t)n_prompt);
-    if (!job->prompt) {
-        free(job);
+    job->done_event = calloc(1, sizeof(event_item) + 1);
+    if (!job->prompt || !job->done_event) {
+        job_free(job);
         return NULL;
     }
     memcpy(job->prompt, prompt, sizeof(int) * (size_t)n_prompt);
