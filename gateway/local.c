@@ -221,7 +221,7 @@ int gw_local_new(gw_local **out, struct event_base *base, const gw_local_params 
     }
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->wake, NULL);
-    l->queue_size = p->queue_size > 0 ? p->queue_size : 1;
+    l->queue_size = p->queue_size > 0 ? p->queue_size : 0; /* 0: only the running request */
     eng_ctx_params cp = {.n_ctx = p->ctx_size, .n_threads = p->threads, .kv_type = p->kv_type};
     if (eng_model_load(&l->model, p->model_path, err, errlen) != 0 ||
         eng_ctx_new(&l->ctx, l->model, &cp, err, errlen) != 0) {

@@ -344,6 +344,35 @@ static void test_models_and_readyz(void **state)
     http_response_free(&r);
 }
 
+/* With queue_size 0, a request that arrives while another generates gets 429. */
+static void test_queue_full_is_429(void **state)
+{
+    (void)state;
+    test_daemon d;
+    const char *args[] = {"--model", MODELS "stories260K.gguf", "--threads", "1", "--queue-size", "0", NULL};
+    assert_int_equal(daemon_start(&d, args, NULL), 0);
+    int fd = tcp_connect(d.port);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"max_tokens\":1800,\"temperature\":0.9,\"seed\":3}";
+    char req[512];
+    snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    assert_int_equal(tcp_send_all(fd, req, strlen(req)), 0);
+    char buf[256];
+    assert_true(read(fd, buf, sizeof(buf)) > 0); /* it is generating now */
+    char url[128], hdr[64];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", d.url);
+    const char *second = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":2}";
+    http_response r;
+    assert_int_equal(http_request("POST", url, second, strlen(second), NULL, &r), 0);
+    assert_int_equal(r.status, 429);
+    assert_non_null(strstr(r.body, "engine_busy"));
+    assert_string_equal(http_header(&r, "Retry-After", hdr, sizeof(hdr)), "1");
+    http_response_free(&r);
+    close(fd);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(daemon_wait(&d, 20), 0);
+    daemon_cleanup(&d);
+}
+
 /* The Llama 2 template, on the real Llama 2 vocabulary: the prompt's token
  * count equals BOS + the tokens of the rendered text. */
 static void test_llama2_chat_template(void **state)
@@ -389,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_healthz_during_generation),
         cmocka_unit_test(test_legacy_completions),
         cmocka_unit_test(test_models_and_readyz),
+        cmocka_unit_test(test_queue_full_is_429),
         cmocka_unit_test(test_llama2_chat_template),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
