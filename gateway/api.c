@@ -140,6 +140,7 @@ typedef struct {
     long created;
     char *text;            /* the whole answer, when not streaming */
     size_t len, cap;
+    cJSON *logprobs;       /* the tokens' entries, when asked for and not streaming */
     size_t bytes;
 } local_answer;
 
@@ -202,6 +203,29 @@ static void append_text(local_answer *a, const char *text, size_t len)
     memcpy(a->text + a->len, text, len);
     a->len += len;
     a->text[a->len] = '\0';
+}
+
+/* One token's logprobs: collected for a whole answer, or sent in a chunk of
+ * its own (with empty content) in a stream. */
+static void local_logprob(void *arg, const char *json, size_t len)
+{
+    local_answer *a = arg;
+    cJSON *entry = cJSON_ParseWithLength(json, len);
+    if (!entry) return;
+    if (!a->stream) {
+        if (!a->logprobs) a->logprobs = cJSON_CreateArray();
+        cJSON_AddItemToArray(a->logprobs, entry);
+        return;
+    }
+    stream_begin(a);
+    cJSON *c = chunk_json(a, true, "", false, NULL);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "choices"), 0);
+    cJSON *content = cJSON_CreateArray();
+    cJSON_AddItemToArray(content, entry);
+    cJSON *lp = cJSON_CreateObject();
+    cJSON_AddItemToObject(lp, "content", content);
+    cJSON_ReplaceItemInObjectCaseSensitive(ch, "logprobs", lp);
+    stream_json(a, c);
 }
 
 static void local_text(void *arg, const char *text, size_t len)
@@ -271,12 +295,19 @@ static void local_done(void *arg, const gw_local_result *res)
             cJSON_AddStringToObject(msg, "content", a->text ? a->text : "");
             cJSON_AddNullToObject(msg, "refusal");
         }
-        cJSON_AddNullToObject(ch, "logprobs");
+        if (a->logprobs) {
+            cJSON *lp = cJSON_AddObjectToObject(ch, "logprobs");
+            cJSON_AddItemToObject(lp, "content", a->logprobs);
+            a->logprobs = NULL;
+        } else {
+            cJSON_AddNullToObject(ch, "logprobs");
+        }
         cJSON_AddStringToObject(ch, "finish_reason", res->finish_reason);
         cJSON_AddItemToArray(choices, ch);
         cJSON_AddItemToObject(root, "usage", usage_json(res));
         gw_reply_cjson(&a->r, 200, root);
     }
+    cJSON_Delete(a->logprobs);
     free(a->text);
     free(a);
 }
@@ -287,6 +318,7 @@ static void local_abandoned(void *arg)
     gw_local_cancel(a->job);
     gw_request_log(&a->r, 499, a->bytes);
     gw_request_release_orphan(a->r.req);
+    cJSON_Delete(a->logprobs);
     free(a->text);
     free(a);
 }
@@ -309,7 +341,17 @@ static void answer_locally(gw_request *r, gw_local *local, const cJSON *body, in
         gw_reply_error(r, &e);
         return;
     }
-    gw_local_request req = {0};
+    gw_local_request req = {.logprobs = -1};
+    const cJSON *want_lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
+    const cJSON *top_lp = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
+    if (cJSON_IsNumber(top_lp) && !cJSON_IsTrue(want_lp)) {
+        free(prompt);
+        gw_api_error_set(&e, 400, "invalid_request_error", "invalid_value", "top_logprobs",
+                         "'top_logprobs' needs 'logprobs' set to true.");
+        gw_reply_error(r, &e);
+        return;
+    }
+    if (cJSON_IsTrue(want_lp)) req.logprobs = cJSON_IsNumber(top_lp) ? (int)top_lp->valuedouble : 0;
     /* the legacy API's max_tokens defaults to 16, as OpenAI's does */
     double max = number_or(body, "max_completion_tokens", number_or(body, "max_tokens", legacy ? 16 : 0));
     req.max_tokens = (int)max;
@@ -349,7 +391,7 @@ static void answer_locally(gw_request *r, gw_local *local, const cJSON *body, in
     snprintf(a->id, sizeof(a->id), "%s-%.40s", legacy ? "cmpl" : "chatcmpl", r->id);
     a->model = gw_local_model_id(local);
     a->created = (long)time(NULL);
-    static const gw_local_callbacks cb = {local_text, local_done};
+    static const gw_local_callbacks cb = {local_text, local_logprob, local_done};
     a->job = gw_local_submit(local, prompt, n_prompt, &req, &cb, a);
     free(prompt);
     if (!a->job) {

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,9 +31,11 @@ struct gw_local_job {
     gw_local_job *next;
 };
 
+typedef enum { EV_TEXT, EV_LOGPROB, EV_DONE } event_kind;
+
 struct event_item {
     gw_local_job *job;
-    bool done;
+    event_kind kind;
     size_t len;
     struct event_item *next;
     char text[];
@@ -56,12 +59,13 @@ struct gw_local {
     char id[256];
 };
 
-static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, bool done)
+static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, event_kind kind)
 {
+    bool done = kind == EV_DONE;
     event_item *e = done ? job->done_event : malloc(sizeof(*e) + len + 1);
     if (!e) return; /* a piece of text lost to memory pressure; "done" always arrives */
     e->job = job;
-    e->done = done;
+    e->kind = kind;
     e->len = len;
     e->next = NULL;
     if (!done) memcpy(e->text, text, len);
@@ -87,6 +91,50 @@ static int remember(gw_local *l, const int *tokens, int n)
     memcpy(l->cached + l->n_cached, tokens, sizeof(int) * (size_t)n);
     l->n_cached += n;
     return 0;
+}
+
+/* One token's entry: {"token","logprob","bytes"} */
+static cJSON *token_entry(const eng_model *m, int tok, float logprob)
+{
+    char piece[256];
+    int n = eng_token_to_piece(m, tok, piece, sizeof(piece));
+    if (n > (int)sizeof(piece) - 1) n = (int)sizeof(piece) - 1;
+    piece[n] = '\0';
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "token", piece);
+    cJSON_AddNumberToObject(e, "logprob", logprob);
+    cJSON *bytes = cJSON_AddArrayToObject(e, "bytes");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+    return e;
+}
+
+/* The model's own log-probabilities (log-softmax of the logits, before any
+ * sampling adjustment), as OpenAI reports them: the chosen token and the
+ * `logprobs` most likely alternatives. Engine thread. */
+static void post_logprob(gw_local *l, gw_local_job *job, const float *logits, int n_vocab, int tok)
+{
+    float max = logits[0];
+    for (int i = 1; i < n_vocab; i++) max = logits[i] > max ? logits[i] : max;
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
+    float lse = max + (float)log(sum);
+    int k = job->req.logprobs < 20 ? job->req.logprobs : 20, top[20];
+    for (int j = 0; j < k; j++) { /* k passes of selection: k is at most 20 */
+        int best = -1;
+        for (int i = 0; i < n_vocab; i++) {
+            bool taken = false;
+            for (int q = 0; q < j && !taken; q++) taken = top[q] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        top[j] = best;
+    }
+    cJSON *entry = token_entry(l->model, tok, logits[tok] - lse);
+    cJSON *alts = cJSON_AddArrayToObject(entry, "top_logprobs");
+    for (int j = 0; j < k; j++) cJSON_AddItemToArray(alts, token_entry(l->model, top[j], logits[top[j]] - lse));
+    char *json = cJSON_PrintUnformatted(entry);
+    cJSON_Delete(entry);
+    if (json) post(l, job, json, strlen(json), EV_LOGPROB);
+    cJSON_free(json);
 }
 
 /* Engine thread: one whole generation. */
@@ -129,6 +177,7 @@ static void run_job(gw_local *l, gw_local_job *job)
         if (atomic_load(&job->cancelled)) break;
         if (job->req.max_tokens > 0 && res->completion_tokens >= job->req.max_tokens) break;
         int tok = eng_sampler_sample(smp, logits);
+        if (job->req.logprobs >= 0) post_logprob(l, job, logits, info->n_vocab, tok);
         if (tok == eng_token_eos(l->model)) {
             res->finish_reason = "stop";
             break;
@@ -139,7 +188,7 @@ static void run_job(gw_local *l, gw_local_job *job)
         const char *show;
         size_t show_len;
         bool hit = textstop_add(&stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
-        if (show_len) post(l, job, show, show_len, false);
+        if (show_len) post(l, job, show, show_len, EV_TEXT);
         if (hit) {
             res->finish_reason = "stop";
             break;
@@ -152,7 +201,7 @@ static void run_job(gw_local *l, gw_local_job *job)
     const char *rest;
     size_t rest_len;
     textstop_flush(&stop, &rest, &rest_len);
-    if (rest_len) post(l, job, rest, rest_len, false);
+    if (rest_len) post(l, job, rest, rest_len, EV_TEXT);
     textstop_free(&stop);
     eng_sampler_free(smp);
 }
@@ -169,7 +218,7 @@ static void *engine_main(void *arg)
         if (!l->queue_head) l->queue_tail = NULL;
         pthread_mutex_unlock(&l->lock);
         if (!atomic_load(&job->cancelled)) run_job(l, job);
-        post(l, job, "", 0, true);
+        post(l, job, "", 0, EV_DONE);
         pthread_mutex_lock(&l->lock);
     }
     pthread_mutex_unlock(&l->lock);
@@ -197,15 +246,17 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
         event_item *next = e->next;
         gw_local_job *job = e->job;
         bool live = !atomic_load(&job->cancelled);
-        if (e->done) {
+        if (e->kind == EV_DONE) {
             pthread_mutex_lock(&l->lock);
             l->queued--;
             pthread_mutex_unlock(&l->lock);
             if (live) job->cb.on_done(job->arg, &job->result);
             job->done_event = NULL; /* e itself, freed below */
             job_free(job);
-        } else if (live) {
+        } else if (live && e->kind == EV_TEXT) {
             job->cb.on_text(job->arg, e->text, e->len);
+        } else if (live && job->cb.on_logprob) {
+            job->cb.on_logprob(job->arg, e->text, e->len);
         }
         free(e);
         e = next;

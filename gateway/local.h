@@ -40,11 +40,15 @@ typedef struct {
 
 typedef struct {
     void (*on_text)(void *arg, const char *text, size_t len);  /* loop thread */
+    /* With logprobs asked for: one token's OpenAI logprobs entry as JSON
+     * ({"token","logprob","bytes","top_logprobs"}), loop thread. */
+    void (*on_logprob)(void *arg, const char *json, size_t len);
     void (*on_done)(void *arg, const gw_local_result *res);    /* loop thread, exactly once */
 } gw_local_callbacks;
 
 typedef struct {
     int max_tokens;               /* 0: until the context is full */
+    int logprobs;                 /* -1: none; else report each token's logprob and this many alternatives */
     eng_sampling sampling;
     const char *stops[4];
     int n_stops;

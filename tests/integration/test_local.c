@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -324,6 +325,43 @@ static void test_legacy_completions(void **state)
     http_response_free(&r);
 }
 
+/* logprobs: the model's log-softmax, as `junction logits` computes the logits. */
+static void test_logprobs(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = ask("\"max_tokens\":1,\"logprobs\":true,\"top_logprobs\":3", &status, NULL);
+    assert_int_equal(status, 200);
+    const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                                                   "logprobs"), "content");
+    assert_int_equal(cJSON_GetArraySize(content), 1);
+    const cJSON *e = cJSON_GetArrayItem(content, 0);
+    double lp = cJSON_GetObjectItem(e, "logprob")->valuedouble;
+    const cJSON *top = cJSON_GetObjectItem(e, "top_logprobs");
+    assert_int_equal(cJSON_GetArraySize(top), 3);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(top, 0), "token")->valuestring,
+                        cJSON_GetObjectItem(e, "token")->valuestring); /* greedy picks the most likely */
+    for (int i = 1; i < 3; i++)
+        assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(top, i), "logprob")->valuedouble <=
+                    cJSON_GetObjectItem(cJSON_GetArrayItem(top, i - 1), "logprob")->valuedouble);
+    /* the same number from the logits themselves */
+    const char *args[] = {"logits", "-m", MODELS "stories260K.gguf", "--text", "Once upon a time", "-t", "1", NULL};
+    char *out;
+    assert_int_equal(run_junction(args, &out), 0);
+    cJSON *l = cJSON_Parse(out);
+    free(out);
+    const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(l, "logits"), 0);
+    double max = -1e30, sum = 0;
+    for (const cJSON *v = row->child; v; v = v->next) max = v->valuedouble > max ? v->valuedouble : max;
+    for (const cJSON *v = row->child; v; v = v->next) sum += exp(v->valuedouble - max);
+    assert_true(fabs(lp - (max - (max + log(sum)))) < 1e-4); /* the top token's log-softmax */
+    cJSON_Delete(l);
+    cJSON_Delete(j);
+    j = ask("\"max_tokens\":1,\"top_logprobs\":2", &status, NULL);
+    assert_int_equal(status, 400);
+    cJSON_Delete(j);
+}
+
 static void test_models_and_readyz(void **state)
 {
     (void)state;
@@ -417,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_mid_stream),
         cmocka_unit_test(test_healthz_during_generation),
         cmocka_unit_test(test_legacy_completions),
+        cmocka_unit_test(test_logprobs),
         cmocka_unit_test(test_models_and_readyz),
         cmocka_unit_test(test_queue_full_is_429),
         cmocka_unit_test(test_llama2_chat_template),
