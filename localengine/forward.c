@@ -24,10 +24,14 @@
 struct eng_ctx {
     eng_model *m;
     eng_pool *pool;
-    int n_ctx, n_batch, pos;
+    int n_ctx, n_batch;          /* n_ctx positions per sequence */
+    int n_seq;
+    int *seq_pos;                /* tokens in each sequence's cache */
+    int *b_seq, *b_pos, *b_tok;  /* the batch being computed: [n_batch] */
+    bool *b_want;
     eng_kv_type kv_type;
     size_t kv_elem;              /* bytes per cached value */
-    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] */
+    uint8_t *k_cache, *v_cache;  /* [n_layer][n_seq][n_ctx][kv_dim] */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;  /* [n_batch][...] scratch */
     uint8_t *act;                /* converted activations, [n_batch][act_row] */
     size_t act_row;
@@ -208,8 +212,14 @@ static void kv_put(const eng_ctx *c, uint8_t *base, const float *src, int n)
 
 typedef struct {
     eng_ctx *c;
-    int layer, T, pos0;
+    int layer, T;
 } attn_job;
+
+/* Where sequence `seq`'s cache of `layer` starts, in bytes. */
+static size_t kv_offset(const eng_ctx *c, int layer, int seq, int kv_dim)
+{
+    return ((size_t)layer * c->n_seq + (size_t)seq) * c->n_ctx * kv_dim * c->kv_elem;
+}
 
 static void attention_heads(void *p, int ith, int nth)
 {
@@ -218,10 +228,10 @@ static void attention_heads(void *p, int ith, int nth)
     const eng_model_info *h = &c->m->info;
     int hd = h->n_embd / h->n_head, kv_dim = hd * h->n_head_kv, group = h->n_head / h->n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)j->layer * c->n_ctx * kv_dim * c->kv_elem;
     float *sc = c->scores + (size_t)ith * c->n_ctx;
     for (int i = ith; i < j->T * h->n_head; i += nth) {
-        int t = i / h->n_head, head = i % h->n_head, kvh = head / group, last = j->pos0 + t;
+        int t = i / h->n_head, head = i % h->n_head, kvh = head / group, last = c->b_pos[t];
+        size_t layer_off = kv_offset(c, j->layer, c->b_seq[t], kv_dim);
         const float *q = c->q + (size_t)t * h->n_embd + head * hd;
         float max = -INFINITY;
         for (int s = 0; s <= last; s++) {
@@ -258,16 +268,18 @@ static void attention_heads(void *p, int ith, int nth)
 
 /* ---- one batch ---- */
 
-typedef enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL } logits_mode;
-
-static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want, float *logits)
+/* The T tokens in c->b_tok (sequence b_seq, position b_pos) through the
+ * model; logits for those with b_want, in order, into `logits`. Tokens of
+ * different sequences share every matrix product; only attention looks at
+ * each token's own sequence. */
+static void forward_batch(eng_ctx *c, int T, float *logits)
 {
     eng_model *m = c->m;
     const eng_model_info *h = &m->info;
-    int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff, pos0 = c->pos;
+    int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff;
 
     for (int t = 0; t < T; t++)
-        m->token_embd.type->to_float((const uint8_t *)m->token_embd.data + (size_t)tokens[t] * m->token_embd.row_bytes,
+        m->token_embd.type->to_float((const uint8_t *)m->token_embd.data + (size_t)c->b_tok[t] * m->token_embd.row_bytes,
                                      c->x + (size_t)t * E, E);
 
     for (int l = 0; l < h->n_layer; l++) {
@@ -278,15 +290,14 @@ static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want
         float *qkv_out[] = {c->q, c->k, c->v};
         matmul_shared(c, c->xb, T, 3, qkv, qkv_out);
 
-        size_t layer_off = (size_t)l * c->n_ctx * kv_dim * c->kv_elem;
         for (int t = 0; t < T; t++) {
-            rope(c->q + (size_t)t * E, h->n_head, hd, h->n_rot, pos0 + t, h->rope_base);
-            rope(c->k + (size_t)t * kv_dim, h->n_head_kv, hd, h->n_rot, pos0 + t, h->rope_base);
-            size_t at = layer_off + (size_t)(pos0 + t) * kv_dim * c->kv_elem;
+            rope(c->q + (size_t)t * E, h->n_head, hd, h->n_rot, c->b_pos[t], h->rope_base);
+            rope(c->k + (size_t)t * kv_dim, h->n_head_kv, hd, h->n_rot, c->b_pos[t], h->rope_base);
+            size_t at = kv_offset(c, l, c->b_seq[t], kv_dim) + (size_t)c->b_pos[t] * kv_dim * c->kv_elem;
             kv_put(c, c->k_cache + at, c->k + (size_t)t * kv_dim, kv_dim);
             kv_put(c, c->v_cache + at, c->v + (size_t)t * kv_dim, kv_dim);
         }
-        attn_job aj = {c, l, T, pos0};
+        attn_job aj = {c, l, T};
         eng_pool_run(c->pool, attention_heads, &aj);
 
         matmul(c, &L->wo, c->att, c->xb, T);
@@ -304,12 +315,10 @@ static void forward_batch(eng_ctx *c, const int *tokens, int T, logits_mode want
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xb[i];
     }
 
-    c->pos += T;
-    if (want == LOGITS_NONE) return;
-    int first = want == LOGITS_ALL ? 0 : T - 1, n_out = T - first;
-    for (int t = first; t < T; t++)
-        rmsnorm(c->xb + (size_t)(t - first) * E, c->x + (size_t)t * E, m->output_norm, E, h->rms_eps);
-    matmul(c, &m->output, c->xb, logits, n_out);
+    int n_out = 0;
+    for (int t = 0; t < T; t++)
+        if (c->b_want[t]) rmsnorm(c->xb + (size_t)n_out++ * E, c->x + (size_t)t * E, m->output_norm, E, h->rms_eps);
+    if (n_out) matmul(c, &m->output, c->xb, logits, n_out);
 }
 
 /* ---- context ---- */
@@ -324,6 +333,7 @@ int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err,
     c->n_batch = p && p->n_batch > 0 ? p->n_batch : 512;
     if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
     c->kv_type = p ? p->kv_type : ENG_KV_F16;
+    c->n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
     c->kv_elem = c->kv_type == ENG_KV_F32 ? 4 : 2;
     int threads = p && p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (eng_pool_new(&c->pool, threads > 0 ? threads : 1, err, errlen) != 0) {
@@ -332,7 +342,12 @@ int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err,
     }
     int E = h->n_embd, kv_dim = E / h->n_head * h->n_head_kv, F = h->n_ff, B = c->n_batch;
     int widest = F > E ? F : E;
-    size_t kv_bytes = (size_t)h->n_layer * c->n_ctx * kv_dim * c->kv_elem;
+    size_t kv_bytes = (size_t)h->n_layer * c->n_seq * c->n_ctx * kv_dim * c->kv_elem;
+    c->seq_pos = calloc((size_t)c->n_seq, sizeof(int));
+    c->b_seq = malloc(sizeof(int) * (size_t)B);
+    c->b_pos = malloc(sizeof(int) * (size_t)B);
+    c->b_tok = malloc(sizeof(int) * (size_t)B);
+    c->b_want = malloc(sizeof(bool) * (size_t)B);
     c->k_cache = malloc(kv_bytes);
     c->v_cache = malloc(kv_bytes);
     c->x = malloc(sizeof(float) * (size_t)B * E);
@@ -347,7 +362,7 @@ int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err,
     c->act = malloc(c->act_row * (size_t)B);
     c->scores = malloc(sizeof(float) * (size_t)eng_pool_size(c->pool) * c->n_ctx);
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb ||
-        !c->hb2 || !c->act || !c->scores) {
+        !c->hb2 || !c->act || !c->scores || !c->seq_pos || !c->b_seq || !c->b_pos || !c->b_tok || !c->b_want) {
         eng_ctx_free(c);
         goto nomem;
     }
@@ -375,53 +390,97 @@ void eng_ctx_free(eng_ctx *c)
     free(c->act);
     free(c->scores);
     free(c->logits);
+    free(c->seq_pos);
+    free(c->b_seq);
+    free(c->b_pos);
+    free(c->b_tok);
+    free(c->b_want);
     free(c);
 }
 
-int eng_ctx_pos(const eng_ctx *c) { return c->pos; }
+int eng_ctx_pos(const eng_ctx *c) { return c->seq_pos[0]; }
+void eng_ctx_truncate(eng_ctx *c, int pos) { eng_seq_truncate(c, 0, pos); }
+int eng_ctx_n_seq(const eng_ctx *c) { return c->n_seq; }
+int eng_seq_pos(const eng_ctx *c, int seq) { return seq >= 0 && seq < c->n_seq ? c->seq_pos[seq] : -1; }
 
-void eng_ctx_truncate(eng_ctx *c, int pos)
+void eng_seq_truncate(eng_ctx *c, int seq, int pos)
 {
-    if (pos >= 0 && pos < c->pos) c->pos = pos;
+    if (seq >= 0 && seq < c->n_seq && pos >= 0 && pos < c->seq_pos[seq]) c->seq_pos[seq] = pos;
 }
 
-int eng_decode(eng_ctx *c, const int *tokens, int n, bool all_logits, char *err, size_t errlen)
+int eng_decode_batch(eng_ctx *c, const eng_batch_item *items, int n, char *err, size_t errlen)
 {
-    int V = c->m->info.n_vocab;
+    int V = c->m->info.n_vocab, wanted = 0;
     if (n <= 0) {
         snprintf(err, errlen, "nothing to decode");
         return -1;
     }
-    if (c->pos + n > c->n_ctx) {
-        snprintf(err, errlen, "%d tokens do not fit: %d of the context's %d positions are used",
-                 n, c->pos, c->n_ctx);
+    int *added = calloc((size_t)c->n_seq, sizeof(int));
+    if (!added) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= V) {
-            snprintf(err, errlen, "token id %d is outside the vocabulary (0..%d)", tokens[i], V - 1);
-            return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const eng_batch_item *it = &items[i];
+        if (it->token < 0 || it->token >= V) {
+            snprintf(err, errlen, "token id %d is outside the vocabulary (0..%d)", it->token, V - 1);
+            rc = -1;
+        } else if (it->seq < 0 || it->seq >= c->n_seq) {
+            snprintf(err, errlen, "sequence %d does not exist (the context has %d)", it->seq, c->n_seq);
+            rc = -1;
+        } else if (c->seq_pos[it->seq] + ++added[it->seq] > c->n_ctx) {
+            int more = 0;
+            for (int j = i; j < n; j++) more += items[j].seq == it->seq;
+            snprintf(err, errlen, "%d tokens do not fit: %d of the context's %d positions are used",
+                     added[it->seq] - 1 + more, c->seq_pos[it->seq], c->n_ctx);
+            rc = -1;
         }
+        wanted += it->logits;
     }
-    int rows = all_logits ? n : 1;
-    if (rows > c->logits_cap) {
-        float *l = realloc(c->logits, sizeof(float) * (size_t)rows * V);
+    free(added);
+    if (rc != 0) return -1;
+    if (wanted > c->logits_cap) {
+        float *l = realloc(c->logits, sizeof(float) * (size_t)wanted * V);
         if (!l) {
-            snprintf(err, errlen, "out of memory for %d rows of logits", rows);
+            snprintf(err, errlen, "out of memory for %d rows of logits", wanted);
             return -1;
         }
         c->logits = l;
-        c->logits_cap = rows;
+        c->logits_cap = wanted;
     }
-    c->n_logit_rows = rows;
-    c->logits_first = all_logits ? 0 : n - 1;
+    c->n_logit_rows = wanted;
+    c->logits_first = 0;
+    int row = 0;
     for (int done = 0; done < n;) {
-        int T = n - done < c->n_batch ? n - done : c->n_batch;
-        logits_mode want = all_logits ? LOGITS_ALL : done + T == n ? LOGITS_LAST : LOGITS_NONE;
-        forward_batch(c, tokens + done, T, want, all_logits ? c->logits + (size_t)done * V : c->logits);
+        int T = n - done < c->n_batch ? n - done : c->n_batch, rows = 0;
+        for (int t = 0; t < T; t++) {
+            const eng_batch_item *it = &items[done + t];
+            c->b_tok[t] = it->token;
+            c->b_seq[t] = it->seq;
+            c->b_pos[t] = c->seq_pos[it->seq]++;
+            c->b_want[t] = it->logits;
+            rows += it->logits;
+        }
+        forward_batch(c, T, c->logits + (size_t)row * V);
+        row += rows;
         done += T;
     }
     return 0;
+}
+
+int eng_decode(eng_ctx *c, const int *tokens, int n, bool all_logits, char *err, size_t errlen)
+{
+    eng_batch_item *items = malloc(sizeof(eng_batch_item) * (size_t)(n > 0 ? n : 1));
+    if (!items) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) items[i] = (eng_batch_item){tokens[i], 0, all_logits || i == n - 1};
+    int rc = eng_decode_batch(c, items, n, err, errlen);
+    free(items);
+    if (rc == 0 && !all_logits) c->logits_first = n - 1; /* its one row is token n-1's */
+    return rc;
 }
 
 const float *eng_get_logits(const eng_ctx *c, int i)

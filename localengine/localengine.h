@@ -92,6 +92,7 @@ typedef struct {
     int n_batch;          /* tokens per forward pass while prefilling; 0 = 512 */
     int n_threads;        /* 0 = one per CPU core */
     eng_kv_type kv_type;
+    int n_seq;            /* sequences, each with its own n_ctx positions of KV cache; 0 = 1 */
 } eng_ctx_params;
 
 typedef struct eng_ctx eng_ctx;
@@ -99,7 +100,21 @@ typedef struct eng_ctx eng_ctx;
 int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen);
 void eng_ctx_free(eng_ctx *c);
 
-/* Append `n` tokens to the sequence and run the model over them, in batches
+/* Several sequences at once: each item appends one token to its sequence;
+ * all items go through the model together (one pass over the weights per
+ * n_batch items), each attending to its own sequence only. Logits are kept
+ * for the items with `logits` set: eng_get_logits(c, k) is the k-th of them. */
+typedef struct {
+    int token, seq;
+    bool logits;
+} eng_batch_item;
+int eng_decode_batch(eng_ctx *c, const eng_batch_item *items, int n, char *err, size_t errlen);
+int eng_ctx_n_seq(const eng_ctx *c);
+int eng_seq_pos(const eng_ctx *c, int seq);      /* tokens in the sequence's cache, -1 for a bad seq */
+void eng_seq_truncate(eng_ctx *c, int seq, int pos);
+
+/* Sequence 0 (the single-sequence interface):
+ * append `n` tokens to the sequence and run the model over them, in batches
  * of n_batch. With all_logits, logits are kept for every one of the n
  * tokens, else for the last only. */
 int eng_decode(eng_ctx *c, const int *tokens, int n, bool all_logits, char *err, size_t errlen);

@@ -429,6 +429,60 @@ static void test_batching_and_threads_agree(void **state)
     }
 }
 
+/* Several sequences in one context, computed together, give what each
+ * gives alone: prompts interleaved in one batch, then greedy steps with one
+ * token per sequence per pass. */
+static void test_sequences_together_match_alone(void **state)
+{
+    (void)state;
+    eng_model *m = load(SHARED "/models/stories260K.gguf");
+    const int a[] = {1, 403, 407, 261, 378}, b[] = {1, 383, 286, 261, 376, 400, 428};
+    const int *prompts[] = {a, b, a};
+    const int lens[] = {5, 7, 5};
+    enum { S = 3, STEPS = 20 };
+    int alone[S][STEPS];
+    for (int q = 0; q < S; q++) {
+        eng_ctx *c = context(m, ENG_KV_F32, 1, 512);
+        decode(c, prompts[q], lens[q], false);
+        for (int s = 0; s < STEPS; s++) {
+            alone[q][s] = argmax(eng_get_logits(c, s ? 0 : lens[q] - 1), 512);
+            decode(c, &alone[q][s], 1, false);
+        }
+        eng_ctx_free(c);
+    }
+    char err[256];
+    eng_ctx_params p = {.n_ctx = 64, .n_threads = 2, .kv_type = ENG_KV_F32, .n_seq = S};
+    eng_ctx *c;
+    assert_int_equal(eng_ctx_new(&c, m, &p, err, sizeof(err)), 0);
+    /* the three prompts interleaved token by token in one batch */
+    eng_batch_item items[32];
+    int n = 0;
+    for (int i = 0; i < 7; i++)
+        for (int q = 0; q < S; q++)
+            if (i < lens[q]) items[n++] = (eng_batch_item){prompts[q][i], q, i == lens[q] - 1};
+    assert_int_equal(eng_decode_batch(c, items, n, err, sizeof(err)), 0);
+    int next[S], row = 0;
+    for (int i = 0; i < n; i++) /* logits rows come in item order */
+        if (items[i].logits) next[items[i].seq] = argmax(eng_get_logits(c, row++), 512);
+    for (int s = 0; s < STEPS; s++) {
+        for (int q = 0; q < S; q++) {
+            assert_int_equal(next[q], alone[q][s]);
+            items[q] = (eng_batch_item){next[q], q, true};
+        }
+        assert_int_equal(eng_decode_batch(c, items, S, err, sizeof(err)), 0);
+        for (int q = 0; q < S; q++) next[q] = argmax(eng_get_logits(c, q), 512);
+    }
+    for (int q = 0; q < S; q++) assert_int_equal(eng_seq_pos(c, q), lens[q] + STEPS);
+    /* a sequence can be cut back and reused */
+    eng_seq_truncate(c, 1, 0);
+    assert_int_equal(eng_seq_pos(c, 1), 0);
+    items[0] = (eng_batch_item){1, 5, true};
+    assert_int_equal(eng_decode_batch(c, items, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "sequence 5 does not exist"));
+    eng_ctx_free(c);
+    eng_model_free(m);
+}
+
 /* Truncating the cache and decoding again gives the same logits (probes rely on it). */
 static void test_truncate_and_redecode(void **state)
 {
@@ -549,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_float_reference_mkmodel),
         cmocka_unit_test(test_batching_and_threads_agree),
         cmocka_unit_test(test_truncate_and_redecode),
+        cmocka_unit_test(test_sequences_together_match_alone),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_sampling),
     };
