@@ -33,7 +33,7 @@ int cmd_bench(int argc, char **argv)
 {
     cli_engine_opts o;
     cli_engine_defaults(&o);
-    int n_prompt = 128, n_gen = 64, reps = 3;
+    int n_prompt = 128, n_gen = 64, reps = 3, parallel = 1;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -42,16 +42,18 @@ int cmd_bench(int argc, char **argv)
         if (rc < 0) return 2;
         if (rc) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: junction bench -m MODEL [-p 128] [-n 64] [-t THREADS] [-r 3] [-o json]\n\n"
+            printf("usage: junction bench -m MODEL [-p 128] [-n 64] [-t THREADS] [-r 3] [--parallel N] [-o json]\n\n"
                    "Measure prompt processing (-p tokens in one batch) and generation (-n tokens\n"
                    "one at a time) in tokens per second, mean ± stddev over -r repetitions, and\n"
-                   "the peak resident memory. `junction bench --membw -t N` measures memory read\n"
+                   "the peak resident memory. With --parallel N, generation runs N sequences\n"
+                   "together (one token of each per step) and reports their aggregate rate. `junction bench --membw -t N` measures memory read\n"
                    "bandwidth instead (the ceiling for generation).\n" CLI_ENGINE_HELP);
             return 0;
         }
         if (!strcmp(a, "-p")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_prompt = (int)x; }
         else if (!strcmp(a, "-n")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_gen = (int)x; }
         else if (!strcmp(a, "-r")) { if (cli_number("bench", argc, argv, &i, 1, 1000, &x)) return 2; reps = (int)x; }
+        else if (!strcmp(a, "--parallel")) { if (cli_number("bench", argc, argv, &i, 1, 256, &x)) return 2; parallel = (int)x; }
         else if (!strcmp(a, "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json")) { json = true; i++; }
         else if (!strcmp(a, "--membw")) {
             int t = o.ctx.n_threads ? o.ctx.n_threads : 1;
@@ -65,7 +67,8 @@ int cmd_bench(int argc, char **argv)
         }
     }
     if (o.ctx.n_ctx == 0) o.ctx.n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 1;
-    if (o.ctx.n_batch == 0) o.ctx.n_batch = n_prompt > 0 ? n_prompt : 1;
+    o.ctx.n_seq = parallel;
+    if (o.ctx.n_batch == 0) o.ctx.n_batch = n_prompt > parallel ? n_prompt : parallel;
     eng_model *m;
     eng_ctx *c;
     if (cli_load("bench", &o, &m, &c) != 0) return 1;
@@ -92,14 +95,17 @@ int cmd_bench(int argc, char **argv)
             pp[r] = n_prompt / (now_s() - t0);
         }
         if (n_gen > 0) {
-            eng_ctx_truncate(c, 0);
-            int tok = eng_token_bos(m);
+            eng_batch_item items[256];
+            for (int q = 0; q < parallel; q++) {
+                eng_seq_truncate(c, q, 0);
+                items[q] = (eng_batch_item){eng_token_bos(m), q, true};
+            }
             double t0 = now_s();
             for (int i = 0; i < n_gen; i++) {
-                if (eng_decode(c, &tok, 1, false, err, sizeof(err))) goto fail;
-                tok = (tok * 31 + 7) % info->n_vocab;
+                if (eng_decode_batch(c, items, parallel, err, sizeof(err))) goto fail;
+                for (int q = 0; q < parallel; q++) items[q].token = (items[q].token * 31 + 7 + q) % info->n_vocab;
             }
-            tg[r] = n_gen / (now_s() - t0);
+            tg[r] = (double)n_gen * parallel / (now_s() - t0);
         }
     }
     struct rusage ru;
@@ -112,17 +118,18 @@ int cmd_bench(int argc, char **argv)
     if (json) {
         printf("{\"model\":\"%s\",\"type\":\"%s\",\"size_bytes\":%llu,\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
                "\"reps\":%d,\"pp_tps\":%.3f,\"pp_tps_sd\":%.3f,\"tg_tps\":%.3f,\"tg_tps_sd\":%.3f,"
-               "\"peak_rss_bytes\":%lld,\"kernels\":\"%s\",\"version\":\"%s\"}\n",
+               "\"peak_rss_bytes\":%lld,\"kernels\":\"%s\",\"version\":\"%s\",\"parallel\":%d}\n",
                info->name, info->weight_type, (unsigned long long)info->weight_bytes, threads, n_prompt, n_gen,
-               reps, ppm, pps, tgm, tgs, peak, eng_kernels_name(), JUNCTION_VERSION);
+               reps, ppm, pps, tgm, tgs, peak, eng_kernels_name(), JUNCTION_VERSION, parallel);
     } else {
         printf("| model | type | size | threads | test | t/s |\n|---|---|---:|---:|---|---:|\n");
         if (n_prompt > 0)
             printf("| %s | %s | %.2f GiB | %d | pp%d | %.2f ± %.2f |\n", info->name, info->weight_type,
                    info->weight_bytes / 1073741824.0, threads, n_prompt, ppm, pps);
         if (n_gen > 0)
-            printf("| %s | %s | %.2f GiB | %d | tg%d | %.2f ± %.2f |\n", info->name, info->weight_type,
-                   info->weight_bytes / 1073741824.0, threads, n_gen, tgm, tgs);
+            printf("| %s | %s | %.2f GiB | %d | tg%d%s%.0d | %.2f ± %.2f |\n", info->name, info->weight_type,
+                   info->weight_bytes / 1073741824.0, threads, n_gen, parallel > 1 ? " x" : "",
+                   parallel > 1 ? parallel : 0, tgm, tgs);
         printf("\npeak RSS %.2f GiB; kernels %s\n", peak / 1073741824.0, eng_kernels_name());
     }
     rc = 0;

@@ -55,8 +55,10 @@ static const config_option options[] = {
      "local engine context in tokens (0: the model's training context)"},
     {"threads", "--threads", OPT_INT, NUM_FIELD(threads), 0, 1024,
      "local engine compute threads (0: one per CPU core)"},
+    {"parallel", "--parallel", OPT_INT, NUM_FIELD(parallel), 1, 256,
+     "local requests generated together, each with its own ctx_size of KV cache"},
     {"queue_size", "--queue-size", OPT_INT, NUM_FIELD(queue_size), 0, 100000,
-     "local requests that may wait while one runs; more get 429"},
+     "local requests that may wait while the parallel ones run; more get 429"},
     {"chat_template", "--chat-template", OPT_TEMPLATE, STR_FIELD(chat_template), 0, 0,
      "how chat messages become the local model's prompt: auto, llama2 or plain"},
     {"upstreams", "--upstream", OPT_UPSTREAMS, NUM_FIELD(upstreams), 0, 0,
@@ -78,6 +80,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->drain_timeout_s = 30;
     cfg->workers = 0;
     cfg->queue_size = 16;
+    cfg->parallel = 1;
     snprintf(cfg->chat_template, sizeof(cfg->chat_template), "auto");
 }
 

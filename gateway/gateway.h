@@ -37,7 +37,8 @@ typedef struct gw_config {
     char model[GW_PATH_MAX];    /* GGUF file for the local engine ("" = none) */
     long long ctx_size;         /* local engine context; 0 = the model's */
     long long threads;          /* local engine compute threads; 0 = one per core */
-    long long queue_size;       /* local requests waiting beyond the running one */
+    long long parallel;         /* local requests generated together (each its own ctx_size of cache) */
+    long long queue_size;       /* local requests waiting beyond the running ones */
     char chat_template[16];     /* "auto" (from the model), "llama2" or "plain" */
     up_def upstreams[GW_MAX_UPSTREAMS]; /* remote model APIs, picked by "model" */
     int n_upstreams;

@@ -41,11 +41,24 @@ struct event_item {
     char text[];
 };
 
+/* One sequence of the context: the job it runs, and what its cache holds.
+ * Engine thread only. */
+typedef struct {
+    int seq;
+    gw_local_job *job;            /* NULL: free */
+    int *cached;                  /* the tokens in this sequence's KV cache, in order */
+    int n_cached, cap_cached;
+    int fed;                      /* prompt tokens in the cache so far */
+    int pending;                  /* the sampled token to feed next, -1 while prefilling */
+    eng_sampler *smp;
+    textstop stop;
+} slot;
+
 struct gw_local {
     eng_model *model;
     eng_ctx *ctx;
-    int *cached;                  /* the tokens in ctx's KV cache, in order (engine thread only) */
-    int n_cached, cap_cached;
+    slot *slots;
+    int n_slots;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
@@ -78,18 +91,17 @@ static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, e
     event_active(l->deliver, EV_READ, 0);
 }
 
-/* Record tokens appended to the KV cache (engine thread). */
-static int remember(gw_local *l, const int *tokens, int n)
+/* Record a token appended to a slot's KV cache (engine thread). */
+static int remember(slot *sl, int token)
 {
-    if (l->n_cached + n > l->cap_cached) {
-        int cap = (l->n_cached + n) * 2 + 64;
-        int *p = realloc(l->cached, sizeof(int) * (size_t)cap);
+    if (sl->n_cached + 1 > sl->cap_cached) {
+        int cap = sl->cap_cached * 2 + 64;
+        int *p = realloc(sl->cached, sizeof(int) * (size_t)cap);
         if (!p) return -1;
-        l->cached = p;
-        l->cap_cached = cap;
+        sl->cached = p;
+        sl->cap_cached = cap;
     }
-    memcpy(l->cached + l->n_cached, tokens, sizeof(int) * (size_t)n);
-    l->n_cached += n;
+    sl->cached[sl->n_cached++] = token;
     return 0;
 }
 
@@ -137,91 +149,179 @@ static void post_logprob(gw_local *l, gw_local_job *job, const float *logits, in
     cJSON_free(json);
 }
 
-/* Engine thread: one whole generation. */
-static void run_job(gw_local *l, gw_local_job *job)
+/* ---- the engine thread: continuous batching ----
+ *
+ * Every step puts one token of each generating sequence and a slice of each
+ * prompt still being read into one batch, so the weights are read once for
+ * all of them; sequences join and leave between steps. */
+
+#define PREFILL_PER_STEP 256      /* prompt tokens per step, so long prompts do not stall the others */
+
+static int common_prefix(const slot *sl, const gw_local_job *job)
 {
-    gw_local_result *res = &job->result;
-    res->prompt_tokens = job->n_prompt;
-    const eng_model_info *info = eng_model_get_info(l->model);
-    char err[256];
-    /* Prefix reuse: what the cache already holds of this prompt (a shared
-     * system prompt, the earlier turns of a chat) is not computed again. At
-     * least the last prompt token is decoded, for its logits. */
-    int keep = 0;
-    while (keep < l->n_cached && keep < job->n_prompt - 1 && l->cached[keep] == job->prompt[keep]) keep++;
-    eng_ctx_truncate(l->ctx, keep);
-    l->n_cached = keep;
-    res->cached_tokens = keep;
-    if (eng_decode(l->ctx, job->prompt + keep, job->n_prompt - keep, false, err, sizeof(err)) != 0 ||
-        remember(l, job->prompt + keep, job->n_prompt - keep) != 0) {
-        snprintf(job->error, sizeof(job->error), "%s", err);
-        res->error = job->error;
-        eng_ctx_truncate(l->ctx, 0);
-        l->n_cached = 0;
-        return;
+    int k = 0;
+    while (k < sl->n_cached && k < job->n_prompt - 1 && sl->cached[k] == job->prompt[k]) k++;
+    return k; /* at least the last prompt token is computed again, for its logits */
+}
+
+/* Put a queued job in the free slot whose cache shares the most of its prompt. */
+static void admit(gw_local *l, gw_local_job *job)
+{
+    slot *best = NULL;
+    int best_k = -1;
+    for (int i = 0; i < l->n_slots; i++) {
+        slot *sl = &l->slots[i];
+        if (sl->job) continue;
+        int k = common_prefix(sl, job);
+        if (k > best_k) {
+            best = sl;
+            best_k = k;
+        }
     }
-    eng_sampler *smp = NULL;
-    textstop stop;
     const char *stops[4];
     for (int i = 0; i < job->req.n_stops; i++) stops[i] = job->stop_text[i];
-    if (eng_sampler_new(&smp, l->model, &job->req.sampling) != 0 || textstop_init(&stop, stops, job->req.n_stops) != 0) {
-        eng_sampler_free(smp);
+    best->job = job;
+    eng_seq_truncate(l->ctx, best->seq, best_k);
+    best->n_cached = best->fed = job->result.cached_tokens = best_k;
+    best->pending = -1;
+    job->result.prompt_tokens = job->n_prompt;
+    job->result.finish_reason = "length";
+    if (eng_sampler_new(&best->smp, l->model, &job->req.sampling) != 0 ||
+        textstop_init(&best->stop, stops, job->req.n_stops) != 0) {
         snprintf(job->error, sizeof(job->error), "out of memory");
-        res->error = job->error;
+        job->result.error = job->error;
         return;
     }
-    for (int i = 0; i < job->n_prompt; i++) eng_sampler_accept(smp, job->prompt[i]);
-    const float *logits = eng_get_logits(l->ctx, job->n_prompt - keep - 1); /* indices count this decode's tokens */
-    res->finish_reason = "length";
-    for (;;) {
-        if (atomic_load(&job->cancelled)) break;
-        if (job->req.max_tokens > 0 && res->completion_tokens >= job->req.max_tokens) break;
-        int tok = eng_sampler_sample(smp, logits);
-        if (job->req.logprobs >= 0) post_logprob(l, job, logits, info->n_vocab, tok);
-        if (tok == eng_token_eos(l->model)) {
-            res->finish_reason = "stop";
-            break;
-        }
-        res->completion_tokens++;
-        char piece[256];
-        int n = eng_token_to_piece(l->model, tok, piece, sizeof(piece));
-        const char *show;
-        size_t show_len;
-        bool hit = textstop_add(&stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
-        if (show_len) post(l, job, show, show_len, EV_TEXT);
-        if (hit) {
-            res->finish_reason = "stop";
-            break;
-        }
-        if (eng_ctx_pos(l->ctx) >= info->n_ctx_train || eng_decode(l->ctx, &tok, 1, false, err, sizeof(err)) != 0 ||
-            remember(l, &tok, 1) != 0)
-            break; /* the context is full: "length" */
-        logits = eng_get_logits(l->ctx, 0);
-    }
+    for (int i = 0; i < job->n_prompt; i++) eng_sampler_accept(best->smp, job->prompt[i]);
+}
+
+/* The job in `sl` is over: flush its text, report, free the slot. */
+static void finish(gw_local *l, slot *sl)
+{
+    gw_local_job *job = sl->job;
     const char *rest;
     size_t rest_len;
-    textstop_flush(&stop, &rest, &rest_len);
-    if (rest_len) post(l, job, rest, rest_len, EV_TEXT);
-    textstop_free(&stop);
-    eng_sampler_free(smp);
+    if (sl->stop.text && !job->result.error) {
+        textstop_flush(&sl->stop, &rest, &rest_len);
+        if (rest_len) post(l, job, rest, rest_len, EV_TEXT);
+    }
+    textstop_free(&sl->stop);
+    eng_sampler_free(sl->smp);
+    sl->smp = NULL;
+    sl->job = NULL;
+    post(l, job, "", 0, EV_DONE);
+}
+
+/* A token was sampled for `sl`: show it, and say whether the job goes on. */
+static bool take_token(gw_local *l, slot *sl, const float *logits)
+{
+    gw_local_job *job = sl->job;
+    gw_local_result *res = &job->result;
+    const eng_model_info *info = eng_model_get_info(l->model);
+    if (job->req.max_tokens > 0 && res->completion_tokens >= job->req.max_tokens) return false;
+    int tok = eng_sampler_sample(sl->smp, logits);
+    if (job->req.logprobs >= 0) post_logprob(l, job, logits, info->n_vocab, tok);
+    if (tok == eng_token_eos(l->model)) {
+        res->finish_reason = "stop";
+        return false;
+    }
+    res->completion_tokens++;
+    char piece[256];
+    int n = eng_token_to_piece(l->model, tok, piece, sizeof(piece));
+    const char *show;
+    size_t show_len;
+    bool hit = textstop_add(&sl->stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
+    if (show_len) post(l, job, show, show_len, EV_TEXT);
+    if (hit) {
+        res->finish_reason = "stop";
+        return false;
+    }
+    if (job->req.max_tokens > 0 && res->completion_tokens >= job->req.max_tokens) return false;
+    if (eng_seq_pos(l->ctx, sl->seq) >= info->n_ctx_train) return false; /* the context is full: "length" */
+    sl->pending = tok;
+    return true;
+}
+
+/* One step over every busy slot. Returns false when there was nothing to do. */
+static bool step(gw_local *l, eng_batch_item *items, slot **owner)
+{
+    int n = 0, budget = PREFILL_PER_STEP;
+    for (int i = 0; i < l->n_slots; i++) {
+        slot *sl = &l->slots[i];
+        if (!sl->job) continue;
+        if (atomic_load(&sl->job->cancelled) || sl->job->result.error) {
+            finish(l, sl);
+            continue;
+        }
+        if (sl->pending >= 0) {
+            owner[n] = sl;
+            items[n++] = (eng_batch_item){sl->pending, sl->seq, true};
+            continue;
+        }
+        while (sl->fed < sl->job->n_prompt && budget > 0) {
+            bool last = sl->fed == sl->job->n_prompt - 1;
+            owner[n] = sl;
+            items[n++] = (eng_batch_item){sl->job->prompt[sl->fed++], sl->seq, last};
+            budget--;
+        }
+    }
+    if (n == 0) return false;
+    char err[256];
+    if (eng_decode_batch(l->ctx, items, n, err, sizeof(err)) != 0) {
+        for (int i = 0; i < n; i++) {
+            slot *sl = owner[i];
+            if (!sl->job) continue;
+            snprintf(sl->job->error, sizeof(sl->job->error), "%s", err);
+            sl->job->result.error = sl->job->error;
+            eng_seq_truncate(l->ctx, sl->seq, 0);
+            sl->n_cached = 0;
+            finish(l, sl);
+        }
+        return true;
+    }
+    int row = 0;
+    for (int i = 0; i < n; i++) {
+        slot *sl = owner[i];
+        if (remember(sl, items[i].token) != 0) sl->n_cached = 0; /* out of memory: forget, reuse nothing later */
+        if (!items[i].logits) continue;
+        const float *logits = eng_get_logits(l->ctx, row++);
+        sl->pending = -1;
+        if (!take_token(l, sl, logits)) finish(l, sl);
+    }
+    return true;
 }
 
 static void *engine_main(void *arg)
 {
     gw_local *l = arg;
+    eng_batch_item *items = malloc(sizeof(eng_batch_item) * (size_t)(l->n_slots + PREFILL_PER_STEP));
+    slot **owner = malloc(sizeof(slot *) * (size_t)(l->n_slots + PREFILL_PER_STEP));
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        while (!l->queue_head && !l->stopping) pthread_cond_wait(&l->wake, &l->lock);
+        bool busy = false;
+        for (int i = 0; i < l->n_slots; i++) busy |= l->slots[i].job != NULL;
+        while (!busy && !l->queue_head && !l->stopping) pthread_cond_wait(&l->wake, &l->lock);
         if (l->stopping) break;
-        gw_local_job *job = l->queue_head;
-        l->queue_head = job->next;
-        if (!l->queue_head) l->queue_tail = NULL;
+        /* join: queued jobs into free slots */
+        for (int i = 0; i < l->n_slots && l->queue_head; i++) {
+            bool free_slot = false;
+            for (int j = 0; j < l->n_slots; j++) free_slot |= l->slots[j].job == NULL;
+            if (!free_slot) break;
+            gw_local_job *job = l->queue_head;
+            l->queue_head = job->next;
+            if (!l->queue_head) l->queue_tail = NULL;
+            admit(l, job);
+        }
         pthread_mutex_unlock(&l->lock);
-        if (!atomic_load(&job->cancelled)) run_job(l, job);
-        post(l, job, "", 0, EV_DONE);
+        if (items && owner) step(l, items, owner);
         pthread_mutex_lock(&l->lock);
     }
     pthread_mutex_unlock(&l->lock);
+    /* jobs still running: cancelled by the shutdown, reported as done */
+    for (int i = 0; i < l->n_slots; i++)
+        if (l->slots[i].job) finish(l, &l->slots[i]);
+    free(items);
+    free(owner);
     return NULL;
 }
 
@@ -273,7 +373,15 @@ int gw_local_new(gw_local **out, struct event_base *base, const gw_local_params 
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->wake, NULL);
     l->queue_size = p->queue_size > 0 ? p->queue_size : 0; /* 0: only the running request */
-    eng_ctx_params cp = {.n_ctx = p->ctx_size, .n_threads = p->threads, .kv_type = p->kv_type};
+    l->n_slots = p->parallel > 0 ? p->parallel : 1;
+    eng_ctx_params cp = {.n_ctx = p->ctx_size, .n_threads = p->threads, .kv_type = p->kv_type, .n_seq = l->n_slots};
+    l->slots = calloc((size_t)l->n_slots, sizeof(slot));
+    if (!l->slots) {
+        snprintf(err, errlen, "out of memory");
+        gw_local_free(l);
+        return -1;
+    }
+    for (int i = 0; i < l->n_slots; i++) l->slots[i].seq = i;
     if (eng_model_load(&l->model, p->model_path, err, errlen) != 0 ||
         eng_ctx_new(&l->ctx, l->model, &cp, err, errlen) != 0) {
         gw_local_free(l);
@@ -317,7 +425,8 @@ void gw_local_free(gw_local *l)
     }
     eng_ctx_free(l->ctx);
     eng_model_free(l->model);
-    free(l->cached);
+    for (int i = 0; l->slots && i < l->n_slots; i++) free(l->slots[i].cached);
+    free(l->slots);
     pthread_cond_destroy(&l->wake);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -346,7 +455,7 @@ gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, cons
     job->cb = *cb;
     job->arg = arg;
     pthread_mutex_lock(&l->lock);
-    if (l->queued >= l->queue_size + 1) { /* one running, queue_size waiting */
+    if (l->queued >= l->queue_size + l->n_slots) { /* n_slots running, queue_size waiting */
         pthread_mutex_unlock(&l->lock);
         job_free(job);
         return NULL;
@@ -362,128 +471,3 @@ gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, cons
 
 void gw_local_cancel(gw_local_job *job) { atomic_store(&job->cancelled, true); }
 
-/* ---- chat templates ---- */
-
-static int append_tokens(const eng_model *m, const char *text, bool bos, int **ids, int *n, int *cap)
-{
-    int need = eng_tokenize(m, text, strlen(text), bos, NULL, 0);
-    if (need < 0) return -1;
-    if (*n + need > *cap) {
-        int c = (*n + need) * 2 + 16;
-        int *p = realloc(*ids, sizeof(int) * (size_t)c);
-        if (!p) return -1;
-        *ids = p;
-        *cap = c;
-    }
-    eng_tokenize(m, text, strlen(text), bos, *ids + *n, need);
-    *n += need;
-    return 0;
-}
-
-static int append_id(int id, int **ids, int *n, int *cap)
-{
-    if (*n + 1 > *cap) {
-        int c = *cap * 2 + 16;
-        int *p = realloc(*ids, sizeof(int) * (size_t)c);
-        if (!p) return -1;
-        *ids = p;
-        *cap = c;
-    }
-    (*ids)[(*n)++] = id;
-    return 0;
-}
-
-/* A message's text: a string, or its text parts joined. Heap string. */
-static char *message_text(const cJSON *msg)
-{
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
-    if (cJSON_IsString(c)) return strdup(c->valuestring);
-    size_t n = 1;
-    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; p; p = p->next)
-        n += strlen(cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring);
-    char *s = calloc(1, n);
-    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; s && p; p = p->next)
-        strcat(s, cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring);
-    return s;
-}
-
-int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **out)
-{
-    const cJSON *messages = messages_cjson;
-    const eng_model *m = l->model;
-    int *ids = NULL, n = 0, cap = 0, rc = 0;
-    if (!l->llama2_chat) {
-        /* Base models: the messages' text, one after the other, after BOS. */
-        size_t total = 1;
-        for (const cJSON *msg = messages->child; msg; msg = msg->next) {
-            char *t = message_text(msg);
-            total += t ? strlen(t) + 2 : 0;
-            free(t);
-        }
-        char *all = calloc(1, total);
-        for (const cJSON *msg = messages->child; all && msg; msg = msg->next) {
-            char *t = message_text(msg);
-            if (!t) continue;
-            if (all[0]) strcat(all, "\n\n");
-            strcat(all, t);
-            free(t);
-        }
-        rc = all ? append_tokens(m, all, true, &ids, &n, &cap) : -1;
-        free(all);
-    } else {
-        /* Llama 2 chat, as Meta trained it: every exchange is
-         *   <s>[INST] {user} [/INST] {assistant} </s>
-         * with the system prompt wrapped into the first user turn as
-         *   <<SYS>>\n{system}\n<</SYS>>\n\n
-         * and the last user turn left open for the model to answer. An
-         * assistant message after the last user turn is a prefill. */
-        char *system = NULL, *turn = NULL;
-        for (const cJSON *msg = messages->child; msg && rc == 0; msg = msg->next) {
-            const char *role = cJSON_GetObjectItemCaseSensitive(msg, "role")->valuestring;
-            char *t = message_text(msg);
-            if (!t) { rc = -1; break; }
-            if (!strcmp(role, "system") || !strcmp(role, "developer")) {
-                free(system);
-                system = t;
-                continue;
-            }
-            if (!strcmp(role, "assistant")) {
-                if (turn) {
-                    bool last = msg->next == NULL;
-                    size_t len = strlen(turn) + strlen(t) + 3;
-                    char *both = malloc(len);
-                    if (both) snprintf(both, len, "%s %s%s", turn, t, last ? "" : " ");
-                    rc = both ? append_tokens(m, both, true, &ids, &n, &cap) : -1;
-                    if (rc == 0 && !last) rc = append_id(eng_token_eos(m), &ids, &n, &cap);
-                    free(both);
-                    free(turn);
-                    turn = NULL;
-                }
-                free(t);
-                continue;
-            }
-            if (turn) { /* a user turn no assistant answered */
-                rc = append_tokens(m, turn, true, &ids, &n, &cap);
-                free(turn);
-                turn = NULL;
-            }
-            size_t len = strlen(t) + (system ? strlen(system) : 0) + 64;
-            turn = malloc(len);
-            if (turn && system) snprintf(turn, len, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, t);
-            else if (turn) snprintf(turn, len, "[INST] %s [/INST]", t);
-            else rc = -1;
-            free(system);
-            system = NULL;
-            free(t);
-        }
-        if (rc == 0 && turn) rc = append_tokens(m, turn, true, &ids, &n, &cap);
-        free(turn);
-        free(system);
-    }
-    if (rc != 0 || n == 0) {
-        free(ids);
-        return -1;
-    }
-    *out = ids;
-    return n;
-}

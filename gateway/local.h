@@ -1,10 +1,10 @@
 /* local.h: the local engine as a service of the daemon. Internal.
  *
- * One engine thread owns the model's context and runs one generation at a
- * time from a bounded queue; the text it produces is handed to the event
- * loop (event_active), where the callbacks run. Several sequences stepped
- * together (continuous batching) replace the single context later without
- * changing this interface.
+ * One engine thread owns the model's context, with `parallel` sequences
+ * generated together (continuous batching: a request joins or leaves between
+ * steps, long prompts are read in slices), fed from a bounded queue; the
+ * text it produces is handed to the event loop (event_active), where the
+ * callbacks run.
  */
 #ifndef JUNCTION_LOCAL_H
 #define JUNCTION_LOCAL_H
@@ -21,6 +21,7 @@ typedef struct gw_local_job gw_local_job;
 typedef struct {
     const char *model_path;
     int ctx_size, threads, queue_size;
+    int parallel;                 /* sequences generated together (continuous batching) */
     eng_kv_type kv_type;
     const char *chat_template;    /* "auto", "llama2" or "plain" */
 } gw_local_params;

@@ -415,7 +415,7 @@ int gw_server_new(gw_server **out, const gw_config *cfg, char *err, size_t errle
     if (up_client_new(&srv->upstreams, srv->base, cfg->upstreams, cfg->n_upstreams, err, errlen) != 0) goto fail;
     if (cfg->model[0]) {
         gw_local_params lp = {.model_path = cfg->model, .ctx_size = (int)cfg->ctx_size, .threads = (int)cfg->threads,
-                              .queue_size = (int)cfg->queue_size, .kv_type = ENG_KV_F16,
+                              .queue_size = (int)cfg->queue_size, .parallel = (int)cfg->parallel, .kv_type = ENG_KV_F16,
                               .chat_template = cfg->chat_template};
         if (gw_local_new(&srv->local, srv->base, &lp, err, errlen) != 0) goto fail;
         const eng_model_info *mi = eng_model_get_info(gw_local_model(srv->local));

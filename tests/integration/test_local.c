@@ -34,7 +34,8 @@ static int setup(void **state)
     cJSON *ref = cJSON_Parse(buf);
     snprintf(expected, sizeof(expected), "%s", cJSON_GetObjectItem(ref, "greedy_text")->valuestring + strlen("Once upon a time"));
     cJSON_Delete(ref);
-    const char *args[] = {"--model", MODELS "stories260K.gguf", "--threads", "1", NULL};
+    /* four sequences generated together: the concurrency tests below run through continuous batching */
+    const char *args[] = {"--model", MODELS "stories260K.gguf", "--threads", "1", "--parallel", "4", NULL};
     return daemon_start(&daemon_, args, NULL);
 }
 
@@ -205,7 +206,8 @@ static void *ask_in_thread(void *arg)
     return NULL;
 }
 
-/* Clients at once get what they would get one by one (greedy). */
+/* Clients at once get what they would get one by one (greedy), while up to
+ * four of them are generated together in one batch per step. */
 static void test_concurrent_clients_get_the_sequential_text(void **state)
 {
     (void)state;
