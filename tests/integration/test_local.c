@@ -55,12 +55,11 @@ static int teardown(void **state)
 
 static cJSON *ask(const char *extra, long *status, http_response *raw)
 {
-    char url[128], body[2048];
-    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
+    char body[2048];
     snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"temperature\":0%s%s}",
              extra ? "," : "", extra ? extra : "");
     http_response r;
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/chat/completions", body, &r), 0);
     *status = r.status;
     cJSON *j = cJSON_Parse(r.body);
     if (raw) *raw = r;
@@ -186,10 +185,8 @@ static void test_rejections(void **state)
     strcpy(body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
     for (int i = 0; i < 2100; i++) strcat(body, "go ");
     strcat(body, "\"}]}");
-    char url[128];
-    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
     http_response r;
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/chat/completions", body, &r), 0);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "context_length_exceeded"));
     http_response_free(&r);
@@ -297,11 +294,9 @@ static void test_disconnect_mid_stream(void **state)
 static void test_legacy_completions(void **state)
 {
     (void)state;
-    char url[128];
-    snprintf(url, sizeof(url), "%s/v1/completions", daemon_.url);
     const char *body = "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":64,\"echo\":true}";
     http_response r;
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/completions", body, &r), 0);
     assert_int_equal(r.status, 200);
     cJSON *j = cJSON_Parse(r.body);
     assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "text_completion");
@@ -314,14 +309,14 @@ static void test_legacy_completions(void **state)
     http_response_free(&r);
     /* max_tokens defaults to 16, as OpenAI's legacy API does */
     body = "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/completions", body, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"object\":\"text_completion\""));
     assert_non_null(strstr(r.body, "\"completion_tokens\":16"));
     assert_non_null(strstr(r.body, "data: [DONE]\n\n"));
     http_response_free(&r);
     body = "{\"prompt\":[\"a\",\"b\"]}";
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/completions", body, &r), 0);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "\"param\":\"prompt\""));
     http_response_free(&r);
@@ -398,11 +393,10 @@ static void test_queue_full_is_429(void **state)
     assert_int_equal(tcp_send_all(fd, req, strlen(req)), 0);
     char buf[256];
     assert_true(read(fd, buf, sizeof(buf)) > 0); /* it is generating now */
-    char url[128], hdr[64];
-    snprintf(url, sizeof(url), "%s/v1/chat/completions", d.url);
+    char hdr[64];
     const char *second = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":2}";
     http_response r;
-    assert_int_equal(http_request("POST", url, second, strlen(second), NULL, &r), 0);
+    assert_int_equal(http_post(d.url, "/v1/chat/completions", second, &r), 0);
     assert_int_equal(r.status, 429);
     assert_non_null(strstr(r.body, "engine_busy"));
     assert_string_equal(http_header(&r, "Retry-After", hdr, sizeof(hdr)), "1");
@@ -421,11 +415,9 @@ static void test_llama2_chat_template(void **state)
     test_daemon d;
     const char *args[] = {"--model", MODELS "llama-2-tiny-random.gguf", "--chat-template", "llama2", NULL};
     assert_int_equal(daemon_start(&d, args, NULL), 0);
-    char url[128];
-    snprintf(url, sizeof(url), "%s/v1/chat/completions", d.url);
     const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi there\"}],\"max_tokens\":2}";
     http_response r;
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(d.url, "/v1/chat/completions", body, &r), 0);
     assert_int_equal(r.status, 200);
     cJSON *j = cJSON_Parse(r.body);
     int prompt_tokens = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint;

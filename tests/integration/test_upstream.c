@@ -83,13 +83,12 @@ static int teardown(void **state)
 
 static cJSON *chat(const char *model, const char *prompt, const char *extra, long *status, http_response *raw)
 {
-    char url[128], body[2048];
-    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
+    char body[2048];
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
              "{\"role\":\"user\",\"content\":\"%s\"}]%s%s}", model, prompt, extra ? "," : "", extra ? extra : "");
     http_response r;
-    assert_int_equal(http_request("POST", url, body, strlen(body), NULL, &r), 0);
+    assert_int_equal(http_post(daemon_.url, "/v1/chat/completions", body, &r), 0);
     *status = r.status;
     cJSON *j = cJSON_Parse(r.body);
     if (raw) *raw = r;

@@ -353,6 +353,13 @@ const char *http_header(const http_response *r, const char *name, char *buf, siz
     return NULL;
 }
 
+int http_post(const char *base_url, const char *path, const char *body, http_response *out)
+{
+    char url[512];
+    if (snprintf(url, sizeof(url), "%s%s", base_url, path) >= (int)sizeof(url)) return -1;
+    return http_request("POST", url, body, strlen(body), NULL, out);
+}
+
 void http_response_free(http_response *r)
 {
     free(r->body);

@@ -78,6 +78,9 @@ int http_request(const char *method, const char *url, const char *body, size_t b
 /* Value of header `name` (case-insensitive) copied into buf, or NULL. */
 const char *http_header(const http_response *r, const char *name, char *buf, size_t len);
 void http_response_free(http_response *r);
+/* POST the JSON text `body` to base_url + path (e.g. daemon.url, "/v1/completions")
+ * on a fresh connection. Returns 0 if an HTTP response came back. */
+int http_post(const char *base_url, const char *path, const char *body, http_response *out);
 
 /* ---- raw TCP ---- */
 int tcp_connect(int port);                               /* -1 on failure */
