@@ -12,10 +12,12 @@ int cmd_mkmodel(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: junction mkmodel --shape tiny|small|7b|13b --type f32|f16|q8_0|q4_0 [--seed S]\n"
+            printf("usage: junction mkmodel --shape tiny|small|7b|13b --type TYPE [--seed S]\n"
                    "                        [--vocab-from FILE] -o FILE\n\n"
                    "Write a valid Llama GGUF file with deterministic random weights (std about 0.02),\n"
                    "for tests and benchmarks. 7b and 13b have the exact Llama 2 shapes.\n"
+                   "TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k\n"
+                   "(the K types need --shape small or larger: their blocks are 256 wide).\n"
                    "--vocab-from copies the tokenizer of another GGUF file.\n");
             return 0;
         }

@@ -12,8 +12,6 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_k;
-
 AVX2 static inline int hsum_i32(__m256i v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

@@ -130,12 +130,28 @@ int eng_mkmodel(const char *path, const char *shape_name, const char *type_name,
         snprintf(err, errlen, "unknown shape '%s'; use tiny, small, 7b or 13b", shape_name);
         return -1;
     }
+    /* The types mkmodel writes, with the general.file_type llama.cpp gives a
+     * file that holds only that type (the K ones as their _S presets). */
+    static const struct { uint32_t id, file_type; } writable[] = {
+        {ENG_TYPE_F32, 0},   {ENG_TYPE_F16, 1},   {ENG_TYPE_Q4_0, 2},  {ENG_TYPE_Q4_1, 3},  {ENG_TYPE_Q8_0, 7},
+        {ENG_TYPE_Q5_0, 8},  {ENG_TYPE_Q5_1, 9},  {ENG_TYPE_Q2_K, 10}, {ENG_TYPE_Q3_K, 11}, {ENG_TYPE_Q4_K, 14},
+        {ENG_TYPE_Q5_K, 16}, {ENG_TYPE_Q6_K, 18}, {ENG_TYPE_BF16, 32},
+    };
     const eng_type_info *type = NULL;
-    static const uint32_t writable[] = {ENG_TYPE_F32, ENG_TYPE_F16, ENG_TYPE_Q8_0, ENG_TYPE_Q4_0};
+    uint32_t file_type = 0;
     for (size_t i = 0; i < sizeof(writable) / sizeof(writable[0]); i++)
-        if (!strcasecmp(eng_type_info_of(writable[i])->name, type_name)) type = eng_type_info_of(writable[i]);
+        if (!strcasecmp(eng_type_info_of(writable[i].id)->name, type_name)) {
+            type = eng_type_info_of(writable[i].id);
+            file_type = writable[i].file_type;
+        }
     if (!type) {
-        snprintf(err, errlen, "unknown or unsupported type '%s'; use f32, f16, q8_0 or q4_0", type_name);
+        snprintf(err, errlen, "unknown type '%s'; use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+                 "q2_k, q3_k, q4_k, q5_k or q6_k", type_name);
+        return -1;
+    }
+    if (sh->n_embd % (int)type->block_size || sh->n_ff % (int)type->block_size) {
+        snprintf(err, errlen, "type %s packs rows in blocks of %u weights, and shape %s has rows of %d and %d; "
+                 "use --shape small or larger", type->name, type->block_size, sh->name, sh->n_embd, sh->n_ff);
         return -1;
     }
     gguf_file *vocab = NULL;
@@ -210,7 +226,7 @@ int eng_mkmodel(const char *path, const char *shape_name, const char *type_name,
     kv_u32(&w, "llama.rope.dimension_count", (uint32_t)(E / sh->n_head));
     kv_f32(&w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     kv_f32(&w, "llama.rope.freq_base", 10000.0f);
-    kv_u32(&w, "general.file_type", type->id == ENG_TYPE_F32 ? 0 : type->id == ENG_TYPE_F16 ? 1 : type->id == ENG_TYPE_Q8_0 ? 7 : 2);
+    kv_u32(&w, "general.file_type", file_type);
     if (vocab) copy_vocab(&w, vocab);
     else write_synthetic_vocab(&w, n_vocab);
     for (int i = 0; i < n_t; i++) {

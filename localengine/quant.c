@@ -274,6 +274,7 @@ static void select_kernels(void)
     for (uint32_t h = 0; h < 65536; h++) eng_fp16_table[h] = eng_fp16_to_fp32((uint16_t)h);
     eng_register_more_types(table_row);
     eng_register_k_types(table_row);
+    eng_register_quantizers(table_row);
     unsigned f = eng_cpu_features();
     if ((f & (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) != (ENG_CPU_AVX2 | ENG_CPU_FMA | ENG_CPU_F16C)) return;
     static const struct { uint32_t id; eng_vec_dot_fn dot; } fast[] = {

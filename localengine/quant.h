@@ -78,6 +78,10 @@ typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;
 typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1;
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
 typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } block_q2_k;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } block_q3_k;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_k;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_k;
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_k;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_k;
 
@@ -88,6 +92,8 @@ float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q6_k_avx2(int n, const void *w, const void *a);
 /* quant_k.c: Q2_K, Q3_K, Q4_K, Q5_K (reference kernels). */
 void eng_register_k_types(eng_type_info *(*row)(uint32_t id));
+/* quantize.c: weight quantizers (from_float) of Q4_1, Q5_0, Q5_1 and the K types. */
+void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);
 

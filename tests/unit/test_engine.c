@@ -372,25 +372,42 @@ static void test_float_reference_f16(void **s) { (void)s; check_against_float_re
 static void test_float_reference_q8_0(void **s) { (void)s; check_against_float_reference(SHARED "/vectors/quants/quant-Q8_0.gguf", 0.3f); }
 
 /* mkmodel files of every type and two seeds; logits of random tiny models
- * are small (about 0.1), so the bounds are tight. */
+ * are small (about 0.1), so the bounds are tight. The K types need 256-wide
+ * rows: the small shape. */
 static void test_float_reference_mkmodel(void **state)
 {
     (void)state;
-    const char *types[] = {"f32", "f16", "q8_0", "q4_0"};
-    /* relative to the largest logit: activation rounding to fp16 and to Q8_0 */
-    const float tol[] = {-1e-4f, -5e-3f, -5e-2f, -5e-2f};
+    /* tol relative to the largest logit: the activation rounding of each type
+     * (fp16, bf16, Q8_0/Q8_1, Q8_K) */
+    static const struct { const char *type, *shape; float tol; } cases[] = {
+        {"f32", "tiny", -1e-4f},   {"f16", "tiny", -5e-3f},   {"bf16", "tiny", -5e-3f},
+        {"q8_0", "tiny", -5e-2f},  {"q4_0", "tiny", -5e-2f},  {"q4_1", "tiny", -5e-2f},
+        {"q5_0", "tiny", -5e-2f},  {"q5_1", "tiny", -5e-2f},  {"q2_k", "small", -5e-2f},
+        {"q3_k", "small", -5e-2f}, {"q4_k", "small", -5e-2f}, {"q5_k", "small", -5e-2f},
+        {"q6_k", "small", -5e-2f},
+    };
     char err[512], path[64];
-    for (int t = 0; t < 4; t++) {
+    for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
         for (int seed = 1; seed <= 2; seed++) {
-            snprintf(path, sizeof(path), "/tmp/junction-mk-%d-XXXXXX", t);
+            snprintf(path, sizeof(path), "/tmp/junction-mk-%zu-XXXXXX", t);
             int fd = mkstemp(path);
             assert_true(fd >= 0);
             close(fd);
-            if (eng_mkmodel(path, "tiny", types[t], (uint64_t)seed, NULL, err, sizeof(err)) != 0) fprintf(stderr, "%s\n", err);
-            check_against_float_reference(path, tol[t]);
+            int rc = eng_mkmodel(path, cases[t].shape, cases[t].type, (uint64_t)seed, NULL, err, sizeof(err));
+            if (rc != 0) fprintf(stderr, "%s\n", err);
+            assert_int_equal(rc, 0);
+            check_against_float_reference(path, cases[t].tol);
             unlink(path);
         }
     }
+    /* a K type on a shape whose rows are not whole blocks is refused, with the way out */
+    snprintf(path, sizeof(path), "/tmp/junction-mk-k-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(eng_mkmodel(path, "tiny", "q4_k", 1, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--shape small"));
+    unlink(path);
 }
 
 /* ---- the engine against itself ---- */

@@ -285,6 +285,55 @@ static void test_dequantize_matches_dot(void **state)
     }
 }
 
+/* Every weight quantizer (mkmodel's) round-trips through its type's
+ * dequantizer within that type's expected error. For a uniform quantizer of
+ * step D the RMS error is D/sqrt(12); on N(0,1) weights a block's step is
+ * its range over the code count, which gives the bounds below (measured
+ * values in the comments, bounds about 1.25x them, so a packing bug, which
+ * scrambles codes, fails by far). */
+static void test_weight_quantizers_round_trip(void **state)
+{
+    (void)state;
+    eng_types_init();
+    static const struct { uint32_t type; float max_rel_rms; } cases[] = { /* measured */
+        {ENG_TYPE_F16, 0.0003f},  /* 0.0002 */ {ENG_TYPE_BF16, 0.002f},  /* 0.0016 */
+        {ENG_TYPE_Q8_0, 0.0065f}, /* 0.0051 */ {ENG_TYPE_Q4_0, 0.10f},   /* 0.081 */
+        {ENG_TYPE_Q4_1, 0.095f},  /* 0.076 */  {ENG_TYPE_Q5_0, 0.051f},  /* 0.041 */
+        {ENG_TYPE_Q5_1, 0.046f},  /* 0.037 */  {ENG_TYPE_Q2_K, 0.40f},   /* 0.323 */
+        {ENG_TYPE_Q3_K, 0.19f},   /* 0.152 */  {ENG_TYPE_Q4_K, 0.095f},  /* 0.076 */
+        {ENG_TYPE_Q5_K, 0.047f},  /* 0.037 */  {ENG_TYPE_Q6_K, 0.023f},  /* 0.018 */
+    };
+    enum { N = 4096 };
+    static float w[N], back[N];
+    static uint8_t q[N * 4];
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const eng_type_info *t = eng_type_info_of(cases[c].type);
+        assert_non_null(t->from_float);
+        double err = 0, ref = 0;
+        for (int i = 0; i < N; i++) w[i] = frand();
+        t->from_float(w, q, N);
+        t->to_float(q, back, N);
+        for (int i = 0; i < N; i++) {
+            err += (double)(back[i] - w[i]) * (back[i] - w[i]);
+            ref += (double)w[i] * w[i];
+        }
+        double rel = sqrt(err / ref);
+        fprintf(stderr, "%-5s round trip: relative RMS error %.4f (bound %.4f)\n", t->name, rel, cases[c].max_rel_rms);
+        assert_true(rel <= cases[c].max_rel_rms);
+        /* zeros stay zeros, and a block with one huge outlier stays finite */
+        memset(w, 0, sizeof(w));
+        t->from_float(w, q, N);
+        t->to_float(q, back, N);
+        for (int i = 0; i < N; i++) assert_true(back[i] == 0);
+        w[7] = 1000;
+        w[300] = -3;
+        t->from_float(w, q, N);
+        t->to_float(q, back, N);
+        for (int i = 0; i < N; i++) assert_true(isfinite(back[i]));
+        assert_true(fabsf(back[7] - 1000) <= 1000 * 0.02f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_attention_f16_helpers),
         cmocka_unit_test(test_fp16_round_trip_and_rounding),
         cmocka_unit_test(test_dequantize_matches_dot),
+        cmocka_unit_test(test_weight_quantizers_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
