@@ -1,6 +1,6 @@
-/* kernels_k_avx2.c: AVX2 dot products for the K-quants against Q8_K.
+/* kernels_k_avx2.c: AVX2 dot products for Q4_K, Q5_K and Q6_K against Q8_K.
  *
- * The codes are unsigned (Q4_K 0..15, Q6_K 0..63 before its -32), so
+ * The codes are unsigned (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63 before its -32), so
  * maddubs takes them as its unsigned side directly; each 16 int16 partial
  * sums are then weighted by their sub-block scale with one madd. Offsets
  * and mins need no per-weight work: the Q8_K block's sums per 16 give them.
@@ -48,6 +48,38 @@ AVX2 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a)
         for (int j = 0; j < 4; j++) { /* 64 weights: low nibbles are sub-block 2j, high 2j+1 */
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
+            __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16((short)sc[2 * j + 1]));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+        }
+        s += _cvtsh_ss(x[i].d) * y[i].d * (float)hsum_i32(acc) - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
+    }
+    return s;
+}
+
+/* Q5_K: Q4_K's nibbles and scales, plus a fifth bit per weight in qh (bit
+ * 2j for the low nibbles of chunk j, bit 2j+1 for the high ones). */
+AVX2 float eng_vec_dot_q5_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q5_k *x = w;
+    const block_q8_k *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        int sc[8], mn[8];
+        q4_k_scales(x[i].scales, sc, mn);
+        int mins = 0;
+        for (int j = 0; j < 8; j++) mins += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        __m256i acc = _mm256_setzero_si256();
+        __m256i h = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j), one), 4);
+            __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j + 1), one), 4);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), hlo);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), hhi);
             __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
             __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));

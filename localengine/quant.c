@@ -282,7 +282,12 @@ static void select_kernels(void)
         {ENG_TYPE_F16, eng_vec_dot_f16_avx2},
         {ENG_TYPE_Q4_0, eng_vec_dot_q4_0_avx2},
         {ENG_TYPE_Q8_0, eng_vec_dot_q8_0_avx2},
+        {ENG_TYPE_Q4_1, eng_vec_dot_q4_1_avx2},
+        {ENG_TYPE_Q5_0, eng_vec_dot_q5_0_avx2},
+        {ENG_TYPE_Q5_1, eng_vec_dot_q5_1_avx2},
+        {ENG_TYPE_BF16, eng_vec_dot_bf16_avx2},
         {ENG_TYPE_Q4_K, eng_vec_dot_q4_k_avx2},
+        {ENG_TYPE_Q5_K, eng_vec_dot_q5_k_avx2},
         {ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2},
     };
     for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)

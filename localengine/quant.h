@@ -89,7 +89,13 @@ typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_
 void eng_register_more_types(eng_type_info *(*row)(uint32_t id));
 /* kernels_k_avx2.c */
 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q5_k_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q6_k_avx2(int n, const void *w, const void *a);
+/* kernels_more_avx2.c */
+float eng_vec_dot_q4_1_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q5_0_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q5_1_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a);
 /* quant_k.c: Q2_K, Q3_K, Q4_K, Q5_K (reference kernels). */
 void eng_register_k_types(eng_type_info *(*row)(uint32_t id));
 /* quantize.c: weight quantizers (from_float) of Q4_1, Q5_0, Q5_1 and the K types. */
