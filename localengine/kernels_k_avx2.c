@@ -1,6 +1,7 @@
-/* kernels_k_avx2.c: AVX2 dot products for Q4_K, Q5_K and Q6_K against Q8_K.
+/* kernels_k_avx2.c: AVX2 dot products for the K-quants against Q8_K.
  *
- * The codes are unsigned (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63 before its -32), so
+ * The codes are unsigned (Q2_K 0..3, Q3_K 0..7 before its -4, Q4_K 0..15,
+ * Q5_K 0..31, Q6_K 0..63 before its -32), so
  * maddubs takes them as its unsigned side directly; each 16 int16 partial
  * sums are then weighted by their sub-block scale with one madd. Offsets
  * and mins need no per-weight work: the Q8_K block's sums per 16 give them.
@@ -55,6 +56,66 @@ AVX2 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a)
             acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
         }
         s += _cvtsh_ss(x[i].d) * y[i].d * (float)hsum_i32(acc) - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
+    }
+    return s;
+}
+
+/* Q2_K and Q3_K: per 128 weights 32 bytes hold four 2-bit planes, plane p
+ * being weights 32p..32p+31. Each plane is two sub-blocks of 16, so one
+ * madd with (scale of the first, scale of the second) weights it. `hmask`
+ * (Q3_K) adds the third bit: plane k of the block is bit k of hmask. */
+AVX2 static inline int planes_dot(const uint8_t *qs, const uint8_t *hmask, const int8_t *q8, const int scale[16])
+{
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i acc = _mm256_setzero_si256();
+    __m256i h = hmask ? _mm256_loadu_si256((const __m256i *)hmask) : _mm256_setzero_si256();
+    for (int n = 0; n < 2; n++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * n));
+        for (int p = 0; p < 4; p++) {
+            int k = 4 * n + p;
+            __m256i code = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), m3);
+            if (hmask) code = _mm256_or_si256(code, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, k), one), 2));
+            __m256i av = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+            __m256i sc = _mm256_set_m128i(_mm_set1_epi16((short)scale[2 * k + 1]), _mm_set1_epi16((short)scale[2 * k]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(code, av), sc));
+        }
+    }
+    return hsum_i32(acc);
+}
+
+AVX2 float eng_vec_dot_q2_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q2_k *x = w;
+    const block_q8_k *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        int sc[16], mins = 0;
+        for (int j = 0; j < 16; j++) {
+            sc[j] = x[i].scales[j] & 0xf;
+            mins += (x[i].scales[j] >> 4) * y[i].bsums[j];
+        }
+        int sum = planes_dot(x[i].qs, NULL, y[i].qs, sc);
+        s += _cvtsh_ss(x[i].d) * y[i].d * (float)sum - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
+    }
+    return s;
+}
+
+AVX2 float eng_vec_dot_q3_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q3_k *x = w;
+    const block_q8_k *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        int sc[16], offset = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = j < 8 ? (x[i].scales[j] & 0xf) : (x[i].scales[j - 8] >> 4);
+            int hi = (x[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+            sc[j] = (lo | (hi << 4)) - 32;
+            offset += sc[j] * y[i].bsums[j];
+        }
+        /* codes are stored as 0..7, meaning -4..3: the -4 through the sums per 16 */
+        int sum = planes_dot(x[i].qs, x[i].hmask, y[i].qs, sc) - 4 * offset;
+        s += _cvtsh_ss(x[i].d) * y[i].d * (float)sum;
     }
     return s;
 }

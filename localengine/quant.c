@@ -286,6 +286,8 @@ static void select_kernels(void)
         {ENG_TYPE_Q5_0, eng_vec_dot_q5_0_avx2},
         {ENG_TYPE_Q5_1, eng_vec_dot_q5_1_avx2},
         {ENG_TYPE_BF16, eng_vec_dot_bf16_avx2},
+        {ENG_TYPE_Q2_K, eng_vec_dot_q2_k_avx2},
+        {ENG_TYPE_Q3_K, eng_vec_dot_q3_k_avx2},
         {ENG_TYPE_Q4_K, eng_vec_dot_q4_k_avx2},
         {ENG_TYPE_Q5_K, eng_vec_dot_q5_k_avx2},
         {ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2},

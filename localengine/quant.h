@@ -89,6 +89,8 @@ typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_
 void eng_register_more_types(eng_type_info *(*row)(uint32_t id));
 /* kernels_k_avx2.c */
 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q2_k_avx2(int n, const void *w, const void *a);
+float eng_vec_dot_q3_k_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q5_k_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_q6_k_avx2(int n, const void *w, const void *a);
 /* kernels_more_avx2.c */

@@ -227,6 +227,8 @@ static void test_dot_k_quants(void **state)
     if ((eng_cpu_features() & (ENG_CPU_AVX2 | ENG_CPU_F16C)) != (ENG_CPU_AVX2 | ENG_CPU_F16C)) skip();
     check_k_dot(ENG_TYPE_Q4_K, eng_vec_dot_q4_k_avx2, 0, true);       /* d, dmin lead the block */
     check_k_dot(ENG_TYPE_Q5_K, eng_vec_dot_q5_k_avx2, 0, true);
+    check_k_dot(ENG_TYPE_Q2_K, eng_vec_dot_q2_k_avx2, 80, true);      /* d, dmin close it */
+    check_k_dot(ENG_TYPE_Q3_K, eng_vec_dot_q3_k_avx2, 108, false);
     check_k_dot(ENG_TYPE_Q6_K, eng_vec_dot_q6_k_avx2, 208, false);    /* d closes it */
 }
 
