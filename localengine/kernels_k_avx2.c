@@ -34,32 +34,6 @@ static void q4_k_scales(const uint8_t *q, int sc[8], int mn[8])
     }
 }
 
-AVX2 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a)
-{
-    const block_q4_k *x = w;
-    const block_q8_k *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    float s = 0;
-    for (int i = 0; i < n / QK_K; i++) {
-        int sc[8], mn[8];
-        q4_k_scales(x[i].scales, sc, mn);
-        int mins = 0;
-        for (int j = 0; j < 8; j++) mins += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        __m256i acc = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) { /* 64 weights: low nibbles are sub-block 2j, high 2j+1 */
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-            __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16((short)sc[2 * j + 1]));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-        }
-        s += _cvtsh_ss(x[i].d) * y[i].d * (float)hsum_i32(acc) - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
-    }
-    return s;
-}
-
 /* Q2_K and Q3_K: per 128 weights 32 bytes hold four 2-bit planes, plane p
  * being weights 32p..32p+31. Each plane is two sub-blocks of 16, so one
  * madd with (scale of the first, scale of the second) weights it. `hmask`
@@ -120,35 +94,51 @@ AVX2 float eng_vec_dot_q3_k_avx2(int n, const void *w, const void *a)
     return s;
 }
 
-/* Q5_K: Q4_K's nibbles and scales, plus a fifth bit per weight in qh (bit
- * 2j for the low nibbles of chunk j, bit 2j+1 for the high ones). */
+/* One Q4_K or Q5_K block: nibbles in qs (per 64 weights 32 bytes, low
+ * nibbles the first 32), Q5_K's fifth bits in qh (bit 2j for the low
+ * nibbles of chunk j, bit 2j+1 for the high ones; NULL for Q4_K). Inlined
+ * into each caller, so Q4_K's copy has no qh work at all. */
+AVX2 static inline float q45_k_block(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qs,
+                                     const uint8_t *qh, const block_q8_k *y)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    int sc[8], mn[8];
+    q4_k_scales(scales, sc, mn);
+    int mins = 0;
+    for (int j = 0; j < 8; j++) mins += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    __m256i acc = _mm256_setzero_si256();
+    __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) { /* 64 weights: low nibbles are sub-block 2j, high 2j+1 */
+        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j + 1), one), 4));
+        }
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));
+        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16((short)sc[2 * j + 1]));
+        acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+    }
+    return _cvtsh_ss(d) * y->d * (float)hsum_i32(acc) - _cvtsh_ss(dmin) * y->d * (float)mins;
+}
+
+AVX2 float eng_vec_dot_q4_k_avx2(int n, const void *w, const void *a)
+{
+    const block_q4_k *x = w;
+    const block_q8_k *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK_K; i++) s += q45_k_block(x[i].d, x[i].dmin, x[i].scales, x[i].qs, NULL, &y[i]);
+    return s;
+}
+
 AVX2 float eng_vec_dot_q5_k_avx2(int n, const void *w, const void *a)
 {
     const block_q5_k *x = w;
     const block_q8_k *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     float s = 0;
-    for (int i = 0; i < n / QK_K; i++) {
-        int sc[8], mn[8];
-        q4_k_scales(x[i].scales, sc, mn);
-        int mins = 0;
-        for (int j = 0; j < 8; j++) mins += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        __m256i acc = _mm256_setzero_si256();
-        __m256i h = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j), one), 4);
-            __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * j + 1), one), 4);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), hlo);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), hhi);
-            __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-            __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16((short)sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16((short)sc[2 * j + 1]));
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-        }
-        s += _cvtsh_ss(x[i].d) * y[i].d * (float)hsum_i32(acc) - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
-    }
+    for (int i = 0; i < n / QK_K; i++) s += q45_k_block(x[i].d, x[i].dmin, x[i].scales, x[i].qs, x[i].qh, &y[i]);
     return s;
 }
 
