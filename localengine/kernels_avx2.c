@@ -9,20 +9,10 @@
  * block scales.
  */
 #include "quant.h"
+#include "simd_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 
 /* Signed bytes a·b summed in groups of four into 8 int32, as floats. */
 AVX2 static inline __m256 dot_i8(__m256i a, __m256i b)
@@ -44,7 +34,7 @@ AVX2 float eng_vec_dot_f32_avx2(int n, const void *w, const void *a)
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
-    float s = hsum(_mm256_add_ps(s0, s1));
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += x[i] * y[i];
     return s;
 }
@@ -67,7 +57,7 @@ AVX2 float eng_vec_dot_f16_avx2(int n, const void *w, const void *a)
         __m256 y0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
         s0 = _mm256_fmadd_ps(x0, y0, s0);
     }
-    float s = hsum(_mm256_add_ps(s0, s1));
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
     for (; i < n; i++) s += _cvtsh_ss(x[i]) * _cvtsh_ss(y[i]);
     return s;
 }
@@ -97,7 +87,7 @@ AVX2 float eng_vec_dot_q4_0_avx2(int n, const void *w, const void *a)
         __m256 d0 = _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
         acc0 = _mm256_fmadd_ps(d0, dot_i8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 AVX2 float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a)
@@ -118,7 +108,7 @@ AVX2 float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a)
         acc0 = _mm256_fmadd_ps(d0, dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs),
                                           _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* Four activation rows against one weight row: the weight block is unpacked
@@ -148,10 +138,10 @@ AVX2 static inline __m256 dot_i8_abs(__m256i abs_w, __m256i w, __m256i a)
         acc3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(y3[i].d)),                    \
                                dot_i8_abs(aw, wv, _mm256_loadu_si256((const __m256i *)y3[i].qs)), acc3); \
     }                                                                                      \
-    out[0] = hsum(acc0);                                                                   \
-    out[1] = hsum(acc1);                                                                   \
-    out[2] = hsum(acc2);                                                                   \
-    out[3] = hsum(acc3);
+    out[0] = hsum_ps(acc0);                                                                   \
+    out[1] = hsum_ps(acc1);                                                                   \
+    out[2] = hsum_ps(acc2);                                                                   \
+    out[3] = hsum_ps(acc3);
 
 AVX2 void eng_vec_dot4_q4_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
 {
@@ -214,7 +204,7 @@ AVX2 float eng_dot_f32_f16_avx2(const float *q, const uint16_t *k, int n)
     int i = 0;
     for (; i + 8 <= n; i += 8)
         s = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), s);
-    float r = hsum(s);
+    float r = hsum_ps(s);
     for (; i < n; i++) r += q[i] * _cvtsh_ss(k[i]);
     return r;
 }

@@ -7,19 +7,10 @@
  * and mins need no per-weight work: the Q8_K block's sums per 16 give them.
  */
 #include "quant.h"
+#include "simd_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline int hsum_i32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
 
 static void q4_k_scales(const uint8_t *q, int sc[8], int mn[8])
 {

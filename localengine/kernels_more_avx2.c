@@ -8,20 +8,10 @@
  * the Q8_1 block's precomputed d·Σq, as in the reference.
  */
 #include "quant.h"
+#include "simd_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum_ps(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 
 /* The 32 nibbles of a block, byte j = weight j (low nibbles are weights 0..15). */
 AVX2 static inline __m256i nibbles(const uint8_t qs[16])

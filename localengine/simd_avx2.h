@@ -1,0 +1,33 @@
+/* simd_avx2.h: what every AVX2 kernel file shares.
+ *
+ * The kernels are compiled into every build with a per-function target
+ * attribute (so one binary runs on any x86-64 and picks them at run time);
+ * these helpers carry the same attribute so they inline into the kernels.
+ */
+#ifndef JUNCTION_SIMD_AVX2_H
+#define JUNCTION_SIMD_AVX2_H
+
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* Sum of the 8 floats. */
+AVX2 static inline float hsum_ps(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+/* Sum of the 8 int32. */
+AVX2 static inline int hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+#endif
