@@ -238,30 +238,29 @@ static void pack_nibbles_k(const int *code, uint8_t qs[128], uint8_t *qh)
     }
 }
 
+/* One Q4_K (qh NULL, codes 0..15) or Q5_K (codes 0..31) block. */
+static void quantize_q45_k(const float *v, uint16_t *d, uint16_t *dmin, uint8_t scales[12], uint8_t qs[128],
+                           uint8_t *qh)
+{
+    k_fit f;
+    fit_with_min(v, 32, qh ? 31 : 15, 63, &f);
+    *d = f.d;
+    *dmin = f.dmin;
+    pack_scales_k4(&f, scales);
+    pack_nibbles_k(f.code, qs, qh);
+}
+
 static void q4_k_from_float(const float *x, void *dst, int64_t n)
 {
     block_q4_k *b = dst;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        k_fit f;
-        fit_with_min(x + i * QK_K, 32, 15, 63, &f);
-        b[i].d = f.d;
-        b[i].dmin = f.dmin;
-        pack_scales_k4(&f, b[i].scales);
-        pack_nibbles_k(f.code, b[i].qs, NULL);
-    }
+    for (int64_t i = 0; i < n / QK_K; i++) quantize_q45_k(x + i * QK_K, &b[i].d, &b[i].dmin, b[i].scales, b[i].qs, NULL);
 }
 
 static void q5_k_from_float(const float *x, void *dst, int64_t n)
 {
     block_q5_k *b = dst;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        k_fit f;
-        fit_with_min(x + i * QK_K, 32, 31, 63, &f);
-        b[i].d = f.d;
-        b[i].dmin = f.dmin;
-        pack_scales_k4(&f, b[i].scales);
-        pack_nibbles_k(f.code, b[i].qs, b[i].qh);
-    }
+    for (int64_t i = 0; i < n / QK_K; i++)
+        quantize_q45_k(x + i * QK_K, &b[i].d, &b[i].dmin, b[i].scales, b[i].qs, b[i].qh);
 }
 
 static void q6_k_from_float(const float *x, void *dst, int64_t n)

@@ -58,12 +58,8 @@ static cJSON *ask(const char *extra, long *status, http_response *raw)
     char body[2048];
     snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"temperature\":0%s%s}",
              extra ? "," : "", extra ? extra : "");
-    http_response r;
-    assert_int_equal(http_post(daemon_.url, "/v1/chat/completions", body, &r), 0);
-    *status = r.status;
-    cJSON *j = cJSON_Parse(r.body);
-    if (raw) *raw = r;
-    else http_response_free(&r);
+    cJSON *j = http_post_json(daemon_.url, "/v1/chat/completions", body, status, raw);
+    assert_int_not_equal(*status, 0);
     return j;
 }
 

@@ -87,12 +87,8 @@ static cJSON *chat(const char *model, const char *prompt, const char *extra, lon
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
              "{\"role\":\"user\",\"content\":\"%s\"}]%s%s}", model, prompt, extra ? "," : "", extra ? extra : "");
-    http_response r;
-    assert_int_equal(http_post(daemon_.url, "/v1/chat/completions", body, &r), 0);
-    *status = r.status;
-    cJSON *j = cJSON_Parse(r.body);
-    if (raw) *raw = r;
-    else http_response_free(&r);
+    cJSON *j = http_post_json(daemon_.url, "/v1/chat/completions", body, status, raw);
+    assert_int_not_equal(*status, 0);
     return j;
 }
 

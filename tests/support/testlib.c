@@ -360,6 +360,22 @@ int http_post(const char *base_url, const char *path, const char *body, http_res
     return http_request("POST", url, body, strlen(body), NULL, out);
 }
 
+cJSON *http_post_json(const char *base_url, const char *path, const char *body, long *status, http_response *raw)
+{
+    http_response r;
+    if (http_post(base_url, path, body, &r) != 0) {
+        *status = 0;
+        if (raw) *raw = r;
+        else http_response_free(&r);
+        return NULL;
+    }
+    *status = r.status;
+    cJSON *j = cJSON_Parse(r.body);
+    if (raw) *raw = r;
+    else http_response_free(&r);
+    return j;
+}
+
 void http_response_free(http_response *r)
 {
     free(r->body);

@@ -7,6 +7,7 @@
 #ifndef JUNCTION_TESTLIB_H
 #define JUNCTION_TESTLIB_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -81,6 +82,10 @@ void http_response_free(http_response *r);
 /* POST the JSON text `body` to base_url + path (e.g. daemon.url, "/v1/completions")
  * on a fresh connection. Returns 0 if an HTTP response came back. */
 int http_post(const char *base_url, const char *path, const char *body, http_response *out);
+/* http_post, with the reply's body parsed: NULL if it is not JSON. *status
+ * gets the HTTP status (0: no response). The response goes to *raw (caller
+ * frees it) when raw is not NULL, else it is freed. Caller frees the JSON. */
+cJSON *http_post_json(const char *base_url, const char *path, const char *body, long *status, http_response *raw);
 
 /* ---- raw TCP ---- */
 int tcp_connect(int port);                               /* -1 on failure */
