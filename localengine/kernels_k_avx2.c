@@ -29,7 +29,7 @@ static void q4_k_scales(const uint8_t *q, int sc[8], int mn[8])
  * being weights 32p..32p+31. Each plane is two sub-blocks of 16, so one
  * madd with (scale of the first, scale of the second) weights it. `hmask`
  * (Q3_K) adds the third bit: plane k of the block is bit k of hmask. */
-AVX2 static inline int planes_dot(const uint8_t *qs, const uint8_t *hmask, const int8_t *q8, const int scale[16])
+AVX2 static inline int planes_dot(const uint8_t *qs, const uint8_t *hmask, const int8_t *q8, const int16_t scale[16])
 {
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256i acc = _mm256_setzero_si256();
@@ -41,28 +41,49 @@ AVX2 static inline int planes_dot(const uint8_t *qs, const uint8_t *hmask, const
             __m256i code = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), m3);
             if (hmask) code = _mm256_or_si256(code, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, k), one), 2));
             __m256i av = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
-            __m256i sc = _mm256_set_m128i(_mm_set1_epi16((short)scale[2 * k + 1]), _mm_set1_epi16((short)scale[2 * k]));
+            __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scale[2 * k + 1]), _mm_set1_epi16(scale[2 * k]));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(code, av), sc));
         }
     }
     return hsum_i32(acc);
 }
 
+/* Σ a[j]·b[j] over 16 int16 pairs. */
+AVX2 static inline int dot16_i16(__m256i a, const int16_t b[16])
+{
+    return hsum_i32(_mm256_madd_epi16(a, _mm256_loadu_si256((const __m256i *)b)));
+}
+
 AVX2 float eng_vec_dot_q2_k_avx2(int n, const void *w, const void *a)
 {
     const block_q2_k *x = w;
     const block_q8_k *y = a;
+    const __m128i m4 = _mm_set1_epi8(0x0f);
     float s = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        int sc[16], mins = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = x[i].scales[j] & 0xf;
-            mins += (x[i].scales[j] >> 4) * y[i].bsums[j];
-        }
+        /* per 16 weights a byte: scale in the low nibble, min in the high one */
+        __m128i packed = _mm_loadu_si128((const __m128i *)x[i].scales);
+        int16_t sc[16];
+        _mm256_storeu_si256((__m256i *)sc, _mm256_cvtepu8_epi16(_mm_and_si128(packed, m4)));
+        int mins = dot16_i16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4)), y[i].bsums);
         int sum = planes_dot(x[i].qs, NULL, y[i].qs, sc);
         s += _cvtsh_ss(x[i].d) * y[i].d * (float)sum - _cvtsh_ss(x[i].dmin) * y[i].d * (float)mins;
     }
     return s;
+}
+
+/* Q3_K's 16 six-bit scales, as int16 -32..31: the low four bits are the
+ * nibbles of bytes 0..7 (low nibbles first), the high two are bit pairs of
+ * bytes 8..11 (scale j: byte 8 + j%4, pair j/4). */
+AVX2 static inline __m256i q3_k_scales(const uint8_t s12[12])
+{
+    __m128i raw = _mm_loadl_epi64((const __m128i *)s12), m4 = _mm_set1_epi8(0x0f); /* bytes 0..7 */
+    __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(raw, m4), _mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+    uint32_t aux;
+    memcpy(&aux, s12 + 8, 4);
+    __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)aux), _mm_set_epi32(6, 4, 2, 0)), _mm_set1_epi8(3));
+    __m128i sc = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+    return _mm256_cvtepi8_epi16(sc);
 }
 
 AVX2 float eng_vec_dot_q3_k_avx2(int n, const void *w, const void *a)
@@ -71,15 +92,11 @@ AVX2 float eng_vec_dot_q3_k_avx2(int n, const void *w, const void *a)
     const block_q8_k *y = a;
     float s = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        int sc[16], offset = 0;
-        for (int j = 0; j < 16; j++) {
-            int lo = j < 8 ? (x[i].scales[j] & 0xf) : (x[i].scales[j - 8] >> 4);
-            int hi = (x[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-            sc[j] = (lo | (hi << 4)) - 32;
-            offset += sc[j] * y[i].bsums[j];
-        }
+        __m256i sc16 = q3_k_scales(x[i].scales);
+        int16_t sc[16];
+        _mm256_storeu_si256((__m256i *)sc, sc16);
         /* codes are stored as 0..7, meaning -4..3: the -4 through the sums per 16 */
-        int sum = planes_dot(x[i].qs, x[i].hmask, y[i].qs, sc) - 4 * offset;
+        int sum = planes_dot(x[i].qs, x[i].hmask, y[i].qs, sc) - 4 * dot16_i16(sc16, y[i].bsums);
         s += _cvtsh_ss(x[i].d) * y[i].d * (float)sum;
     }
     return s;
