@@ -239,13 +239,7 @@ static void test_access_log_line_without_body(void **state)
     assert_int_equal(http_request("POST", url, body, strlen(body), hdrs, &r), 0);
     assert_int_equal(r.status, 400);
     http_response_free(&r);
-    char *log = NULL;
-    for (int i = 0; i < 100; i++) { /* the line is written right after the reply */
-        free(log);
-        log = daemon_log(&daemon_);
-        if (log && strstr(log, "id=log-probe-1 ")) break;
-        usleep(10000);
-    }
+    char *log = daemon_log_wait(&daemon_, "id=log-probe-1 ", 1.0);
     assert_non_null(log);
     const char *line = strstr(log, "id=log-probe-1 ");
     assert_non_null(line);

@@ -275,13 +275,8 @@ static void test_disconnect_mid_stream(void **state)
     cJSON *j = ask("\"max_tokens\":8", &status, NULL);
     assert_int_equal(status, 200);
     cJSON_Delete(j);
-    char *log = NULL;
-    for (int i = 0; i < 100; i++) {
-        free(log);
-        log = daemon_log(&daemon_);
-        if (strstr(log, "status=499")) break;
-        usleep(20000);
-    }
+    char *log = daemon_log_wait(&daemon_, "status=499", 2.0);
+    assert_non_null(log);
     assert_non_null(strstr(log, "status=499"));
     free(log);
 }

@@ -495,13 +495,8 @@ static void test_client_disconnect_cancels_upstream(void **state)
         after = fake_count(&fake, "\"closed\"");
     }
     assert_int_equal(after, before + 1);
-    char *log = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(log);
-        log = daemon_log(&daemon_);
-        if (strstr(log, "status=499")) break;
-        usleep(20000);
-    }
+    char *log = daemon_log_wait(&daemon_, "status=499", 1.0);
+    assert_non_null(log);
     assert_non_null(strstr(log, "status=499"));
     free(log);
 }

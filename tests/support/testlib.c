@@ -59,6 +59,17 @@ static char *read_file(const char *path)
 
 char *daemon_log(const test_daemon *d) { return read_file(d->log_path); }
 
+char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s)
+{
+    char *log = NULL;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        free(log);
+        log = daemon_log(d);
+        if ((log && strstr(log, needle)) || waited_ms >= timeout_s * 1000) return log;
+        usleep(10000);
+    }
+}
+
 /* argv = junction serve --listen 127.0.0.1:0 args... ; env = environ + extra */
 static pid_t spawn(const char *const *args, const char *const *env_extra, const char *log_path)
 {

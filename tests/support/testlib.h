@@ -36,6 +36,10 @@ void daemon_cleanup(test_daemon *d);
 
 /* The daemon's log so far (heap string, caller frees). */
 char *daemon_log(const test_daemon *d);
+/* The daemon's log once it contains `needle`, polling for up to `timeout_s`
+ * (log lines are written just after the reply, so tests must wait for them).
+ * After the timeout, the log as it is; NULL if it cannot be read. Caller frees. */
+char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s);
 
 /* Resident memory of a process, in KiB (from /proc), or -1. */
 long process_rss_kib(pid_t pid);
