@@ -115,27 +115,6 @@ static void q4_0_to_float(const void *src, float *dst, int64_t n)
     }
 }
 
-/* Weight quantization (mkmodel): the scale maps the element of largest
- * magnitude to -8, as ggml's reference quantizer does. */
-static void q4_0_from_float(const float *x, void *dst, int64_t n)
-{
-    block_q4_0 *b = dst;
-    for (int64_t i = 0; i < n / QK4_0; i++) {
-        const float *v = x + i * QK4_0;
-        float amax = 0, max = 0;
-        for (int j = 0; j < QK4_0; j++)
-            if (fabsf(v[j]) > amax) { amax = fabsf(v[j]); max = v[j]; }
-        float d = max / -8, id = d != 0 ? 1.0f / d : 0;
-        b[i].d = eng_fp32_to_fp16(d);
-        for (int j = 0; j < QK4_0 / 2; j++) {
-            int lo = (int)(v[j] * id + 8.5f), hi = (int)(v[j + QK4_0 / 2] * id + 8.5f);
-            lo = lo > 15 ? 15 : lo;
-            hi = hi > 15 ? 15 : hi;
-            b[i].qs[j] = (uint8_t)(lo | (hi << 4));
-        }
-    }
-}
-
 static float q4_0_vec_dot(int n, const void *w, const void *a)
 {
     const block_q4_0 *x = w;
@@ -218,7 +197,7 @@ void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n)
 static eng_type_info types[] = {
     TYPE(ENG_TYPE_F32, "F32", 1, 4, ENG_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot),
     TYPE(ENG_TYPE_F16, "F16", 1, 2, ENG_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot),
-    TYPE(ENG_TYPE_Q4_0, "Q4_0", 32, 18, ENG_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot),
+    TYPE(ENG_TYPE_Q4_0, "Q4_0", 32, 18, ENG_TYPE_Q8_0, q4_0_to_float, NULL, q4_0_vec_dot),
     TYPE(ENG_TYPE_Q4_1, "Q4_1", 32, 20, ENG_TYPE_Q8_1, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q5_0, "Q5_0", 32, 22, ENG_TYPE_Q8_0, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q5_1, "Q5_1", 32, 24, ENG_TYPE_Q8_1, NULL, NULL, NULL),

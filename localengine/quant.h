@@ -100,7 +100,7 @@ float eng_vec_dot_q5_1_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a);
 /* quant_k.c: Q2_K, Q3_K, Q4_K, Q5_K (reference kernels). */
 void eng_register_k_types(eng_type_info *(*row)(uint32_t id));
-/* quantize.c: weight quantizers (from_float) of Q4_1, Q5_0, Q5_1 and the K types. */
+/* quantize.c: weight quantizers (from_float) of Q4_0, Q4_1, Q5_0, Q5_1 and the K types. */
 void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);

@@ -1,4 +1,4 @@
-/* quantize.c: weight quantizers for Q4_1, Q5_0, Q5_1 and the K-quants.
+/* quantize.c: weight quantizers for Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants.
  *
  * `junction mkmodel` writes test and benchmark models of every type with
  * these. They follow ggml's plain per-block rules (a block's scale from its
@@ -84,6 +84,25 @@ static void q5_1_from_float(const float *x, void *dst, int64_t n)
         int code[32];
         affine_codes(x + i * 32, 32, &b[i].d, &b[i].m, code);
         pack_q5(code, b[i].qs, b[i].qh);
+    }
+}
+
+/* The element of largest magnitude maps to code -8, as ggml's reference
+ * quantizer does (with its truncating +8.5 rounding, which mkmodel's
+ * cached benchmark files were written with). */
+static void q4_0_from_float(const float *x, void *dst, int64_t n)
+{
+    block_q4_0 *b = dst;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        const float *v = x + i * QK4_0;
+        float d = signed_max(v, QK4_0) / -8, id = d != 0 ? 1.0f / d : 0;
+        b[i].d = eng_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            int lo = (int)(v[j] * id + 8.5f), hi = (int)(v[j + QK4_0 / 2] * id + 8.5f);
+            lo = lo > 15 ? 15 : lo;
+            hi = hi > 15 ? 15 : hi;
+            b[i].qs[j] = (uint8_t)(lo | (hi << 4));
+        }
     }
 }
 
@@ -290,7 +309,8 @@ void eng_register_quantizers(eng_type_info *(*row)(uint32_t id))
         uint32_t id;
         eng_from_float_fn quantize;
     } q[] = {
-        {ENG_TYPE_Q4_1, q4_1_from_float}, {ENG_TYPE_Q5_0, q5_0_from_float}, {ENG_TYPE_Q5_1, q5_1_from_float},
+        {ENG_TYPE_Q4_0, q4_0_from_float}, {ENG_TYPE_Q4_1, q4_1_from_float},
+        {ENG_TYPE_Q5_0, q5_0_from_float}, {ENG_TYPE_Q5_1, q5_1_from_float},
         {ENG_TYPE_Q2_K, q2_k_from_float}, {ENG_TYPE_Q3_K, q3_k_from_float}, {ENG_TYPE_Q4_K, q4_k_from_float},
         {ENG_TYPE_Q5_K, q5_k_from_float}, {ENG_TYPE_Q6_K, q6_k_from_float},
     };
