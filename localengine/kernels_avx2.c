@@ -66,24 +66,19 @@ AVX2 float eng_vec_dot_q4_0_avx2(int n, const void *w, const void *a)
 {
     const block_q4_0 *x = w;
     const block_q8_0 *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    const __m256i eight = _mm256_set1_epi8(8);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int nb = n / QK4_0, i = 0;
     for (; i + 2 <= nb; i += 2) {
-        __m128i p0 = _mm_loadu_si128((const __m128i *)x[i].qs);
-        __m128i p1 = _mm_loadu_si128((const __m128i *)x[i + 1].qs);
-        __m256i w0 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p0, 4), p0), low4);
-        __m256i w1 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p1, 4), p1), low4);
-        w0 = _mm256_sub_epi8(w0, eight);
-        w1 = _mm256_sub_epi8(w1, eight);
+        __m256i w0 = _mm256_sub_epi8(nibbles(x[i].qs), eight);
+        __m256i w1 = _mm256_sub_epi8(nibbles(x[i + 1].qs), eight);
         __m256 d0 = _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
         __m256 d1 = _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d));
         acc0 = _mm256_fmadd_ps(d0, dot_i8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
         acc1 = _mm256_fmadd_ps(d1, dot_i8(w1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs)), acc1);
     }
     for (; i < nb; i++) {
-        __m128i p0 = _mm_loadu_si128((const __m128i *)x[i].qs);
-        __m256i w0 = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p0, 4), p0), low4), eight);
+        __m256i w0 = _mm256_sub_epi8(nibbles(x[i].qs), eight);
         __m256 d0 = _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
         acc0 = _mm256_fmadd_ps(d0, dot_i8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs)), acc0);
     }
@@ -146,9 +141,8 @@ AVX2 static inline __m256 dot_i8_abs(__m256i abs_w, __m256i w, __m256i a)
 AVX2 void eng_vec_dot4_q4_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
 {
     const block_q4_0 *x = w;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
-    DOT4_BODY(_mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)x[i].qs), 4),
-                                                                _mm_loadu_si128((const __m128i *)x[i].qs)), low4), eight))
+    const __m256i eight = _mm256_set1_epi8(8);
+    DOT4_BODY(_mm256_sub_epi8(nibbles(x[i].qs), eight))
 }
 
 AVX2 void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4])

@@ -13,13 +13,6 @@
 #include <immintrin.h>
 #include <string.h>
 
-/* The 32 nibbles of a block, byte j = weight j (low nibbles are weights 0..15). */
-AVX2 static inline __m256i nibbles(const uint8_t qs[16])
-{
-    __m128i p = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
-}
-
 /* Bit j of qh as 0x10 in byte j. */
 AVX2 static inline __m256i fifth_bits(const uint8_t qh_bytes[4])
 {

@@ -8,6 +8,7 @@
 #define JUNCTION_SIMD_AVX2_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -28,6 +29,14 @@ AVX2 static inline int hsum_i32(__m256i v)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
+}
+
+/* The 32 nibbles of a 32-weight block, byte j = weight j (the low nibbles
+ * of the 16 bytes are weights 0..15): the Q4_0/Q4_1/Q5 packing. */
+AVX2 static inline __m256i nibbles(const uint8_t qs[16])
+{
+    __m128i p = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
 }
 
 #endif
