@@ -70,7 +70,7 @@ typedef struct {
     int T;
 } matmul_job;
 
-#define ROW_TILE 16
+#define ROW_TILE 16 /* also the rows_per_group of every interleaved layout */
 
 /* Does a batch of T tokens use the batch layout and kernels? */
 static bool uses_batch_layout(const eng_type_info *t, int T) { return t->batch_act_type && T >= 4; }
@@ -78,6 +78,13 @@ static bool uses_batch_layout(const eng_type_info *t, int T) { return t->batch_a
 /* Rows [r0, r1) of one weight for every token of the batch. */
 static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, int64_t r0, int64_t r1)
 {
+    if (w->type->gemm16) { /* interleaved rows: 16 at a time, every token at once */
+        size_t group = 16 * w->row_bytes;
+        for (int64_t r = r0; r < r1; r += 16)
+            w->type->gemm16((int)w->n_in, (const uint8_t *)w->data + (size_t)(r / 16) * group, j->act, j->act_row,
+                            j->T, out + r, (size_t)w->n_out);
+        return;
+    }
     bool batch = uses_batch_layout(w->type, j->T);
     eng_vec_dot_fn dot = batch ? w->type->vec_dot_batch : w->type->vec_dot;
     eng_vec_dot4_fn dot4 = w->type->batch_act_type && !batch ? NULL : w->type->vec_dot4;
@@ -116,18 +123,25 @@ static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, i
     }
 }
 
+/* Threads take whole tiles of ROW_TILE rows (an interleaved layout's group
+ * is one tile), counted across the job's parts. */
+static int64_t tiles_of(const eng_weight *w) { return (w->n_out + ROW_TILE - 1) / ROW_TILE; }
+
 static void matmul_rows(void *p, int ith, int nth)
 {
     matmul_job *j = p;
     int64_t total = 0;
-    for (int k = 0; k < j->n_parts; k++) total += j->w[k]->n_out;
-    int64_t per = (total + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < total ? r0 + per : total;
-    /* this thread's share of the combined rows, part by part */
+    for (int k = 0; k < j->n_parts; k++) total += tiles_of(j->w[k]);
+    int64_t per = (total + nth - 1) / nth, t0 = per * ith, t1 = t0 + per < total ? t0 + per : total;
+    /* this thread's share of the combined tiles, part by part */
     int64_t base = 0;
-    for (int k = 0; k < j->n_parts && r0 < r1; k++) {
-        int64_t n = j->w[k]->n_out;
-        int64_t a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
-        if (a < b) matmul_range(j, j->w[k], j->out[k], a, b);
+    for (int k = 0; k < j->n_parts && t0 < t1; k++) {
+        int64_t n = tiles_of(j->w[k]);
+        int64_t a = t0 > base ? t0 - base : 0, b = t1 - base < n ? t1 - base : n;
+        if (a < b) {
+            int64_t rows = j->w[k]->n_out;
+            matmul_range(j, j->w[k], j->out[k], a * ROW_TILE, b * ROW_TILE < rows ? b * ROW_TILE : rows);
+        }
         base += n;
     }
 }
@@ -279,8 +293,7 @@ static void forward_batch(eng_ctx *c, int T, float *logits)
     int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff;
 
     for (int t = 0; t < T; t++)
-        m->token_embd.type->to_float((const uint8_t *)m->token_embd.data + (size_t)c->b_tok[t] * m->token_embd.row_bytes,
-                                     c->x + (size_t)t * E, E);
+        eng_weight_row(&m->token_embd, c->b_tok[t], c->x + (size_t)t * E);
 
     for (int l = 0; l < h->n_layer; l++) {
         const eng_layer *L = &m->layers[l];

@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 /* Signed bytes a·b summed in groups of four into 8 int32, as floats. */
 AVX2 static inline __m256 dot_i8(__m256i a, __m256i b)
@@ -211,4 +212,57 @@ AVX2 void eng_axpy_f16_avx2(float a, const uint16_t *v, float *out, int n)
         _mm256_storeu_ps(out + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
                                                   _mm256_loadu_ps(out + i)));
     for (; i < n; i++) out[i] += a * _cvtsh_ss(v[i]);
+}
+
+/* ---- Q4_0 rows interleaved by 16 (repack.c) ---- */
+
+/* NT tokens against 8 of a group's 16 rows (half h): per block, 8 registers
+ * of 8 rows x 4 weights; per token, maddubs with the 4 activation bytes
+ * broadcast gives pair sums that add up in int16 without overflow
+ * (8 x 2 x 15 x 127 < 32768), then one madd to the rows' int32 sums. */
+AVX2 static inline __attribute__((always_inline)) void q4_0_x16_half(
+    int NT, int h, int nb, const block_q4_0_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].d[8 * h]));
+        __m256i w[8];
+        for (int m = 0; m < 4; m++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)g[b].qs[m][8 * h]);
+            w[m] = _mm256_and_si256(raw, low4);
+            w[m + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_0_sum *y = (const block_q8_0_sum *)(a + (size_t)t * a_stride) + b;
+            int32_t q[8];
+            memcpy(q, y->qs, sizeof(q));
+            __m256i s16 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(q[0]));
+            for (int k = 1; k < 8; k++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[k], _mm256_set1_epi32(q[k])));
+            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(y->neg8sum));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(y->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
+}
+
+AVX2 void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    const block_q4_0_x16 *g = w;
+    int nb = n / QK4_0;
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *act = a;
+        float *o = out;
+        int t = 0;
+        for (; t + 4 <= T; t += 4, act += 4 * a_stride, o += 4 * out_stride)
+            q4_0_x16_half(4, h, nb, g, act, a_stride, o, out_stride);
+        switch (T - t) {
+        case 3: q4_0_x16_half(3, h, nb, g, act, a_stride, o, out_stride); break;
+        case 2: q4_0_x16_half(2, h, nb, g, act, a_stride, o, out_stride); break;
+        case 1: q4_0_x16_half(1, h, nb, g, act, a_stride, o, out_stride); break;
+        default: break;
+        }
+    }
 }

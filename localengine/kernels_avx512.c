@@ -2,11 +2,13 @@
  *
  * Chosen at run time where the CPU has AVX-512 F/BW/VL/DQ and VNNI (recent
  * AMD EPYC and Intel Xeon); elsewhere the AVX2 or reference kernels run.
- * One 512-bit register holds two 32-weight blocks. VNNI's dpbusd multiplies
- * unsigned by signed bytes and sums in fours straight into int32, so the
- * Q4_0 nibbles stay unsigned (0..15) and the offset of 8 comes off as
- * 8 * (sum of the activations), computed once per activation row
- * (eng_q8_pair) and used to seed the accumulation.
+ * VNNI's dpbusd multiplies unsigned by signed bytes and sums in fours
+ * straight into int32, so Q4_0's nibbles stay unsigned (0..15) and its
+ * offset of 8 comes off as 8 * (sum of the activations), computed once per
+ * activation block and used to seed the accumulation. The row-at-a-time
+ * kernels hold two 32-weight blocks per 512-bit register; Q4_0 matrices are
+ * normally interleaved by 16 rows at load (repack.c) and run on the 16-row
+ * kernel at the end of this file.
  */
 #include "quant.h"
 
@@ -65,32 +67,10 @@ AVX512 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a)
     return s;
 }
 
-/* Q4_0 weights against prepared activations (eng_q8_pair): the offset seed
- * and scales come ready, so a weight pair costs one dpbusd, a convert, a
- * multiply and an FMA. */
-AVX512 static inline __m512 q4_pair_dot(const block_q4_0 *x, const eng_q8_pair *p)
-{
-    __m512 dw = scales(_cvtsh_ss(x[0].d), _cvtsh_ss(x[1].d));
-    __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(p->neg_off), q4_pair(x), _mm512_loadu_si512(p->q));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(p->d)));
-}
-
 /* The odd last block of a row is stored plain after the pairs. */
 static inline const block_q8_0 *pairs_tail(const void *a, int nb)
 {
     return (const block_q8_0 *)((const eng_q8_pair *)a + nb / 2);
-}
-
-AVX512 float eng_vec_dot_q4_0_pairs_avx512(int n, const void *w, const void *a)
-{
-    const block_q4_0 *x = w;
-    const eng_q8_pair *p = a;
-    __m512 acc = _mm512_setzero_ps();
-    int nb = n / QK4_0, i = 0;
-    for (; i + 2 <= nb; i += 2) acc = _mm512_add_ps(acc, q4_pair_dot(x + i, p + i / 2));
-    float s = _mm512_reduce_add_ps(acc);
-    if (i < nb) s += eng_vec_dot_q4_0_avx2(QK4_0, x + i, pairs_tail(a, nb));
-    return s;
 }
 
 AVX512 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a)
@@ -127,28 +107,6 @@ AVX512 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a)
         if (i < nb) out[k] += DOT1(32, x + i, y[k] + i);                                       \
     }
 
-AVX512 void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
-{
-    const block_q4_0 *x = w;
-    const eng_q8_pair *p[4];
-    for (int k = 0; k < 4; k++) p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * stride);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int nb = n / 32, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m512i wv = q4_pair(x + i);
-        __m512 dw = scales(_cvtsh_ss(x[i].d), _cvtsh_ss(x[i + 1].d));
-        for (int k = 0; k < 4; k++) {
-            const eng_q8_pair *pk = p[k] + i / 2;
-            __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pk->neg_off), wv, _mm512_loadu_si512(pk->q));
-            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(pk->d)), _mm512_cvtepi32_ps(dot), acc[k]);
-        }
-    }
-    for (int k = 0; k < 4; k++) {
-        out[k] = _mm512_reduce_add_ps(acc[k]);
-        if (i < nb) out[k] += eng_vec_dot_q4_0_avx2(32, x + i, pairs_tail(p[k], nb));
-    }
-}
-
 AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
 {
     const block_q8_0 *x = w;
@@ -172,7 +130,7 @@ AVX512 float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a)
     for (; i + 2 <= nb; i += 2) {
         const eng_q8_pair *pp = p + i / 2;
         __m512 dw = scales(_cvtsh_ss(x[i].d), _cvtsh_ss(x[i + 1].d));
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pp->neg_off128), q8_pair_unsigned(x + i), _mm512_loadu_si512(pp->q));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pp->neg_off), q8_pair_unsigned(x + i), _mm512_loadu_si512(pp->q));
         acc = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(pp->d)), _mm512_cvtepi32_ps(dot), acc);
     }
     float s = _mm512_reduce_add_ps(acc);
@@ -185,20 +143,19 @@ AVX512 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, 
     for (int k = 0; k < 4; k++) out[k] = eng_vec_dot_q8_0_pairs_avx512(n, w, (const uint8_t *)a + (size_t)k * stride);
 }
 
-/* Four weight rows against four activation rows, out[t][r]: the 4x4 tile of
- * prompt processing, for Q4_0 or Q8_0 weights on prepared pairs. Each weight
- * pair is made unsigned once for four tokens and each activation pair loaded
- * once for four rows. Inlined into each caller, so `q8` is a constant. */
-AVX512 static inline __attribute__((always_inline)) void gemm4x4_pairs(
-    bool q8, int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4])
+/* Four Q8_0 weight rows against four activation rows on prepared pairs,
+ * out[t][r]: the 4x4 tile of prompt processing. Each weight pair is made
+ * unsigned once for four tokens and each activation pair loaded once for
+ * four rows. */
+AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
 {
-    const uint8_t *row[4];
+    const block_q8_0 *row[4];
     const eng_q8_pair *p[4];
     for (int k = 0; k < 4; k++) {
-        row[k] = (const uint8_t *)w + (size_t)k * w_stride;
+        row[k] = (const block_q8_0 *)((const uint8_t *)w + (size_t)k * w_stride);
         p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
     }
-    const size_t block = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     __m512 acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
@@ -209,17 +166,13 @@ AVX512 static inline __attribute__((always_inline)) void gemm4x4_pairs(
         __m512i wv[4];
         __m512 dw[4];
         for (int r = 0; r < 4; r++) {
-            const uint8_t *b0 = row[r] + (size_t)i * block, *b1 = b0 + block;
-            wv[r] = q8 ? q8_pair_unsigned((const block_q8_0 *)b0) : q4_pair((const block_q4_0 *)b0);
-            uint16_t h0, h1; /* both block types start with their fp16 scale */
-            memcpy(&h0, b0, 2);
-            memcpy(&h1, b1, 2);
-            dw[r] = scales(_cvtsh_ss(h0), _cvtsh_ss(h1));
+            wv[r] = q8_pair_unsigned(row[r] + i);
+            dw[r] = scales(_cvtsh_ss(row[r][i].d), _cvtsh_ss(row[r][i + 1].d));
         }
         for (int t = 0; t < 4; t++) {
             const eng_q8_pair *pt = &p[t][i / 2];
             __m512i av = _mm512_loadu_si512(pt->q);
-            __m512i seed = _mm512_loadu_si512(q8 ? pt->neg_off128 : pt->neg_off);
+            __m512i seed = _mm512_loadu_si512(pt->neg_off);
             __m512 da = _mm512_loadu_ps(pt->d);
             for (int r = 0; r < 4; r++) {
                 __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed, wv[r], av));
@@ -230,22 +183,61 @@ AVX512 static inline __attribute__((always_inline)) void gemm4x4_pairs(
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) {
             out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) {
-                const void *last = row[r] + (size_t)i * block;
-                out[t][r] += q8 ? eng_vec_dot_q8_0_avx2(32, last, pairs_tail(p[t], nb))
-                                : eng_vec_dot_q4_0_avx2(32, last, pairs_tail(p[t], nb));
-            }
+            if (i < nb) out[t][r] += eng_vec_dot_q8_0_avx2(32, row[r] + i, pairs_tail(p[t], nb));
         }
 }
 
-AVX512 void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                    float out[4][4])
+/* ---- Q4_0 rows interleaved by 16 (repack.c) ---- */
+
+/* NT tokens against one group of 16 rows: each block's codes are unpacked
+ * once into 8 registers of 16 rows x 4 weights; per token, 8 dpbusd with
+ * the matching 4 activation bytes broadcast leave the 16 rows' integer sums
+ * in one register (seeded with -8 x the activation sum for Q4_0's offset).
+ * NT is a constant in each caller, so the token loop unrolls and the
+ * accumulators stay in registers. */
+AVX512 static inline __attribute__((always_inline)) void q4_0_x16_tokens(
+    int NT, int nb, const block_q4_0_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
 {
-    gemm4x4_pairs(false, n, w, w_stride, a, a_stride, out);
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[8];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
+        __m512i w[8];
+        for (int m = 0; m < 4; m++) {
+            __m512i raw = _mm512_loadu_si512(g[b].qs[m]);
+            w[m] = _mm512_and_si512(raw, low4);                            /* weights 4m..4m+3 */
+            w[m + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);  /* weights 16+4m.. */
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_0_sum *y = (const block_q8_0_sum *)(a + (size_t)t * a_stride) + b;
+            int32_t q[8];
+            memcpy(q, y->qs, sizeof(q));
+            __m512i s = _mm512_set1_epi32(y->neg8sum);
+            for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], _mm512_set1_epi32(q[k]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(y->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                    float out[4][4])
+AVX512 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
 {
-    gemm4x4_pairs(true, n, w, w_stride, a, a_stride, out);
+    const block_q4_0_x16 *g = w;
+    const uint8_t *act = a;
+    int nb = n / QK4_0, t = 0;
+    for (; t + 8 <= T; t += 8) q4_0_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    float *o = out + (size_t)t * out_stride;
+    act += (size_t)t * a_stride;
+    switch (T - t) {
+    case 7: q4_0_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
+    case 6: q4_0_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
+    case 5: q4_0_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
+    case 4: q4_0_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
+    case 3: q4_0_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
+    case 2: q4_0_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
+    case 1: q4_0_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    default: break;
+    }
 }

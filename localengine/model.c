@@ -3,13 +3,15 @@
  * Hyperparameters come from the llama.* metadata; every tensor the forward
  * pass uses is looked up by name and its shape and type checked against
  * them, so the forward pass never has to. Weights are used in place from
- * the file's mapping.
+ * the file's mapping, except those the CPU's kernels want interleaved
+ * (repack.c), whose file pages are given back once they are copied.
  */
 #include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static int load_weight(eng_model *m, eng_weight *w, const char *name, int64_t n_in, int64_t n_out,
                        char *err, size_t errlen)
@@ -167,6 +169,7 @@ int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen)
     h->llama2_chat = gguf_get_str(m->file, "tokenizer.chat_template", &tmpl) &&
                      memmem(tmpl.ptr, tmpl.len, "[INST]", 6) != NULL;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) h->weight_bytes += m->file->tensors[i].n_bytes;
+    if (eng_model_repack(m, detail, sizeof(detail)) != 0) goto fail;
     *out = m;
     return 0;
 fail:
@@ -180,11 +183,18 @@ void eng_model_free(eng_model *m)
     if (!m) return;
     eng_vocab_free(&m->vocab);
     free(m->layers);
+    if (m->repacked) munmap(m->repacked, m->repacked_bytes);
     gguf_close(m->file);
     free(m);
 }
 
 const eng_model_info *eng_model_get_info(const eng_model *m) { return &m->info; }
+
+void eng_weight_row(const eng_weight *w, int64_t r, float *dst)
+{
+    if (w->type->get_row) w->type->get_row(w->data, r, w->n_in, dst);
+    else w->type->to_float((const uint8_t *)w->data + (size_t)r * w->row_bytes, dst, w->n_in);
+}
 
 int eng_tokenize(const eng_model *m, const char *text, size_t len, bool add_bos, int *out, int max)
 {

@@ -7,7 +7,8 @@
 #include "quant.h"
 #include "vocab.h"
 
-/* A weight matrix in the file's mapping: n_out rows of n_in elements. */
+/* A weight matrix: n_out rows of n_in elements, in the file's mapping or,
+ * re-laid out at load (repack.c), in the model's own memory. */
 typedef struct {
     const void *data;
     const eng_type_info *type;
@@ -28,6 +29,14 @@ struct eng_model {
     eng_weight token_embd, output;
     const float *output_norm;
     eng_layer *layers;
+    void *repacked;              /* anonymous mapping behind repacked weights */
+    size_t repacked_bytes;
 };
+
+/* Row r of a weight as floats (any layout). */
+void eng_weight_row(const eng_weight *w, int64_t r, float *dst);
+/* Re-lay out the matrices whose type has a faster interleaved layout on
+ * this CPU (repack.c); the model owns the memory. */
+int eng_model_repack(eng_model *m, char *err, size_t errlen);
 
 #endif

@@ -177,11 +177,8 @@ void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n)
         q8->from_float(x + i * QK8_0, b, 2 * QK8_0);
         memcpy(p->q, b[0].qs, 32);
         memcpy(p->q + 32, b[1].qs, 32);
-        for (int l = 0; l < 16; l++) {
-            int sum = p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3];
-            p->neg_off[l] = -8 * sum;
-            p->neg_off128[l] = -128 * sum;
-        }
+        for (int l = 0; l < 16; l++)
+            p->neg_off[l] = -128 * (p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3]);
         float d0 = eng_fp16_to_fp32(b[0].d), d1 = eng_fp16_to_fp32(b[1].d);
         for (int l = 0; l < 8; l++) p->d[l] = d0, p->d[l + 8] = d1;
     }
@@ -210,9 +207,16 @@ static eng_type_info types[] = {
     TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
-    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 128,
+    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 96,
      .vec_dot_type = ENG_TYPE_Q8_0_PAIRS, .fast_act_type = ENG_TYPE_Q8_0_PAIRS,
      .from_float = eng_quantize_q8_0_pairs, .internal = true},
+    {.id = ENG_TYPE_Q4_0_X16, .name = "Q4_0x16", .block_size = 32, .type_size = 18,
+     .vec_dot_type = ENG_TYPE_Q8_0_SUMS, .fast_act_type = ENG_TYPE_Q8_0_SUMS, .internal = true,
+     .rows_per_group = 16, .gemm16 = eng_gemm16_q4_0_x16_ref, .repack = eng_repack_q4_0_x16,
+     .get_row = eng_q4_0_x16_get_row},
+    {.id = ENG_TYPE_Q8_0_SUMS, .name = "Q8_0-sums", .block_size = 32, .type_size = 40,
+     .vec_dot_type = ENG_TYPE_Q8_0_SUMS, .fast_act_type = ENG_TYPE_Q8_0_SUMS,
+     .from_float = eng_quantize_q8_0_sums, .internal = true},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -276,23 +280,22 @@ static void select_kernels(void)
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
+    /* Q4_0 matrices are interleaved at load for the 16-row kernels */
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->repack_to = ENG_TYPE_Q4_0_X16;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx2;
     eng_dot_f32_f16 = eng_dot_f32_f16_avx2;
     eng_axpy_f16 = eng_axpy_f16_avx2;
     if (f & ENG_CPU_AVX512_VNNI) {
-        eng_type_info *q4 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0);
         eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);
+        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot = eng_vec_dot_q4_0_avx512;
         /* one token: plain Q8_0 (its row is re-read for every weight row, so
          * smaller is faster); batches: prepared pairs, read once per 4 rows */
-        q4->vec_dot = eng_vec_dot_q4_0_avx512;
-        q4->batch_act_type = ENG_TYPE_Q8_0_PAIRS;
-        q4->vec_dot_batch = eng_vec_dot_q4_0_pairs_avx512;
-        q4->vec_dot4 = eng_vec_dot4_q4_0_avx512;
-        q4->gemm4x4 = eng_gemm4x4_q4_0_avx512;
         q8->vec_dot = eng_vec_dot_q8_0_avx512;
         q8->batch_act_type = ENG_TYPE_Q8_0_PAIRS;
         q8->vec_dot_batch = eng_vec_dot_q8_0_pairs_avx512;
         q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
         q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
+        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx512;
     }
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
 }

@@ -21,6 +21,9 @@ enum {
     ENG_TYPE_Q4_K = 12, ENG_TYPE_Q5_K = 13, ENG_TYPE_Q6_K = 14, ENG_TYPE_Q8_K = 15, ENG_TYPE_BF16 = 30,
     /* Internal activation layouts, never in files: */
     ENG_TYPE_Q8_0_PAIRS = 1000,
+    /* Internal weight layouts, made at load (repack.c): */
+    ENG_TYPE_Q4_0_X16 = 1001,
+    ENG_TYPE_Q8_0_SUMS = 1002,   /* activations for Q4_0_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -33,6 +36,16 @@ typedef void (*eng_vec_dot4_fn)(int n, const void *w, const void *a, size_t stri
  * (a + t*a_stride): out[t][r]. The tile kernel of prompt processing. */
 typedef void (*eng_gemm4x4_fn)(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
                                float out[4][4]);
+
+/* Sixteen interleaved weight rows (w, see repack.c) against T activation
+ * rows (a + t*a_stride): out[t*out_stride + r] for r in 0..15. */
+typedef void (*eng_gemm16_fn)(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                              size_t out_stride);
+
+/* A matrix of n_rows x n_in from the file's layout into an internal one,
+ * and one row of it back to floats. */
+typedef void (*eng_repack_fn)(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+typedef void (*eng_get_row_fn)(const void *w, int64_t r, int64_t n_in, float *dst);
 
 typedef struct {
     uint32_t id;
@@ -53,6 +66,14 @@ typedef struct {
     eng_vec_dot_fn vec_dot;      /* fastest for this CPU (after eng_types_init) */
     eng_vec_dot4_fn vec_dot4;    /* NULL: use the single-row kernel four times */
     eng_gemm4x4_fn gemm4x4;      /* NULL: use vec_dot4 */
+    /* Layouts that interleave 16 rows (rows_per_group 16) have only this
+     * kernel; a file type with `repack_to` set is re-laid out at load into
+     * that layout when the fast kernels for it run on this CPU. */
+    uint32_t rows_per_group;     /* 0 or 1: rows stand alone */
+    eng_gemm16_fn gemm16;
+    eng_repack_fn repack;        /* file layout -> this one */
+    eng_get_row_fn get_row;
+    uint32_t repack_to;
 } eng_type_info;
 
 /* NULL for an id GGUF does not define. */
@@ -105,20 +126,32 @@ void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);
 
-/* Q8_0 activations laid out for the AVX-512 batch kernels: per pair of
- * blocks the 64 codes, the dpbusd seeds -8*(sum of each 4 codes) (for Q4_0
- * weights, offset by 8) and -128*(same) (for Q8_0 weights, made unsigned by
- * flipping their top bit), and the two scales spread over 16 floats, so the
- * weight loop loads them instead of recomputing them for every weight row.
- * A row of n is n/32 * 128 bytes: the pairs, then, for an odd block count,
- * the last block as plain block_q8_0. */
+/* Q8_0 activations laid out for the AVX-512 Q8_0 batch kernels: per pair
+ * of blocks the 64 codes, the dpbusd seeds -128*(sum of each 4 codes) (the
+ * weights are made unsigned by flipping their top bit) and the two scales
+ * spread over 16 floats, so the weight loop loads them instead of
+ * recomputing them for every weight row. A row of n is n/32 * 96 bytes: the
+ * pairs, then, for an odd block count, the last block as plain block_q8_0. */
 typedef struct {
     int8_t q[64];
     int32_t neg_off[16];
-    int32_t neg_off128[16];
     float d[16];
 } eng_q8_pair;
 void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n);
+
+/* Q4_0 rows interleaved by 16 (repack.c): per 32-column block, the 16 rows'
+ * scales, then their codes 4 bytes of a row at a time, qs[m][r][k] being
+ * byte 4m+k of row r's block_q4_0. Same size as 16 block_q4_0. */
+typedef struct { uint16_t d[16]; uint8_t qs[4][16][4]; } block_q4_0_x16;
+/* Q8_0 activations for it: the scale as a float and -8 × the sum of the
+ * codes (Q4_0's offset of 8 taken off once per block, not per weight). */
+typedef struct { float d; int32_t neg8sum; int8_t qs[32]; } block_q8_0_sum;
+void eng_repack_q4_0_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q4_0_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_quantize_q8_0_sums(const float *x, void *dst, int64_t n);
+void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 
 /* Activation quantization exactly as llama.cpp does on x86 (see
  * ../shared/vectors/quants/README.md): d = amax/127, id = 127/amax,
@@ -137,11 +170,8 @@ void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
 
 /* AVX-512 VNNI versions, in kernels_avx512.c (CPUs with ENG_CPU_AVX512_VNNI). */
 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a);
-float eng_vec_dot_q4_0_pairs_avx512(int n, const void *w, const void *a);
 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a);
-void eng_vec_dot4_q4_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
-void eng_gemm4x4_q4_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a);
 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);

@@ -254,7 +254,7 @@ static void ref_matvec(const eng_weight *w, const float *x, float *out)
 {
     float *row = malloc(sizeof(float) * (size_t)w->n_in);
     for (int64_t r = 0; r < w->n_out; r++) {
-        w->type->to_float((const uint8_t *)w->data + (size_t)r * w->row_bytes, row, w->n_in);
+        eng_weight_row(w, r, row);
         double s = 0;
         for (int64_t i = 0; i < w->n_in; i++) s += (double)row[i] * x[i];
         out[r] = (float)s;
@@ -290,7 +290,7 @@ static float *reference_forward(const eng_model *m, const int *ids, int n)
     float *k = malloc(4 * (size_t)KV), *v = malloc(4 * (size_t)KV), *g = malloc(4 * (size_t)F), *u = malloc(4 * (size_t)F);
     float *sc = malloc(4 * (size_t)n), *logits = malloc(4 * (size_t)n * V);
     for (int t = 0; t < n; t++) {
-        m->token_embd.type->to_float((const uint8_t *)m->token_embd.data + (size_t)ids[t] * m->token_embd.row_bytes, x, E);
+        eng_weight_row(&m->token_embd, ids[t], x);
         for (int l = 0; l < h->n_layer; l++) {
             const eng_layer *L = &m->layers[l];
             ref_rmsnorm(xb, x, L->attn_norm, E, h->rms_eps);

@@ -46,7 +46,6 @@ static const impl impls[] = {
     {ENG_TYPE_Q5_1, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q5_1_avx2, NULL, ENG_TYPE_Q8_1},
     {ENG_TYPE_BF16, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_bf16_avx2, NULL, ENG_TYPE_BF16},
     {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, NULL, ENG_TYPE_Q8_0},
-    {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_pairs_avx512, eng_vec_dot4_q4_0_avx512, ENG_TYPE_Q8_0_PAIRS},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_pairs_avx512, eng_vec_dot4_q8_0_pairs_avx512, ENG_TYPE_Q8_0_PAIRS},
 };
@@ -134,27 +133,29 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
 }
 
 /* The 4x4 tile kernels equal sixteen reference dot products. */
-static void check_gemm4x4(uint32_t weight_type, eng_gemm4x4_fn gemm)
+/* The 4x4 tile of Q8_0 prompt processing equals the reference dot products. */
+static void test_gemm4x4(void **state)
 {
+    (void)state;
+    eng_types_init();
+    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
     enum { N = 4096 + 32 }; /* an odd block count: the tail path too */
-    const eng_type_info *q4 = eng_type_info_of(weight_type), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
-    const eng_type_info *pairs = eng_type_info_of(ENG_TYPE_Q8_0_PAIRS);
-    size_t wrow = eng_row_size(weight_type, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
-    size_t prow = eng_row_size(ENG_TYPE_Q8_0_PAIRS, N);
-    uint8_t *w = malloc(wrow * 4), *a = malloc(arow * 4), *ap = malloc(prow * 4);
+    const eng_type_info *q8 = eng_type_info_of(ENG_TYPE_Q8_0), *pairs = eng_type_info_of(ENG_TYPE_Q8_0_PAIRS);
+    size_t row = eng_row_size(ENG_TYPE_Q8_0, N), prow = eng_row_size(ENG_TYPE_Q8_0_PAIRS, N);
+    uint8_t *w = malloc(row * 4), *a = malloc(row * 4), *ap = malloc(prow * 4);
     float *f = malloc(sizeof(float) * N);
     for (int k = 0; k < 4; k++) {
         for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
-        q4->from_float(f, w + k * wrow, N);
+        q8->from_float(f, w + k * row, N);
         for (int i = 0; i < N; i++) f[i] = frand();
-        q8->from_float(f, a + k * arow, N);
+        q8->from_float(f, a + k * row, N);
         pairs->from_float(f, ap + k * prow, N);
     }
     float out[4][4];
-    gemm(N, w, wrow, ap, prow, out);
+    eng_gemm4x4_q8_0_avx512(N, w, row, ap, prow, out);
     for (int t = 0; t < 4; t++)
         for (int r = 0; r < 4; r++) {
-            float ref = q4->vec_dot_ref(N, w + r * wrow, a + t * arow);
+            float ref = q8->vec_dot_ref(N, w + r * row, a + t * row);
             assert_true(fabsf(out[t][r] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
         }
     free(w);
@@ -163,13 +164,56 @@ static void check_gemm4x4(uint32_t weight_type, eng_gemm4x4_fn gemm)
     free(f);
 }
 
-static void test_gemm4x4(void **state)
+/* Q4_0 interleaved by 16 rows: the layout round-trips to the file's rows
+ * bit for bit, and every 16-row kernel (reference, AVX2, AVX-512) gives each
+ * token and row the reference Q4_0 dot product, for token counts that
+ * exercise the full and partial token groups. */
+static void test_q4_0_x16(void **state)
 {
     (void)state;
     eng_types_init();
-    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
-    check_gemm4x4(ENG_TYPE_Q4_0, eng_gemm4x4_q4_0_avx512);
-    check_gemm4x4(ENG_TYPE_Q8_0, eng_gemm4x4_q8_0_avx512);
+    enum { R = 32, N = 4096 + 32, T = 13 };
+    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    const eng_type_info *x16 = eng_type_info_of(ENG_TYPE_Q4_0_X16), *sums = eng_type_info_of(ENG_TYPE_Q8_0_SUMS);
+    size_t row = eng_row_size(ENG_TYPE_Q4_0, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
+    size_t srow = eng_row_size(ENG_TYPE_Q8_0_SUMS, N);
+    uint8_t *w = malloc(row * R), *g = malloc(row * R), *a = malloc(arow * T), *as = malloc(srow * T);
+    float *f = malloc(sizeof(float) * N), *back = malloc(sizeof(float) * N), *out = malloc(sizeof(float) * T * R);
+    for (int r = 0; r < R; r++) {
+        for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
+        q4->from_float(f, w + r * row, N);
+    }
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < N; i++) f[i] = frand();
+        q8->from_float(f, a + t * arow, N);
+        sums->from_float(f, as + t * srow, N);
+    }
+    x16->repack(w, g, R, N);
+    for (int r = 0; r < R; r++) {
+        q4->to_float(w + r * row, f, N);
+        x16->get_row(g, r, N, back);
+        assert_memory_equal(f, back, sizeof(float) * N);
+    }
+    unsigned cpu = eng_cpu_features();
+    const struct { eng_gemm16_fn fn; unsigned needs; } kernels[] = {
+        {eng_gemm16_q4_0_x16_ref, 0},
+        {eng_gemm16_q4_0_x16_avx2, ENG_CPU_AVX2 | ENG_CPU_F16C | ENG_CPU_FMA},
+        {eng_gemm16_q4_0_x16_avx512, ENG_CPU_AVX512_VNNI},
+    };
+    for (size_t k = 0; k < sizeof(kernels) / sizeof(kernels[0]); k++) {
+        if ((cpu & kernels[k].needs) != kernels[k].needs) continue;
+        for (int nt = 1; nt <= T; nt++) {
+            memset(out, 0, sizeof(float) * T * R);
+            for (int r0 = 0; r0 < R; r0 += 16) kernels[k].fn(N, g + r0 * row, as, srow, nt, out + r0, R);
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < R; r++) {
+                    if (t >= nt) { assert_true(out[t * R + r] == 0); continue; }
+                    float ref = q4->vec_dot_ref(N, w + r * row, a + t * arow);
+                    assert_true(fabsf(out[t * R + r] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
+                }
+        }
+    }
+    free(w); free(g); free(a); free(as); free(f); free(back); free(out);
 }
 
 /* Q8_K: the scale comes from the element of largest magnitude (sign
@@ -359,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_dot_bf16),
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
+        cmocka_unit_test(test_q4_0_x16),
         cmocka_unit_test(test_q8_k_activation_quantizer),
         cmocka_unit_test(test_dot_k_quants),
         cmocka_unit_test(test_attention_f16_helpers),

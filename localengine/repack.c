@@ -1,0 +1,146 @@
+/* repack.c: Q4_0 weights re-laid out at load for the interleaved kernels.
+ *
+ * Why: a Q4_0 row dotted with an activation row yields one integer sum per
+ * 32 weights, and each must be converted and scaled on its own, so the
+ * row-at-a-time kernels spend more time on bookkeeping than on products and
+ * fall short of memory speed. With 16 rows interleaved block by block (their
+ * 16 scales together, then their codes 4 bytes per row at a time), one
+ * 512-bit dpbusd (or two 256-bit maddubs) advances 16 rows at once against 4
+ * activation bytes broadcast to every lane: the 16 rows' sums come out in
+ * one register and are scaled with one convert and one FMA per block, and
+ * in a batch each weight block is unpacked once for every token.
+ *
+ * The layout has the file's size (16 block_q4_0 per block_q4_0_x16), so the
+ * engine repacks into anonymous memory and hands each tensor's file pages
+ * back as soon as it is done: resident memory stays about 1x the model, and
+ * the reference kernels (JUNCTION_KERNELS=reference) keep the file layout.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void eng_repack_q4_0_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q4_0 *x = src;
+    block_q4_0_x16 *g = dst;
+    int64_t nb = n_in / QK4_0;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q4_0 *blk = &x[(r0 + r) * nb + b];
+                g->d[r] = blk->d;
+                for (int m = 0; m < 4; m++) memcpy(g->qs[m][r], blk->qs + 4 * m, 4);
+            }
+}
+
+void eng_q4_0_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0);
+    int64_t nb = n_in / QK4_0;
+    const block_q4_0_x16 *g = (const block_q4_0_x16 *)w + (r / 16) * nb;
+    int lane = (int)(r % 16);
+    for (int64_t b = 0; b < nb; b++) {
+        block_q4_0 blk = {.d = g[b].d[lane]};
+        for (int m = 0; m < 4; m++) memcpy(blk.qs + 4 * m, g[b].qs[m][lane], 4);
+        q4->to_float(&blk, dst + b * QK4_0, QK4_0);
+    }
+}
+
+void eng_quantize_q8_0_sums(const float *x, void *dst, int64_t n)
+{
+    const eng_type_info *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
+    block_q8_0_sum *y = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        block_q8_0 b;
+        q8->from_float(x + i * QK8_0, &b, QK8_0);
+        int sum = 0;
+        for (int j = 0; j < QK8_0; j++) sum += b.qs[j];
+        y[i].d = eng_fp16_to_fp32(b.d);
+        y[i].neg8sum = -8 * sum;
+        memcpy(y[i].qs, b.qs, QK8_0);
+    }
+}
+
+void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    const block_q4_0_x16 *g = w;
+    int nb = n / QK4_0;
+    for (int t = 0; t < T; t++) {
+        const block_q8_0_sum *y = (const block_q8_0_sum *)((const uint8_t *)a + (size_t)t * a_stride);
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int sum = y[b].neg8sum;
+                for (int m = 0; m < 4; m++)
+                    for (int k = 0; k < 4; k++) {
+                        uint8_t q = g[b].qs[m][r][k];
+                        sum += (q & 0x0f) * y[b].qs[4 * m + k] + (q >> 4) * y[b].qs[16 + 4 * m + k];
+                    }
+                s += (float)sum * (eng_fp16_to_fp32(g[b].d[r]) * y[b].d);
+            }
+            out[(size_t)t * out_stride + r] = s;
+        }
+    }
+}
+
+/* The file's pages of [p, p+n) that lie wholly inside it go back to the
+ * kernel (they are clean: it rereads them from the file if ever touched). */
+static void release_file_pages(const void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
+    if (a < b) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* The i-th matrix the forward pass multiplies by (NULL past the last): the
+ * output, then each layer's seven. */
+static eng_weight *matmul_weight(eng_model *m, size_t i)
+{
+    if (i == 0) return &m->output;
+    size_t l = (i - 1) / 7;
+    if (l >= (size_t)m->info.n_layer) return NULL;
+    eng_layer *L = &m->layers[l];
+    eng_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return lw[(i - 1) % 7];
+}
+
+static bool repackable(const eng_model *m, const eng_weight *w)
+{
+    if (w == &m->output && m->info.tied_output) return false; /* it is token_embd, kept for lookups */
+    uint32_t to = w->type->repack_to;
+    return to && w->n_out % eng_type_info_of(to)->rows_per_group == 0;
+}
+
+static size_t repacked_size(const eng_weight *w) { return ((size_t)w->n_out * w->row_bytes + 63) & ~(size_t)63; }
+
+int eng_model_repack(eng_model *m, char *err, size_t errlen)
+{
+    size_t bytes = 0;
+    eng_weight *w;
+    for (size_t i = 0; (w = matmul_weight(m, i)); i++)
+        if (repackable(m, w)) bytes += repacked_size(w);
+    if (!bytes) return 0;
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        snprintf(err, errlen, "cannot allocate %zu bytes for the interleaved weights: %s "
+                 "(JUNCTION_KERNELS=reference runs from the file's pages instead)", bytes, strerror(errno));
+        return -1;
+    }
+    madvise(mem, bytes, MADV_HUGEPAGE); /* fewer TLB misses when streaming GBs; a hint only */
+    m->repacked = mem;
+    m->repacked_bytes = bytes;
+    uint8_t *at = mem;
+    for (size_t i = 0; (w = matmul_weight(m, i)); i++) {
+        if (!repackable(m, w)) continue;
+        const eng_type_info *to = eng_type_info_of(w->type->repack_to);
+        to->repack(w->data, at, w->n_out, w->n_in);
+        release_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
+        w->data = at;
+        w->type = to;
+        at += repacked_size(w);
+    }
+    return 0;
+}
