@@ -235,23 +235,34 @@ static size_t kv_offset(const eng_ctx *c, int layer, int seq, int kv_dim)
     return ((size_t)layer * c->n_seq + (size_t)seq) * c->n_ctx * kv_dim * c->kv_elem;
 }
 
+/* With an fp16 cache, attention rounds as llama.cpp does: the query to fp16
+ * before its dot products with the keys, and the softmax weights to fp16
+ * before they scale the values. Head dims of 4 (TinyLLama) make these
+ * roundings visible in the logits, so an engine that skips them follows a
+ * different greedy path at the first near-tie. */
 static void attention_heads(void *p, int ith, int nth)
 {
     attn_job *j = p;
     eng_ctx *c = j->c;
     const eng_model_info *h = &c->m->info;
     int hd = h->n_embd / h->n_head, kv_dim = hd * h->n_head_kv, group = h->n_head / h->n_head_kv;
+    bool f16 = c->kv_type == ENG_KV_F16;
     float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float q_f16[ENG_MAX_HEAD_DIM];
     for (int i = ith; i < j->T * h->n_head; i += nth) {
         int t = i / h->n_head, head = i % h->n_head, kvh = head / group, last = c->b_pos[t];
         size_t layer_off = kv_offset(c, j->layer, c->b_seq[t], kv_dim);
         const float *q = c->q + (size_t)t * h->n_embd + head * hd;
+        if (f16) {
+            for (int d = 0; d < hd; d++) q_f16[d] = eng_fp16_table[eng_fp32_to_fp16(q[d])];
+            q = q_f16;
+        }
         float max = -INFINITY;
         for (int s = 0; s <= last; s++) {
             const uint8_t *k = c->k_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
             float dot;
-            if (c->kv_type == ENG_KV_F16) {
+            if (f16) {
                 dot = eng_dot_f32_f16(q, (const uint16_t *)k, hd);
             } else {
                 dot = 0;
@@ -271,8 +282,8 @@ static void attention_heads(void *p, int ith, int nth)
         for (int s = 0; s <= last; s++) {
             const uint8_t *v = c->v_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
             float a = sc[s] * inv;
-            if (c->kv_type == ENG_KV_F16) {
-                eng_axpy_f16(a, (const uint16_t *)v, out, hd);
+            if (f16) {
+                eng_axpy_f16(eng_fp16_table[eng_fp32_to_fp16(a)], (const uint16_t *)v, out, hd);
             } else {
                 for (int d = 0; d < hd; d++) out[d] += a * ((const float *)v)[d];
             }

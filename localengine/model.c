@@ -84,6 +84,11 @@ static int load_hparams(eng_model *m, char *err, size_t errlen)
         return -1;
     }
     int head_dim = h->n_embd / h->n_head;
+    if (head_dim > ENG_MAX_HEAD_DIM) {
+        snprintf(err, errlen, "attention heads of %d values are wider than the %d this engine supports", head_dim,
+                 ENG_MAX_HEAD_DIM);
+        return -1;
+    }
     h->n_rot = gguf_get_u64(f, "llama.rope.dimension_count", &v) ? (int)v : head_dim;
     if (h->n_rot < 2 || h->n_rot > head_dim || h->n_rot % 2) {
         snprintf(err, errlen, "llama.rope.dimension_count %d must be even and at most the head size %d", h->n_rot, head_dim);

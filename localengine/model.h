@@ -7,6 +7,9 @@
 #include "quant.h"
 #include "vocab.h"
 
+/* Llama heads are 64 or 128 wide; wider ones are refused at load. */
+#define ENG_MAX_HEAD_DIM 256
+
 /* A weight matrix: n_out rows of n_in elements, in the file's mapping or,
  * re-laid out at load (repack.c), in the model's own memory. */
 typedef struct {

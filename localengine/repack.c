@@ -18,6 +18,8 @@
 #include "model.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -116,31 +118,74 @@ static bool repackable(const eng_model *m, const eng_weight *w)
 
 static size_t repacked_size(const eng_weight *w) { return ((size_t)w->n_out * w->row_bytes + 63) & ~(size_t)63; }
 
+typedef struct {
+    eng_weight *w;
+    uint8_t *dst;
+} repack_item;
+
+typedef struct {
+    repack_item *items;
+    size_t n, share, n_shares;
+} repack_job;
+
+/* Items share, share + n_shares, ...: the first touch of fresh memory costs
+ * more than the copy (the kernel zeroes every page), so the shares run on
+ * all cores. */
+static void *repack_share(void *p)
+{
+    repack_job *j = p;
+    for (size_t i = j->share; i < j->n; i += j->n_shares) {
+        const eng_weight *w = j->items[i].w;
+        eng_type_info_of(w->type->repack_to)->repack(w->data, j->items[i].dst, w->n_out, w->n_in);
+        release_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
+    }
+    return NULL;
+}
+
 int eng_model_repack(eng_model *m, char *err, size_t errlen)
 {
-    size_t bytes = 0;
+    size_t bytes = 0, n = 0;
     eng_weight *w;
     for (size_t i = 0; (w = matmul_weight(m, i)); i++)
-        if (repackable(m, w)) bytes += repacked_size(w);
+        if (repackable(m, w)) bytes += repacked_size(w), n++;
     if (!bytes) return 0;
-    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    repack_item *items = malloc(n * sizeof(*items));
+    void *mem = items ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
     if (mem == MAP_FAILED) {
         snprintf(err, errlen, "cannot allocate %zu bytes for the interleaved weights: %s "
                  "(JUNCTION_KERNELS=reference runs from the file's pages instead)", bytes, strerror(errno));
+        free(items);
         return -1;
     }
     madvise(mem, bytes, MADV_HUGEPAGE); /* fewer TLB misses when streaming GBs; a hint only */
     m->repacked = mem;
     m->repacked_bytes = bytes;
     uint8_t *at = mem;
-    for (size_t i = 0; (w = matmul_weight(m, i)); i++) {
-        if (!repackable(m, w)) continue;
-        const eng_type_info *to = eng_type_info_of(w->type->repack_to);
-        to->repack(w->data, at, w->n_out, w->n_in);
-        release_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
-        w->data = at;
-        w->type = to;
-        at += repacked_size(w);
+    n = 0;
+    for (size_t i = 0; (w = matmul_weight(m, i)); i++)
+        if (repackable(m, w)) {
+            items[n++] = (repack_item){w, at};
+            at += repacked_size(w);
+        }
+    enum { MAX_THREADS = 16 };
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n_shares = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (size_t)cpus;
+    repack_job jobs[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (size_t k = 0; k < n_shares; k++) {
+        jobs[k] = (repack_job){items, n, k, n_shares};
+        if (k > 0) started[k] = pthread_create(&threads[k], NULL, repack_share, &jobs[k]) == 0;
     }
+    repack_share(&jobs[0]);
+    for (size_t k = 1; k < n_shares; k++) {
+        if (started[k]) pthread_join(threads[k], NULL);
+        else repack_share(&jobs[k]); /* no thread: do its share here */
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].w->type = eng_type_info_of(items[i].w->type->repack_to);
+        items[i].w->data = items[i].dst;
+    }
+    free(items);
     return 0;
 }

@@ -117,38 +117,46 @@ static void test_stories260k_greedy_and_logits(void **state)
     cJSON_Delete(ref);
 }
 
-/* TinyLLama quantizes activations for its Q4_0 weights. Its two reference
- * paths (float activations, llama.cpp's Q8_0 activations) agree for the
- * first 10 generated tokens and then part at a near-tie (margin 0.048 here,
- * below the 0.069 the two references differ by); we require the shared
- * prefix and llama.cpp's top-100 logits within that gap. */
+/* TinyLLama quantizes activations for its Q4_0 weights. The two paths in
+ * ../shared/vectors (float activations; llama.cpp@10e978015's Q8_0
+ * activations, on another machine) agree for 10 generated tokens and part
+ * at a near-tie, which an engine's summation order decides. What we can
+ * hold ourselves to: the shared prefix, llama.cpp's top-100 logits within
+ * the 0.069 the two references differ by, and token for token the 64-token
+ * path of llama.cpp as node-llama-cpp 3.21.1 runs it on this machine class
+ * (tests/vectors/, made by script/llamacpp/greedy.mjs), with the fp16 KV
+ * cache both engines use by default. */
 static void test_tinyllama_q4_0(void **state)
 {
     (void)state;
     cJSON *ref = load_json(SHARED "/vectors/generation/TinyLLama-v0-Q4_0.reference.json");
+    cJSON *ours = load_json(JUNCTION_SOURCE_DIR "/tests/vectors/TinyLLama-v0-Q4_0.greedy-llamacpp.json");
     eng_model *m = load(SHARED "/models/TinyLLama-v0-Q4_0.gguf");
-    int prompt[16], q8[64], f32[64];
+    int prompt[16], q8[64], f32[64], now[64];
     int n = json_ints(cJSON_GetObjectItem(ref, "prompt_ids"), prompt, 16);
     json_ints(cJSON_GetObjectItem(ref, "greedy_ids_llamacpp_q8_activations"), q8, 64);
     json_ints(cJSON_GetObjectItem(ref, "greedy_ids_dequant_f32"), f32, 64);
-    eng_ctx *c = context(m, ENG_KV_F32, 2, 512);
+    assert_int_equal(json_ints(cJSON_GetObjectItem(ours, "greedy_ids"), now, 64), 64);
+    eng_ctx *c = context(m, ENG_KV_F16, 2, 512);
     decode(c, prompt, n, false);
     const float *l = eng_get_logits(c, n - 1);
     float worst = 0;
     for (const cJSON *p = cJSON_GetObjectItem(ref, "logits_after_prompt_llamacpp_top100")->child; p; p = p->next)
         worst = fmaxf(worst, fabsf(l[cJSON_GetArrayItem(p, 0)->valueint] - (float)cJSON_GetArrayItem(p, 1)->valuedouble));
-    fprintf(stderr, "TinyLLama top-100 logits vs llama.cpp: %.3f\n", worst);
+    fprintf(stderr, "TinyLLama top-100 logits vs llama.cpp@10e978015: %.3f\n", worst);
     assert_true(worst < 0.069f);
     int shared_prefix = 0;
     while (shared_prefix < 64 && q8[shared_prefix] == f32[shared_prefix]) shared_prefix++;
     assert_int_equal(shared_prefix, 10);
-    for (int s = 0; s < shared_prefix; s++) {
+    for (int s = 0; s < 64; s++) {
         int tok = argmax(eng_get_logits(c, s ? 0 : n - 1), eng_model_get_info(m)->n_vocab);
-        assert_int_equal(tok, q8[s]);
+        if (s < shared_prefix) assert_int_equal(tok, q8[s]);
+        assert_int_equal(tok, now[s]);
         decode(c, &tok, 1, false);
     }
     eng_ctx_free(c);
     eng_model_free(m);
+    cJSON_Delete(ours);
     cJSON_Delete(ref);
 }
 
