@@ -252,3 +252,76 @@ AVX512 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size
     default: break;
     }
 }
+
+/* ---- Q4_K rows interleaved by 16 (repack.c) ---- */
+
+/* NT tokens against one group of 16 Q4_K rows. Per 32-weight sub-block the
+ * codes of 16 rows unpack into 8 registers, and each token's 8 dpbusd give
+ * the rows' sums, multiplied by the rows' 6-bit scales in int32 (exact, as
+ * llama.cpp); the mins meet the activation's per-32 sums in 4 dpwssd per
+ * 256 weights, and only then does float arithmetic start. */
+AVX512 static inline __attribute__((always_inline)) void q4_k_x16_tokens(
+    int NT, int nb, const block_q4_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[8];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i sumi[8];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            for (int l = 0; l < 5; l++) _mm_prefetch((const char *)(g + b + 2) + 64 * (5 * j + l), _MM_HINT_T0);
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[j]));
+            __m512i w[8];
+            for (int m = 0; m < 8; m++) {
+                __m512i raw = _mm512_loadu_si512(g[b].qs[j / 2][m]);
+                w[m] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+            }
+            for (int t = 0; t < NT; t++) {
+                const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
+                const i32_alias *q = (const i32_alias *)(y->qs + 32 * j);
+                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                for (int m = 0; m < 8; m += 2) {
+                    s0 = _mm512_dpbusd_epi32(s0, w[m], _mm512_set1_epi32(q[m]));
+                    s1 = _mm512_dpbusd_epi32(s1, w[m + 1], _mm512_set1_epi32(q[m + 1]));
+                }
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
+            }
+        }
+        __m512i mn[4];
+        for (int p = 0; p < 4; p++) mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g[b].mn[p]));
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
+        __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].dmin));
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
+            const i32_alias *bs = (const i32_alias *)y->bsums32;
+            __m512i summ = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++) summ = _mm512_dpwssd_epi32(summ, mn[p], _mm512_set1_epi32(bs[p]));
+            __m512 da = _mm512_set1_ps(y->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, da), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dmw, da), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
+}
+
+AVX512 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    const block_q4_k_x16 *g = w;
+    const uint8_t *act = a;
+    int nb = n / QK_K, t = 0;
+    for (; t + 8 <= T; t += 8) q4_k_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    float *o = out + (size_t)t * out_stride;
+    act += (size_t)t * a_stride;
+    switch (T - t) {
+    case 7: q4_k_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
+    case 6: q4_k_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
+    case 5: q4_k_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
+    case 4: q4_k_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
+    case 3: q4_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
+    case 2: q4_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
+    case 1: q4_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    default: break;
+    }
+}

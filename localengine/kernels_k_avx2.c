@@ -12,19 +12,6 @@
 #include <immintrin.h>
 #include <string.h>
 
-static void q4_k_scales(const uint8_t *q, int sc[8], int mn[8])
-{
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = q[j] & 63;
-            mn[j] = q[j + 4] & 63;
-        } else {
-            sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-            mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-    }
-}
-
 /* Q2_K and Q3_K: per 128 weights 32 bytes hold four 2-bit planes, plane p
  * being weights 32p..32p+31. Each plane is two sub-blocks of 16, so one
  * madd with (scale of the first, scale of the second) weights it. `hmask`
@@ -111,7 +98,7 @@ AVX2 static inline float q45_k_block(uint16_t d, uint16_t dmin, const uint8_t *s
 {
     const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     int sc[8], mn[8];
-    q4_k_scales(scales, sc, mn);
+    eng_q4_k_scales(scales, sc, mn);
     int mins = 0;
     for (int j = 0; j < 8; j++) mins += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
     __m256i acc = _mm256_setzero_si256();

@@ -217,6 +217,13 @@ static eng_type_info types[] = {
     {.id = ENG_TYPE_Q8_0_SUMS, .name = "Q8_0-sums", .block_size = 32, .type_size = 40,
      .vec_dot_type = ENG_TYPE_Q8_0_SUMS, .fast_act_type = ENG_TYPE_Q8_0_SUMS,
      .from_float = eng_quantize_q8_0_sums, .internal = true},
+    {.id = ENG_TYPE_Q4_K_X16, .name = "Q4_Kx16", .block_size = 256, .type_size = sizeof(block_q4_k_x16) / 16,
+     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
+     .rows_per_group = 16, .gemm16 = eng_gemm16_q4_k_x16_ref, .repack = eng_repack_q4_k_x16,
+     .get_row = eng_q4_k_x16_get_row},
+    {.id = ENG_TYPE_Q8_K_SUMS, .name = "Q8_K-sums", .block_size = 256, .type_size = sizeof(block_q8_k_sums),
+     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS,
+     .from_float = eng_quantize_q8_k_sums, .internal = true},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -280,9 +287,11 @@ static void select_kernels(void)
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
-    /* Q4_0 matrices are interleaved at load for the 16-row kernels */
+    /* Q4_0 and Q4_K matrices are interleaved at load for the 16-row kernels */
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->repack_to = ENG_TYPE_Q4_0_X16;
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx2;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K))->repack_to = ENG_TYPE_Q4_K_X16;
+    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K_X16))->gemm16 = eng_gemm16_q4_k_x16_avx2;
     eng_dot_f32_f16 = eng_dot_f32_f16_avx2;
     eng_axpy_f16 = eng_axpy_f16_avx2;
     if (f & ENG_CPU_AVX512_VNNI) {
@@ -296,6 +305,7 @@ static void select_kernels(void)
         q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
         q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
         ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx512;
+        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K_X16))->gemm16 = eng_gemm16_q4_k_x16_avx512;
     }
     ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
 }

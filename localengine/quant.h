@@ -24,6 +24,8 @@ enum {
     /* Internal weight layouts, made at load (repack.c): */
     ENG_TYPE_Q4_0_X16 = 1001,
     ENG_TYPE_Q8_0_SUMS = 1002,   /* activations for Q4_0_X16 */
+    ENG_TYPE_Q4_K_X16 = 1003,
+    ENG_TYPE_Q8_K_SUMS = 1004,   /* activations for Q4_K_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -121,6 +123,8 @@ float eng_vec_dot_q5_1_avx2(int n, const void *w, const void *a);
 float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a);
 /* quant_k.c: Q2_K, Q3_K, Q4_K, Q5_K (reference kernels). */
 void eng_register_k_types(eng_type_info *(*row)(uint32_t id));
+/* The 8 six-bit scales and 8 six-bit mins Q4_K and Q5_K pack in 12 bytes. */
+void eng_q4_k_scales(const uint8_t q[12], int sc[8], int mn[8]);
 /* quantize.c: weight quantizers (from_float) of Q4_0, Q4_1, Q5_0, Q5_1 and the K types. */
 void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
@@ -149,6 +153,26 @@ typedef struct { float d; int32_t neg8sum; int8_t qs[32]; } block_q8_0_sum;
 void eng_repack_q4_0_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
 void eng_q4_0_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
 void eng_quantize_q8_0_sums(const float *x, void *dst, int64_t n);
+/* Q4_K rows interleaved by 16: per 256-column block, the 16 rows' d and
+ * dmin, their 8 six-bit scales and mins unpacked to bytes (the mins of
+ * sub-blocks 2p and 2p+1 side by side per row, for one 16-bit madd), then
+ * per 64 columns (sub-blocks 2c and 2c+1, low and high nibbles) the codes
+ * 4 bytes of a row at a time. 148 bytes per row-block, 4 more than Q4_K. */
+typedef struct {
+    uint16_t d[16], dmin[16];
+    uint8_t sc[8][16];
+    uint8_t mn[4][16][2];
+    uint8_t qs[4][8][16][4];
+} block_q4_k_x16;
+/* Q8_K activations for it: the per-16 sums added in pairs (one per 32-weight
+ * sub-block, the span of a Q4_K min). */
+typedef struct { float d; int16_t bsums32[8]; int8_t qs[QK_K]; } block_q8_k_sums;
+void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q4_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n);
+void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);

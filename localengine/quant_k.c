@@ -61,15 +61,16 @@ static void decode_q3_k(const void *blk, k_block *k)
                 }
 }
 
-/* Q4_K and Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes. */
-static void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
+void eng_q4_k_scales(const uint8_t q[12], int sc[8], int mn[8])
 {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] = q[j] & 63;
+            mn[j] = q[j + 4] & 63;
+        } else {
+            sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+            mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
     }
 }
 
@@ -77,11 +78,11 @@ static void decode_q45_k(const uint16_t *dd, const uint8_t *scales, const uint8_
 {
     k->d = eng_fp16_to_fp32(dd[0]);
     k->dmin = eng_fp16_to_fp32(dd[1]);
+    int sc[8], mn[8];
+    eng_q4_k_scales(scales, sc, mn);
     for (int j = 0; j < 8; j++) {
-        int sc, m;
-        scale_min_k4(j, scales, &sc, &m);
-        k->scale[2 * j] = k->scale[2 * j + 1] = sc; /* per 32 weights: two per-16 entries */
-        k->min[2 * j] = k->min[2 * j + 1] = m;
+        k->scale[2 * j] = k->scale[2 * j + 1] = sc[j]; /* per 32 weights: two per-16 entries */
+        k->min[2 * j] = k->min[2 * j + 1] = mn[j];
     }
     int8_t *out = k->q;
     uint8_t u1 = 1, u2 = 2;

@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* ---- Q4_0 ---- */
+
 void eng_repack_q4_0_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
     const block_q4_0 *x = src;
@@ -88,6 +90,87 @@ void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_strid
     }
 }
 
+/* ---- Q4_K ---- */
+
+void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q4_k *x = src;
+    block_q4_k_x16 *g = dst;
+    int64_t nb = n_in / QK_K;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q4_k *blk = &x[(r0 + r) * nb + b];
+                int sc[8], mn[8];
+                eng_q4_k_scales(blk->scales, sc, mn);
+                g->d[r] = blk->d;
+                g->dmin[r] = blk->dmin;
+                for (int j = 0; j < 8; j++) {
+                    g->sc[j][r] = (uint8_t)sc[j];
+                    g->mn[j / 2][r][j % 2] = (uint8_t)mn[j];
+                }
+                for (int c = 0; c < 4; c++)
+                    for (int m = 0; m < 8; m++) memcpy(g->qs[c][m][r], blk->qs + 32 * c + 4 * m, 4);
+            }
+}
+
+/* The float operations of Q4_K's to_float (quant_k.c), so rows match it bit for bit. */
+void eng_q4_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    int64_t nb = n_in / QK_K;
+    const block_q4_k_x16 *g = (const block_q4_k_x16 *)w + (r / 16) * nb;
+    int lane = (int)(r % 16);
+    for (int64_t b = 0; b < nb; b++, dst += QK_K) {
+        float d = eng_fp16_to_fp32(g[b].d[lane]), dmin = eng_fp16_to_fp32(g[b].dmin[lane]);
+        for (int j = 0; j < 8; j++) {
+            float dl = d * (float)g[b].sc[j][lane], ml = dmin * (float)g[b].mn[j / 2][lane][j % 2];
+            for (int e = 0; e < 32; e++) {
+                const uint8_t *word = g[b].qs[j / 2][e / 4][lane];
+                int code = j % 2 ? word[e % 4] >> 4 : word[e % 4] & 0x0f;
+                dst[32 * j + e] = dl * (float)code - ml;
+            }
+        }
+    }
+}
+
+void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n)
+{
+    block_q8_k_sums *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q8_k b;
+        eng_quantize_q8_k_act(x + i * QK_K, &b, QK_K);
+        y[i].d = b.d;
+        for (int j = 0; j < 8; j++) y[i].bsums32[j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
+        memcpy(y[i].qs, b.qs, QK_K);
+    }
+}
+
+void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    const block_q4_k_x16 *g = w;
+    int nb = n / QK_K;
+    for (int t = 0; t < T; t++) {
+        const block_q8_k_sums *y = (const block_q8_k_sums *)((const uint8_t *)a + (size_t)t * a_stride);
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int sum = 0, sum_min = 0;
+                for (int j = 0; j < 8; j++) {
+                    int sub = 0;
+                    for (int e = 0; e < 32; e++) {
+                        uint8_t q = g[b].qs[j / 2][e / 4][r][e % 4];
+                        sub += (j % 2 ? q >> 4 : q & 0x0f) * y[b].qs[32 * j + e];
+                    }
+                    sum += g[b].sc[j][r] * sub;
+                    sum_min += g[b].mn[j / 2][r][j % 2] * y[b].bsums32[j];
+                }
+                s += eng_fp16_to_fp32(g[b].d[r]) * y[b].d * (float)sum - eng_fp16_to_fp32(g[b].dmin[r]) * y[b].d * (float)sum_min;
+            }
+            out[(size_t)t * out_stride + r] = s;
+        }
+    }
+}
+
 /* The file's pages of [p, p+n) that lie wholly inside it go back to the
  * kernel (they are clean: it rereads them from the file if ever touched). */
 static void release_file_pages(const void *p, size_t n)
@@ -116,7 +199,11 @@ static bool repackable(const eng_model *m, const eng_weight *w)
     return to && w->n_out % eng_type_info_of(to)->rows_per_group == 0;
 }
 
-static size_t repacked_size(const eng_weight *w) { return ((size_t)w->n_out * w->row_bytes + 63) & ~(size_t)63; }
+/* Bytes of w in the layout it is repacked into, rounded up for alignment. */
+static size_t repacked_size(const eng_weight *w)
+{
+    return ((size_t)w->n_out * eng_row_size(w->type->repack_to, w->n_in) + 63) & ~(size_t)63;
+}
 
 typedef struct {
     eng_weight *w;
@@ -183,8 +270,10 @@ int eng_model_repack(eng_model *m, char *err, size_t errlen)
         else repack_share(&jobs[k]); /* no thread: do its share here */
     }
     for (size_t i = 0; i < n; i++) {
-        items[i].w->type = eng_type_info_of(items[i].w->type->repack_to);
-        items[i].w->data = items[i].dst;
+        eng_weight *iw = items[i].w;
+        iw->type = eng_type_info_of(iw->type->repack_to);
+        iw->data = items[i].dst;
+        iw->row_bytes = eng_row_size(iw->type->id, iw->n_in);
     }
     free(items);
     return 0;

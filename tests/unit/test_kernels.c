@@ -164,56 +164,73 @@ static void test_gemm4x4(void **state)
     free(f);
 }
 
-/* Q4_0 interleaved by 16 rows: the layout round-trips to the file's rows
- * bit for bit, and every 16-row kernel (reference, AVX2, AVX-512) gives each
- * token and row the reference Q4_0 dot product, for token counts that
- * exercise the full and partial token groups. */
-static void test_q4_0_x16(void **state)
+/* Interleaved-by-16 layouts: the layout round-trips to the file's rows bit
+ * for bit, and every 16-row kernel (reference, AVX2, AVX-512) gives each
+ * token and row the file type's reference dot product, for every token
+ * count up to 13 (full and partial token groups of each kernel). */
+typedef struct {
+    eng_gemm16_fn fn;
+    unsigned needs;   /* eng_cpu_feature bits */
+} x16_kernel;
+
+static void check_x16(uint32_t file_type, uint32_t x16_type, int n, const x16_kernel *kernels, size_t n_kernels)
 {
-    (void)state;
     eng_types_init();
-    enum { R = 32, N = 4096 + 32, T = 13 };
-    const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0), *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
-    const eng_type_info *x16 = eng_type_info_of(ENG_TYPE_Q4_0_X16), *sums = eng_type_info_of(ENG_TYPE_Q8_0_SUMS);
-    size_t row = eng_row_size(ENG_TYPE_Q4_0, N), arow = eng_row_size(ENG_TYPE_Q8_0, N);
-    size_t srow = eng_row_size(ENG_TYPE_Q8_0_SUMS, N);
-    uint8_t *w = malloc(row * R), *g = malloc(row * R), *a = malloc(arow * T), *as = malloc(srow * T);
-    float *f = malloc(sizeof(float) * N), *back = malloc(sizeof(float) * N), *out = malloc(sizeof(float) * T * R);
+    enum { R = 32, T = 13 };
+    const eng_type_info *ft = eng_type_info_of(file_type), *x16 = eng_type_info_of(x16_type);
+    const eng_type_info *plain = eng_type_info_of(ft->vec_dot_type), *act = eng_type_info_of(x16->vec_dot_type);
+    size_t row = eng_row_size(file_type, n), arow = eng_row_size(plain->id, n), srow = eng_row_size(act->id, n);
+    size_t grow = eng_row_size(x16_type, n);
+    uint8_t *w = malloc(row * R), *g = malloc(grow * R), *a = malloc(arow * T), *as = malloc(srow * T);
+    float *f = malloc(sizeof(float) * n), *back = malloc(sizeof(float) * n), *out = malloc(sizeof(float) * T * R);
     for (int r = 0; r < R; r++) {
-        for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
-        q4->from_float(f, w + r * row, N);
+        for (int i = 0; i < n; i++) f[i] = frand() * 0.02f;
+        ft->from_float(f, w + r * row, n);
     }
     for (int t = 0; t < T; t++) {
-        for (int i = 0; i < N; i++) f[i] = frand();
-        q8->from_float(f, a + t * arow, N);
-        sums->from_float(f, as + t * srow, N);
+        for (int i = 0; i < n; i++) f[i] = frand();
+        plain->from_float(f, a + t * arow, n);
+        act->from_float(f, as + t * srow, n);
     }
-    x16->repack(w, g, R, N);
+    x16->repack(w, g, R, n);
     for (int r = 0; r < R; r++) {
-        q4->to_float(w + r * row, f, N);
-        x16->get_row(g, r, N, back);
-        assert_memory_equal(f, back, sizeof(float) * N);
+        ft->to_float(w + r * row, f, n);
+        x16->get_row(g, r, n, back);
+        assert_memory_equal(f, back, sizeof(float) * n);
     }
     unsigned cpu = eng_cpu_features();
-    const struct { eng_gemm16_fn fn; unsigned needs; } kernels[] = {
-        {eng_gemm16_q4_0_x16_ref, 0},
-        {eng_gemm16_q4_0_x16_avx2, ENG_CPU_AVX2 | ENG_CPU_F16C | ENG_CPU_FMA},
-        {eng_gemm16_q4_0_x16_avx512, ENG_CPU_AVX512_VNNI},
-    };
-    for (size_t k = 0; k < sizeof(kernels) / sizeof(kernels[0]); k++) {
+    for (size_t k = 0; k < n_kernels; k++) {
         if ((cpu & kernels[k].needs) != kernels[k].needs) continue;
         for (int nt = 1; nt <= T; nt++) {
             memset(out, 0, sizeof(float) * T * R);
-            for (int r0 = 0; r0 < R; r0 += 16) kernels[k].fn(N, g + r0 * row, as, srow, nt, out + r0, R);
+            for (int r0 = 0; r0 < R; r0 += 16) kernels[k].fn(n, g + r0 * grow, as, srow, nt, out + r0, R);
             for (int t = 0; t < T; t++)
                 for (int r = 0; r < R; r++) {
                     if (t >= nt) { assert_true(out[t * R + r] == 0); continue; }
-                    float ref = q4->vec_dot_ref(N, w + r * row, a + t * arow);
+                    float ref = ft->vec_dot_ref(n, w + r * row, a + t * arow);
                     assert_true(fabsf(out[t * R + r] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
                 }
         }
     }
     free(w); free(g); free(a); free(as); free(f); free(back); free(out);
+}
+
+#define AVX2_SET (ENG_CPU_AVX2 | ENG_CPU_F16C | ENG_CPU_FMA)
+
+static void test_q4_0_x16(void **state)
+{
+    (void)state;
+    const x16_kernel k[] = {{eng_gemm16_q4_0_x16_ref, 0}, {eng_gemm16_q4_0_x16_avx2, AVX2_SET},
+                            {eng_gemm16_q4_0_x16_avx512, ENG_CPU_AVX512_VNNI}};
+    check_x16(ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, 4096 + 32, k, 3);
+}
+
+static void test_q4_k_x16(void **state)
+{
+    (void)state;
+    const x16_kernel k[] = {{eng_gemm16_q4_k_x16_ref, 0}, {eng_gemm16_q4_k_x16_avx2, AVX2_SET},
+                            {eng_gemm16_q4_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
+    check_x16(ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, 4096 + 256, k, 3);
 }
 
 /* Q8_K: the scale comes from the element of largest magnitude (sign
@@ -404,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_q4_0_x16),
+        cmocka_unit_test(test_q4_k_x16),
         cmocka_unit_test(test_q8_k_activation_quantizer),
         cmocka_unit_test(test_dot_k_quants),
         cmocka_unit_test(test_attention_f16_helpers),
