@@ -325,3 +325,80 @@ AVX512 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size
     default: break;
     }
 }
+
+/* ---- Q6_K rows interleaved by 16 (repack.c) ---- */
+
+/* The 6-bit codes (0..63) of 16 rows x 4 weights in quadrant k of a half:
+ * the low 4 bits from a ql word (its low nibbles for quadrants 0 and 1, its
+ * high ones for 2 and 3), bits 4-5 from bits 2k, 2k+1 of the qh word. */
+AVX512 static inline __m512i q6_codes(const uint8_t *ql, const uint8_t *qh, int k)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512i l = _mm512_loadu_si512(ql), h = _mm512_loadu_si512(qh);
+    l = k < 2 ? _mm512_and_si512(l, low4) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low4);
+    h = _mm512_and_si512(h, _mm512_set1_epi8((char)(3 << (2 * k))));
+    h = k == 0 ? _mm512_slli_epi16(h, 4) : k == 1 ? _mm512_slli_epi16(h, 2) : k == 2 ? h : _mm512_srli_epi16(h, 2);
+    return _mm512_or_si512(l, h);
+}
+
+/* NT tokens against one group of 16 Q6_K rows: per 32 weights (a quadrant
+ * of a half) the codes unpack into 8 registers; per 16 weights, a dpbusd
+ * chain seeded with -32 x the activation sum gives the rows' sums of
+ * (code - 32) x a, multiplied by the rows' scales in int32. */
+AVX512 static inline __attribute__((always_inline)) void q6_k_x16_tokens(
+    int NT, int nb, const block_q6_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    __m512 acc[8];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i sumi[8];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++) {
+                for (int l = 0; l < 7; l++)
+                    _mm_prefetch((const char *)(g + b + 2) + 64 * (7 * (4 * h + k) + l), _MM_HINT_T0);
+                int g0 = 8 * h + 2 * k; /* the quadrant's two groups of 16: g0, g0 + 1 */
+                __m512i w[8];
+                for (int m = 0; m < 8; m++) w[m] = q6_codes(g[b].ql[h][(k % 2) * 8 + m][0], g[b].qh[h][m][0], k);
+                __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[g0]));
+                __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[g0 + 1]));
+                for (int t = 0; t < NT; t++) {
+                    const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+                    const i32_alias *q = (const i32_alias *)(y->qs + 128 * h + 32 * k);
+                    __m512i s0 = _mm512_set1_epi32(y->neg32[g0]), s1 = _mm512_set1_epi32(y->neg32[g0 + 1]);
+                    for (int m = 0; m < 4; m++) {
+                        s0 = _mm512_dpbusd_epi32(s0, w[m], _mm512_set1_epi32(q[m]));
+                        s1 = _mm512_dpbusd_epi32(s1, w[m + 4], _mm512_set1_epi32(q[m + 4]));
+                    }
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+                }
+            }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, _mm512_set1_ps(y->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
+}
+
+AVX512 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    const block_q6_k_x16 *g = w;
+    const uint8_t *act = a;
+    int nb = n / QK_K, t = 0;
+    for (; t + 8 <= T; t += 8) q6_k_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    float *o = out + (size_t)t * out_stride;
+    act += (size_t)t * a_stride;
+    switch (T - t) {
+    case 7: q6_k_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
+    case 6: q6_k_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
+    case 5: q6_k_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
+    case 4: q6_k_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
+    case 3: q6_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
+    case 2: q6_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
+    case 1: q6_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    default: break;
+    }
+}

@@ -224,6 +224,13 @@ static eng_type_info types[] = {
     {.id = ENG_TYPE_Q8_K_SUMS, .name = "Q8_K-sums", .block_size = 256, .type_size = sizeof(block_q8_k_sums),
      .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS,
      .from_float = eng_quantize_q8_k_sums, .internal = true},
+    {.id = ENG_TYPE_Q6_K_X16, .name = "Q6_Kx16", .block_size = 256, .type_size = sizeof(block_q6_k_x16) / 16,
+     .vec_dot_type = ENG_TYPE_Q8_K_NEG32, .fast_act_type = ENG_TYPE_Q8_K_NEG32, .internal = true,
+     .rows_per_group = 16, .gemm16 = eng_gemm16_q6_k_x16_ref, .repack = eng_repack_q6_k_x16,
+     .get_row = eng_q6_k_x16_get_row},
+    {.id = ENG_TYPE_Q8_K_NEG32, .name = "Q8_K-neg32", .block_size = 256, .type_size = sizeof(block_q8_k_neg32),
+     .vec_dot_type = ENG_TYPE_Q8_K_NEG32, .fast_act_type = ENG_TYPE_Q8_K_NEG32,
+     .from_float = eng_quantize_q8_k_neg32, .internal = true},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -284,19 +291,24 @@ static void select_kernels(void)
     };
     for (size_t i = 0; i < sizeof(fast) / sizeof(fast[0]); i++)
         ((eng_type_info *)eng_type_info_of(fast[i].id))->vec_dot = fast[i].dot;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot4 = eng_vec_dot4_q4_0_avx2;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->vec_dot4 = eng_vec_dot4_q8_0_avx2;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0))->from_float = eng_quantize_q8_0_act_avx2;
-    /* Q4_0 and Q4_K matrices are interleaved at load for the 16-row kernels */
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->repack_to = ENG_TYPE_Q4_0_X16;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx2;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K))->repack_to = ENG_TYPE_Q4_K_X16;
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K_X16))->gemm16 = eng_gemm16_q4_k_x16_avx2;
+    table_row(ENG_TYPE_Q4_0)->vec_dot4 = eng_vec_dot4_q4_0_avx2;
+    table_row(ENG_TYPE_Q8_0)->vec_dot4 = eng_vec_dot4_q8_0_avx2;
+    table_row(ENG_TYPE_Q8_0)->from_float = eng_quantize_q8_0_act_avx2;
+    /* Matrices of these types are interleaved by 16 rows at load for the 16-row kernels. */
+    static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
+        {ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, eng_gemm16_q4_0_x16_avx2, eng_gemm16_q4_0_x16_avx512},
+        {ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, eng_gemm16_q4_k_x16_avx2, eng_gemm16_q4_k_x16_avx512},
+        {ENG_TYPE_Q6_K, ENG_TYPE_Q6_K_X16, eng_gemm16_q6_k_x16_avx2, eng_gemm16_q6_k_x16_avx512},
+    };
+    for (size_t i = 0; i < sizeof(interleaved) / sizeof(interleaved[0]); i++) {
+        table_row(interleaved[i].file)->repack_to = interleaved[i].layout;
+        table_row(interleaved[i].layout)->gemm16 = f & ENG_CPU_AVX512_VNNI ? interleaved[i].avx512 : interleaved[i].avx2;
+    }
     eng_dot_f32_f16 = eng_dot_f32_f16_avx2;
     eng_axpy_f16 = eng_axpy_f16_avx2;
     if (f & ENG_CPU_AVX512_VNNI) {
-        eng_type_info *q8 = (eng_type_info *)eng_type_info_of(ENG_TYPE_Q8_0);
-        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0))->vec_dot = eng_vec_dot_q4_0_avx512;
+        eng_type_info *q8 = table_row(ENG_TYPE_Q8_0);
+        table_row(ENG_TYPE_Q4_0)->vec_dot = eng_vec_dot_q4_0_avx512;
         /* one token: plain Q8_0 (its row is re-read for every weight row, so
          * smaller is faster); batches: prepared pairs, read once per 4 rows */
         q8->vec_dot = eng_vec_dot_q8_0_avx512;
@@ -304,10 +316,8 @@ static void select_kernels(void)
         q8->vec_dot_batch = eng_vec_dot_q8_0_pairs_avx512;
         q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
         q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
-        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_0_X16))->gemm16 = eng_gemm16_q4_0_x16_avx512;
-        ((eng_type_info *)eng_type_info_of(ENG_TYPE_Q4_K_X16))->gemm16 = eng_gemm16_q4_k_x16_avx512;
     }
-    ((eng_type_info *)eng_type_info_of(ENG_TYPE_F16))->from_float = eng_fp32_to_fp16_row_avx2;
+    table_row(ENG_TYPE_F16)->from_float = eng_fp32_to_fp16_row_avx2;
 }
 
 void eng_types_init(void)

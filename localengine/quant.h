@@ -26,6 +26,8 @@ enum {
     ENG_TYPE_Q8_0_SUMS = 1002,   /* activations for Q4_0_X16 */
     ENG_TYPE_Q4_K_X16 = 1003,
     ENG_TYPE_Q8_K_SUMS = 1004,   /* activations for Q4_K_X16 */
+    ENG_TYPE_Q6_K_X16 = 1005,
+    ENG_TYPE_Q8_K_NEG32 = 1006,  /* activations for Q6_K_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -173,6 +175,24 @@ void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n);
 void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+/* Q6_K rows interleaved by 16: per 256-column block the 16 rows' d, their
+ * 16 scales (one per 16 weights), then ql and qh 4 bytes of a row at a
+ * time, per 128-weight half as Q6_K stores them. Same size as Q6_K. */
+typedef struct {
+    uint16_t d[16];
+    int8_t sc[16][16];
+    uint8_t ql[2][16][16][4];
+    uint8_t qh[2][8][16][4];
+} block_q6_k_x16;
+/* Q8_K activations for it: -32 × each per-16 sum, the dpbusd seeds that
+ * take Q6_K's offset of 32 off its unsigned codes. */
+typedef struct { float d; int32_t neg32[16]; int8_t qs[QK_K]; } block_q8_k_neg32;
+void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q6_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n);
+void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);

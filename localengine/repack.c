@@ -171,6 +171,91 @@ void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_strid
     }
 }
 
+/* ---- Q6_K ---- */
+
+void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q6_k *x = src;
+    block_q6_k_x16 *g = dst;
+    int64_t nb = n_in / QK_K;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q6_k *blk = &x[(r0 + r) * nb + b];
+                g->d[r] = blk->d;
+                for (int j = 0; j < 16; j++) g->sc[j][r] = blk->scales[j];
+                for (int h = 0; h < 2; h++) {
+                    for (int m = 0; m < 16; m++) memcpy(g->ql[h][m][r], blk->ql + 64 * h + 4 * m, 4);
+                    for (int m = 0; m < 8; m++) memcpy(g->qh[h][m][r], blk->qh + 32 * h + 4 * m, 4);
+                }
+            }
+}
+
+/* Row r back to a block_q6_k, for Q6_K's own routines. */
+static void q6_k_x16_block(const block_q6_k_x16 *g, int r, block_q6_k *blk)
+{
+    blk->d = g->d[r];
+    for (int j = 0; j < 16; j++) blk->scales[j] = g->sc[j][r];
+    for (int h = 0; h < 2; h++) {
+        for (int m = 0; m < 16; m++) memcpy(blk->ql + 64 * h + 4 * m, g->ql[h][m][r], 4);
+        for (int m = 0; m < 8; m++) memcpy(blk->qh + 32 * h + 4 * m, g->qh[h][m][r], 4);
+    }
+}
+
+void eng_q6_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    const eng_type_info *q6 = eng_type_info_of(ENG_TYPE_Q6_K);
+    int64_t nb = n_in / QK_K;
+    const block_q6_k_x16 *g = (const block_q6_k_x16 *)w + (r / 16) * nb;
+    for (int64_t b = 0; b < nb; b++) {
+        block_q6_k blk;
+        q6_k_x16_block(&g[b], (int)(r % 16), &blk);
+        q6->to_float(&blk, dst + b * QK_K, QK_K);
+    }
+}
+
+void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n)
+{
+    block_q8_k_neg32 *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q8_k b;
+        eng_quantize_q8_k_act(x + i * QK_K, &b, QK_K);
+        y[i].d = b.d;
+        for (int j = 0; j < 16; j++) y[i].neg32[j] = -32 * b.bsums[j];
+        memcpy(y[i].qs, b.qs, QK_K);
+    }
+}
+
+/* Unsigned code (0..63) of weight e of a row's block, from the x16 layout. */
+static int q6_k_x16_code(const block_q6_k_x16 *g, int r, int e)
+{
+    int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    uint8_t ql = g->ql[h][(k % 2) * 8 + l / 4][r][l % 4], qh = g->qh[h][l / 4][r][l % 4];
+    return (k < 2 ? ql & 0x0f : ql >> 4) | (((qh >> (2 * k)) & 3) << 4);
+}
+
+void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    const block_q6_k_x16 *g = w;
+    int nb = n / QK_K;
+    for (int t = 0; t < T; t++) {
+        const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)((const uint8_t *)a + (size_t)t * a_stride);
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int sum = 0;
+                for (int j = 0; j < 16; j++) {
+                    int sub = y[b].neg32[j];
+                    for (int e = 16 * j; e < 16 * j + 16; e++) sub += q6_k_x16_code(&g[b], r, e) * y[b].qs[e];
+                    sum += g[b].sc[j][r] * sub;
+                }
+                s += eng_fp16_to_fp32(g[b].d[r]) * y[b].d * (float)sum;
+            }
+            out[(size_t)t * out_stride + r] = s;
+        }
+    }
+}
+
 /* The file's pages of [p, p+n) that lie wholly inside it go back to the
  * kernel (they are clean: it rereads them from the file if ever touched). */
 static void release_file_pages(const void *p, size_t n)
