@@ -269,45 +269,61 @@ AVX2 void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a
     }
 }
 
-/* ---- Q4_K rows interleaved by 16 (repack.c) ---- */
+/* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 
-/* NT tokens against 8 of a group's 16 Q4_K rows (half h), as the AVX-512
- * kernel does it: per sub-block 8 maddubs summed in int16, one madd to the
- * rows' int32 sums, times the rows' scales; the mins by madd with the
- * activation's per-32 sums. */
-AVX2 static inline __attribute__((always_inline)) void q4_k_x16_half(
-    int NT, int h, int nb, const block_q4_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+/* NT tokens against 8 of a group's 16 Q4_K or Q5_K rows (half h), as the
+ * AVX-512 kernel does it: per sub-block 8 maddubs summed in int16 (codes up
+ * to 31: 8 x 2 x 31 x 127 would not fit, so Q5_K sums two halves of four),
+ * one madd to the rows' int32 sums, times the rows' scales; the mins by
+ * madd with the activation's per-32 sums. */
+AVX2 static inline __attribute__((always_inline)) void q45_k_x16_half(
+    int NT, bool q5, int h, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
 {
+    const size_t block_bytes = q5 ? sizeof(block_q5_k_x16) : sizeof(block_q4_k_x16);
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     __m256 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        const block_q4_k_x16 *g = (const block_q4_k_x16 *)(w + (size_t)b * block_bytes);
+        const uint8_t (*qh)[16][4] = q5 ? ((const block_q5_k_x16 *)g)->qh : NULL;
         __m256i sumi[4];
         for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
-            for (int l = 0; l < 5; l++) _mm_prefetch((const char *)(g + b + 2) + 64 * (5 * j + l), _MM_HINT_T0);
-            __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&g[b].sc[j][8 * h]));
-            __m256i w[8];
+            for (int l = 0; l < (q5 ? 6 : 5); l++)
+                _mm_prefetch((const char *)g + 2 * block_bytes + 64 * ((q5 ? 6 : 5) * j + l), _MM_HINT_T0);
+            __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&g->sc[j][8 * h]));
+            __m256i wv[8];
             for (int m = 0; m < 8; m++) {
-                __m256i raw = _mm256_loadu_si256((const __m256i *)g[b].qs[j / 2][m][8 * h]);
-                w[m] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, low4);
+                __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[j / 2][m][8 * h]);
+                wv[m] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, low4);
+                if (q5) {
+                    __m256i hb = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)qh[m][8 * h]),
+                                                  _mm256_set1_epi8((char)(1 << j)));
+                    hb = j < 4 ? _mm256_slli_epi16(hb, 4 - j) : _mm256_srli_epi16(hb, j - 4);
+                    wv[m] = _mm256_or_si256(wv[m], hb);
+                }
             }
             for (int t = 0; t < NT; t++) {
                 const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
                 const i32_alias *q = (const i32_alias *)(y->qs + 32 * j);
-                __m256i s16 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(q[0]));
-                for (int m = 1; m < 8; m++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[m], _mm256_set1_epi32(q[m])));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(_mm256_madd_epi16(s16, ones), sc));
+                __m256i s16[2];
+                for (int half = 0; half < 2; half++) {
+                    s16[half] = _mm256_maddubs_epi16(wv[4 * half], _mm256_set1_epi32(q[4 * half]));
+                    for (int m = 4 * half + 1; m < 4 * half + 4; m++)
+                        s16[half] = _mm256_add_epi16(s16[half], _mm256_maddubs_epi16(wv[m], _mm256_set1_epi32(q[m])));
+                }
+                __m256i s = _mm256_add_epi32(_mm256_madd_epi16(s16[0], ones), _mm256_madd_epi16(s16[1], ones));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(s, sc));
             }
         }
-        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].d[8 * h]));
-        __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].dmin[8 * h]));
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g->d[8 * h]));
+        __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g->dmin[8 * h]));
         for (int t = 0; t < NT; t++) {
             const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
             const i32_alias *bs = (const i32_alias *)y->bsums32;
             __m256i summ = _mm256_setzero_si256();
             for (int p = 0; p < 4; p++) {
-                __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)g[b].mn[p][8 * h]));
+                __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)g->mn[p][8 * h]));
                 summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mn, _mm256_set1_epi32(bs[p])));
             }
             __m256 da = _mm256_set1_ps(y->d);
@@ -318,24 +334,35 @@ AVX2 static inline __attribute__((always_inline)) void q4_k_x16_half(
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
 }
 
-AVX2 void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                   size_t out_stride)
+AVX2 static inline __attribute__((always_inline)) void q45_k_gemm16(
+    bool q5, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q4_k_x16 *g = w;
     int nb = n / QK_K;
     for (int h = 0; h < 2; h++) {
         const uint8_t *act = a;
         float *o = out;
         int t = 0;
         for (; t + 4 <= T; t += 4, act += 4 * a_stride, o += 4 * out_stride)
-            q4_k_x16_half(4, h, nb, g, act, a_stride, o, out_stride);
+            q45_k_x16_half(4, q5, h, nb, w, act, a_stride, o, out_stride);
         switch (T - t) {
-        case 3: q4_k_x16_half(3, h, nb, g, act, a_stride, o, out_stride); break;
-        case 2: q4_k_x16_half(2, h, nb, g, act, a_stride, o, out_stride); break;
-        case 1: q4_k_x16_half(1, h, nb, g, act, a_stride, o, out_stride); break;
+        case 3: q45_k_x16_half(3, q5, h, nb, w, act, a_stride, o, out_stride); break;
+        case 2: q45_k_x16_half(2, q5, h, nb, w, act, a_stride, o, out_stride); break;
+        case 1: q45_k_x16_half(1, q5, h, nb, w, act, a_stride, o, out_stride); break;
         default: break;
         }
     }
+}
+
+AVX2 void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    q45_k_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+}
+
+AVX2 void eng_gemm16_q5_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
 
 /* ---- Q6_K rows interleaved by 16 (repack.c) ---- */

@@ -253,45 +253,55 @@ AVX512 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size
     }
 }
 
-/* ---- Q4_K rows interleaved by 16 (repack.c) ---- */
+/* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 
-/* NT tokens against one group of 16 Q4_K rows. Per 32-weight sub-block the
- * codes of 16 rows unpack into 8 registers, and each token's 8 dpbusd give
- * the rows' sums, multiplied by the rows' 6-bit scales in int32 (exact, as
- * llama.cpp); the mins meet the activation's per-32 sums in 4 dpwssd per
- * 256 weights, and only then does float arithmetic start. */
-AVX512 static inline __attribute__((always_inline)) void q4_k_x16_tokens(
-    int NT, int nb, const block_q4_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+/* NT tokens against one group of 16 Q4_K or Q5_K rows (q5 a constant in
+ * each caller). Per 32-weight sub-block the codes of 16 rows unpack into 8
+ * registers (Q5_K's fifth bit ORed in as 16), and each token's 8 dpbusd
+ * give the rows' sums, multiplied by the rows' 6-bit scales in int32
+ * (exact, as llama.cpp); the mins meet the activation's per-32 sums in 4
+ * dpwssd per 256 weights, and only then does float arithmetic start. */
+AVX512 static inline __attribute__((always_inline)) void q45_k_x16_tokens(
+    int NT, bool q5, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
 {
+    const size_t block_bytes = q5 ? sizeof(block_q5_k_x16) : sizeof(block_q4_k_x16);
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        const block_q4_k_x16 *g = (const block_q4_k_x16 *)(w + (size_t)b * block_bytes);
+        const uint8_t (*qh)[16][4] = q5 ? ((const block_q5_k_x16 *)g)->qh : NULL;
         __m512i sumi[8];
         for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
-            for (int l = 0; l < 5; l++) _mm_prefetch((const char *)(g + b + 2) + 64 * (5 * j + l), _MM_HINT_T0);
-            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[j]));
-            __m512i w[8];
+            for (int l = 0; l < (q5 ? 6 : 5); l++)
+                _mm_prefetch((const char *)g + 2 * block_bytes + 64 * ((q5 ? 6 : 5) * j + l), _MM_HINT_T0);
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)g->sc[j]));
+            __m512i wv[8];
             for (int m = 0; m < 8; m++) {
-                __m512i raw = _mm512_loadu_si512(g[b].qs[j / 2][m]);
-                w[m] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+                __m512i raw = _mm512_loadu_si512(g->qs[j / 2][m]);
+                wv[m] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+                if (q5) { /* bit j of each qh byte, moved to bit 4 */
+                    __m512i hb = _mm512_and_si512(_mm512_loadu_si512(qh[m]), _mm512_set1_epi8((char)(1 << j)));
+                    hb = j < 4 ? _mm512_slli_epi16(hb, 4 - j) : _mm512_srli_epi16(hb, j - 4);
+                    wv[m] = _mm512_or_si512(wv[m], hb);
+                }
             }
             for (int t = 0; t < NT; t++) {
                 const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
                 const i32_alias *q = (const i32_alias *)(y->qs + 32 * j);
                 __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
                 for (int m = 0; m < 8; m += 2) {
-                    s0 = _mm512_dpbusd_epi32(s0, w[m], _mm512_set1_epi32(q[m]));
-                    s1 = _mm512_dpbusd_epi32(s1, w[m + 1], _mm512_set1_epi32(q[m + 1]));
+                    s0 = _mm512_dpbusd_epi32(s0, wv[m], _mm512_set1_epi32(q[m]));
+                    s1 = _mm512_dpbusd_epi32(s1, wv[m + 1], _mm512_set1_epi32(q[m + 1]));
                 }
                 sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc));
             }
         }
         __m512i mn[4];
-        for (int p = 0; p < 4; p++) mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g[b].mn[p]));
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
-        __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].dmin));
+        for (int p = 0; p < 4; p++) mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g->mn[p]));
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->d));
+        __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g->dmin));
         for (int t = 0; t < NT; t++) {
             const block_q8_k_sums *y = (const block_q8_k_sums *)(a + (size_t)t * a_stride) + b;
             const i32_alias *bs = (const i32_alias *)y->bsums32;
@@ -305,25 +315,36 @@ AVX512 static inline __attribute__((always_inline)) void q4_k_x16_tokens(
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                       size_t out_stride)
+AVX512 static inline __attribute__((always_inline)) void q45_k_gemm16(
+    bool q5, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q4_k_x16 *g = w;
     const uint8_t *act = a;
     int nb = n / QK_K, t = 0;
-    for (; t + 8 <= T; t += 8) q4_k_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    for (; t + 8 <= T; t += 8) q45_k_x16_tokens(8, q5, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
     float *o = out + (size_t)t * out_stride;
     act += (size_t)t * a_stride;
     switch (T - t) {
-    case 7: q4_k_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
-    case 6: q4_k_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
-    case 5: q4_k_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
-    case 4: q4_k_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
-    case 3: q4_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
-    case 2: q4_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
-    case 1: q4_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    case 7: q45_k_x16_tokens(7, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 6: q45_k_x16_tokens(6, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 5: q45_k_x16_tokens(5, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 4: q45_k_x16_tokens(4, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 3: q45_k_x16_tokens(3, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 2: q45_k_x16_tokens(2, q5, nb, w, act, a_stride, o, out_stride); break;
+    case 1: q45_k_x16_tokens(1, q5, nb, w, act, a_stride, o, out_stride); break;
     default: break;
     }
+}
+
+AVX512 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    q45_k_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+}
+
+AVX512 void eng_gemm16_q5_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
 
 /* ---- Q6_K rows interleaved by 16 (repack.c) ---- */

@@ -221,6 +221,10 @@ static eng_type_info types[] = {
      .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
      .rows_per_group = 16, .gemm16 = eng_gemm16_q4_k_x16_ref, .repack = eng_repack_q4_k_x16,
      .get_row = eng_q4_k_x16_get_row},
+    {.id = ENG_TYPE_Q5_K_X16, .name = "Q5_Kx16", .block_size = 256, .type_size = sizeof(block_q5_k_x16) / 16,
+     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
+     .rows_per_group = 16, .gemm16 = eng_gemm16_q5_k_x16_ref, .repack = eng_repack_q5_k_x16,
+     .get_row = eng_q5_k_x16_get_row},
     {.id = ENG_TYPE_Q8_K_SUMS, .name = "Q8_K-sums", .block_size = 256, .type_size = sizeof(block_q8_k_sums),
      .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS,
      .from_float = eng_quantize_q8_k_sums, .internal = true},
@@ -298,6 +302,7 @@ static void select_kernels(void)
     static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
         {ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, eng_gemm16_q4_0_x16_avx2, eng_gemm16_q4_0_x16_avx512},
         {ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, eng_gemm16_q4_k_x16_avx2, eng_gemm16_q4_k_x16_avx512},
+        {ENG_TYPE_Q5_K, ENG_TYPE_Q5_K_X16, eng_gemm16_q5_k_x16_avx2, eng_gemm16_q5_k_x16_avx512},
         {ENG_TYPE_Q6_K, ENG_TYPE_Q6_K_X16, eng_gemm16_q6_k_x16_avx2, eng_gemm16_q6_k_x16_avx512},
     };
     for (size_t i = 0; i < sizeof(interleaved) / sizeof(interleaved[0]); i++) {

@@ -28,6 +28,7 @@ enum {
     ENG_TYPE_Q8_K_SUMS = 1004,   /* activations for Q4_K_X16 */
     ENG_TYPE_Q6_K_X16 = 1005,
     ENG_TYPE_Q8_K_NEG32 = 1006,  /* activations for Q6_K_X16 */
+    ENG_TYPE_Q5_K_X16 = 1007,    /* activations: Q8_K_SUMS */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -166,7 +167,13 @@ typedef struct {
     uint8_t mn[4][16][2];
     uint8_t qs[4][8][16][4];
 } block_q4_k_x16;
-/* Q8_K activations for it: the per-16 sums added in pairs (one per 32-weight
+/* Q5_K the same, then each row's fifth bits 4 bytes at a time (qh[m][r] =
+ * qh bytes 4m.. of row r: bit j of byte l is weight 32j + l's). */
+typedef struct {
+    block_q4_k_x16 q4;
+    uint8_t qh[8][16][4];
+} block_q5_k_x16;
+/* Q8_K activations for them: the per-16 sums added in pairs (one per 32-weight
  * sub-block, the span of a Q4_K min). */
 typedef struct { float d; int16_t bsums32[8]; int8_t qs[QK_K]; } block_q8_k_sums;
 void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
@@ -175,6 +182,11 @@ void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n);
 void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_repack_q5_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q5_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_gemm16_q5_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q5_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q5_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 /* Q6_K rows interleaved by 16: per 256-column block the 16 rows' d, their
  * 16 scales (one per 16 weights), then ql and qh 4 bytes of a row at a
  * time, per 128-weight half as Q6_K stores them. Same size as Q6_K. */

@@ -90,7 +90,25 @@ void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_strid
     }
 }
 
-/* ---- Q4_K ---- */
+/* ---- Q4_K and Q5_K: one layout, Q5_K's with its fifth bits after it ---- */
+
+/* One row's block into the interleaved block `g` (and Q5_K's high bits into qh). */
+static void q45_k_put_row(block_q4_k_x16 *g, uint8_t (*qh)[16][4], int r, uint16_t d, uint16_t dmin,
+                          const uint8_t scales[12], const uint8_t qs[128], const uint8_t *high)
+{
+    int sc[8], mn[8];
+    eng_q4_k_scales(scales, sc, mn);
+    g->d[r] = d;
+    g->dmin[r] = dmin;
+    for (int j = 0; j < 8; j++) {
+        g->sc[j][r] = (uint8_t)sc[j];
+        g->mn[j / 2][r][j % 2] = (uint8_t)mn[j];
+    }
+    for (int c = 0; c < 4; c++)
+        for (int m = 0; m < 8; m++) memcpy(g->qs[c][m][r], qs + 32 * c + 4 * m, 4);
+    if (high)
+        for (int m = 0; m < 8; m++) memcpy(qh[m][r], high + 4 * m, 4);
+}
 
 void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
@@ -101,36 +119,58 @@ void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_i
         for (int64_t b = 0; b < nb; b++, g++)
             for (int r = 0; r < 16; r++) {
                 const block_q4_k *blk = &x[(r0 + r) * nb + b];
-                int sc[8], mn[8];
-                eng_q4_k_scales(blk->scales, sc, mn);
-                g->d[r] = blk->d;
-                g->dmin[r] = blk->dmin;
-                for (int j = 0; j < 8; j++) {
-                    g->sc[j][r] = (uint8_t)sc[j];
-                    g->mn[j / 2][r][j % 2] = (uint8_t)mn[j];
-                }
-                for (int c = 0; c < 4; c++)
-                    for (int m = 0; m < 8; m++) memcpy(g->qs[c][m][r], blk->qs + 32 * c + 4 * m, 4);
+                q45_k_put_row(g, NULL, r, blk->d, blk->dmin, blk->scales, blk->qs, NULL);
             }
 }
 
-/* The float operations of Q4_K's to_float (quant_k.c), so rows match it bit for bit. */
-void eng_q4_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+void eng_repack_q5_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q5_k *x = src;
+    block_q5_k_x16 *g = dst;
+    int64_t nb = n_in / QK_K;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q5_k *blk = &x[(r0 + r) * nb + b];
+                q45_k_put_row(&g->q4, g->qh, r, blk->d, blk->dmin, blk->scales, blk->qs, blk->qh);
+            }
+}
+
+/* Code of weight e (0..255) of row r: its nibble, plus 16 where Q5_K's
+ * fifth bit (bit e/32 of qh byte e%32) is set. */
+static int q45_k_code(const block_q4_k_x16 *g, const uint8_t (*qh)[16][4], int r, int e)
+{
+    int j = e / 32, l = e % 32;
+    uint8_t q = g->qs[j / 2][l / 4][r][l % 4];
+    int code = j % 2 ? q >> 4 : q & 0x0f;
+    return code + (qh && (qh[l / 4][r][l % 4] >> j & 1) ? 16 : 0);
+}
+
+/* The float operations of the K types' to_float (quant_k.c), so rows match it bit for bit. */
+static void q45_k_get_row(const uint8_t *w, size_t block_bytes, bool q5, int64_t r, int64_t n_in, float *dst)
 {
     int64_t nb = n_in / QK_K;
-    const block_q4_k_x16 *g = (const block_q4_k_x16 *)w + (r / 16) * nb;
     int lane = (int)(r % 16);
     for (int64_t b = 0; b < nb; b++, dst += QK_K) {
-        float d = eng_fp16_to_fp32(g[b].d[lane]), dmin = eng_fp16_to_fp32(g[b].dmin[lane]);
-        for (int j = 0; j < 8; j++) {
-            float dl = d * (float)g[b].sc[j][lane], ml = dmin * (float)g[b].mn[j / 2][lane][j % 2];
-            for (int e = 0; e < 32; e++) {
-                const uint8_t *word = g[b].qs[j / 2][e / 4][lane];
-                int code = j % 2 ? word[e % 4] >> 4 : word[e % 4] & 0x0f;
-                dst[32 * j + e] = dl * (float)code - ml;
-            }
+        const block_q4_k_x16 *g = (const block_q4_k_x16 *)(w + (size_t)((r / 16) * nb + b) * block_bytes);
+        const uint8_t (*qh)[16][4] = q5 ? ((const block_q5_k_x16 *)g)->qh : NULL;
+        float d = eng_fp16_to_fp32(g->d[lane]), dmin = eng_fp16_to_fp32(g->dmin[lane]);
+        for (int e = 0; e < QK_K; e++) {
+            int j = e / 32;
+            float dl = d * (float)g->sc[j][lane], ml = dmin * (float)g->mn[j / 2][lane][j % 2];
+            dst[e] = dl * (float)q45_k_code(g, qh, lane, e) - ml;
         }
     }
+}
+
+void eng_q4_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    q45_k_get_row(w, sizeof(block_q4_k_x16), false, r, n_in, dst);
+}
+
+void eng_q5_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    q45_k_get_row(w, sizeof(block_q5_k_x16), true, r, n_in, dst);
 }
 
 void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n)
@@ -145,30 +185,39 @@ void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n)
     }
 }
 
-void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+static void q45_k_gemm16_ref(const uint8_t *w, size_t block_bytes, bool q5, int n, const void *a, size_t a_stride,
+                             int T, float *out, size_t out_stride)
 {
-    const block_q4_k_x16 *g = w;
     int nb = n / QK_K;
     for (int t = 0; t < T; t++) {
         const block_q8_k_sums *y = (const block_q8_k_sums *)((const uint8_t *)a + (size_t)t * a_stride);
         for (int r = 0; r < 16; r++) {
             float s = 0;
             for (int b = 0; b < nb; b++) {
+                const block_q4_k_x16 *g = (const block_q4_k_x16 *)(w + (size_t)b * block_bytes);
+                const uint8_t (*qh)[16][4] = q5 ? ((const block_q5_k_x16 *)g)->qh : NULL;
                 int sum = 0, sum_min = 0;
                 for (int j = 0; j < 8; j++) {
                     int sub = 0;
-                    for (int e = 0; e < 32; e++) {
-                        uint8_t q = g[b].qs[j / 2][e / 4][r][e % 4];
-                        sub += (j % 2 ? q >> 4 : q & 0x0f) * y[b].qs[32 * j + e];
-                    }
-                    sum += g[b].sc[j][r] * sub;
-                    sum_min += g[b].mn[j / 2][r][j % 2] * y[b].bsums32[j];
+                    for (int e = 32 * j; e < 32 * j + 32; e++) sub += q45_k_code(g, qh, r, e) * y[b].qs[e];
+                    sum += g->sc[j][r] * sub;
+                    sum_min += g->mn[j / 2][r][j % 2] * y[b].bsums32[j];
                 }
-                s += eng_fp16_to_fp32(g[b].d[r]) * y[b].d * (float)sum - eng_fp16_to_fp32(g[b].dmin[r]) * y[b].d * (float)sum_min;
+                s += eng_fp16_to_fp32(g->d[r]) * y[b].d * (float)sum - eng_fp16_to_fp32(g->dmin[r]) * y[b].d * (float)sum_min;
             }
             out[(size_t)t * out_stride + r] = s;
         }
     }
+}
+
+void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    q45_k_gemm16_ref(w, sizeof(block_q4_k_x16), false, n, a, a_stride, T, out, out_stride);
+}
+
+void eng_gemm16_q5_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    q45_k_gemm16_ref(w, sizeof(block_q5_k_x16), true, n, a, a_stride, T, out, out_stride);
 }
 
 /* ---- Q6_K ---- */
