@@ -1,7 +1,9 @@
 /* localengine.h: junction's in-process quantized Llama engine.
  *
  * The one public header of the localengine module. A model is loaded from a
- * GGUF file (weights stay in the file's mapping, never copied); a context
+ * GGUF file (weights stay in the file's mapping, except the types the CPU's
+ * kernels want interleaved, which are copied once at load while their file
+ * pages are released, so memory stays ~1x the file); a context
  * holds one sequence's KV cache and the compute threads; decoding appends
  * tokens to the sequence and yields logits; a sampler picks the next token.
  *

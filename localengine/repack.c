@@ -1,7 +1,8 @@
-/* repack.c: Q4_0 weights re-laid out at load for the interleaved kernels.
+/* repack.c: Q4_0, Q4_K, Q5_K and Q6_K weights re-laid out at load for the
+ * interleaved kernels, and those layouts' reference kernels.
  *
- * Why: a Q4_0 row dotted with an activation row yields one integer sum per
- * 32 weights, and each must be converted and scaled on its own, so the
+ * Why: a quantized row dotted with an activation row yields one integer sum
+ * per 32 (or 16) weights, and each must be scaled on its own, so the
  * row-at-a-time kernels spend more time on bookkeeping than on products and
  * fall short of memory speed. With 16 rows interleaved block by block (their
  * 16 scales together, then their codes 4 bytes per row at a time), one
@@ -10,10 +11,13 @@
  * one register and are scaled with one convert and one FMA per block, and
  * in a batch each weight block is unpacked once for every token.
  *
- * The layout has the file's size (16 block_q4_0 per block_q4_0_x16), so the
- * engine repacks into anonymous memory and hands each tensor's file pages
- * back as soon as it is done: resident memory stays about 1x the model, and
- * the reference kernels (JUNCTION_KERNELS=reference) keep the file layout.
+ * The K types keep their integer scales and mins exactly as llama.cpp
+ * applies them; quant.h describes each layout.
+ *
+ * The layouts have the file's size or within 3% of it, so the engine
+ * repacks into anonymous memory and hands each tensor's file pages back as
+ * soon as it is done: resident memory stays about 1x the model, and the
+ * reference kernels (JUNCTION_KERNELS=reference) keep the file layout.
  */
 #include "model.h"
 
