@@ -365,75 +365,102 @@ AVX2 void eng_gemm16_q5_k_x16_avx2(int n, const void *w, const void *a, size_t a
     q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
 
-/* ---- Q6_K rows interleaved by 16 (repack.c) ---- */
+/* ---- Q6_K and Q3_K rows interleaved by 16 (repack.c) ---- */
 
-/* 8 rows x 4 six-bit codes of quadrant k (see the AVX-512 q6_codes). */
-AVX2 static inline __m256i q6_codes8(const uint8_t *ql, const uint8_t *qh, int k)
+/* 8 rows (half r8 of 16) x 4 codes of quadrant k of half h; see the AVX-512 q6_codes and q3_codes. */
+AVX2 static inline __m256i q6_codes8(const block_q6_k_x16 *g, int r8, int h, int k, int m)
 {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256i l = _mm256_loadu_si256((const __m256i *)ql), h = _mm256_loadu_si256((const __m256i *)qh);
+    __m256i l = _mm256_loadu_si256((const __m256i *)g->ql[h][(k % 2) * 8 + m][8 * r8]);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)g->qh[h][m][8 * r8]);
     l = k < 2 ? _mm256_and_si256(l, low4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low4);
-    h = _mm256_and_si256(h, _mm256_set1_epi8((char)(3 << (2 * k))));
-    h = k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? _mm256_slli_epi16(h, 2) : k == 2 ? h : _mm256_srli_epi16(h, 2);
-    return _mm256_or_si256(l, h);
+    hi = _mm256_and_si256(hi, _mm256_set1_epi8((char)(3 << (2 * k))));
+    hi = k == 0 ? _mm256_slli_epi16(hi, 4) : k == 1 ? _mm256_slli_epi16(hi, 2) : k == 2 ? hi : _mm256_srli_epi16(hi, 2);
+    return _mm256_or_si256(l, hi);
 }
 
-/* NT tokens against 8 of a group's 16 Q6_K rows (half r8 of the rows). Two
- * maddubs of 6-bit codes fit int16 (2 x 2 x 63 x 127 < 32768), so each 16
- * weights take two int16 pairs, madd'ed to int32 and seeded with -32 x the
- * activation sum. */
-AVX2 static inline __attribute__((always_inline)) void q6_k_x16_half(
-    int NT, int r8, int nb, const block_q6_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+AVX2 static inline __m256i q3_codes8(const block_q3_k_x16 *g, int r8, int h, int k, int m)
 {
+    __m256i lo = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)g->qs[h][m][8 * r8]), 2 * k);
+    lo = _mm256_and_si256(lo, _mm256_set1_epi8(3));
+    int bit = 4 * h + k;
+    __m256i hi = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)g->hm[m][8 * r8]), _mm256_set1_epi8((char)(1 << bit)));
+    hi = bit < 2 ? _mm256_slli_epi16(hi, 2 - bit) : _mm256_srli_epi16(hi, bit - 2);
+    return _mm256_or_si256(lo, hi);
+}
+
+/* NT tokens against 8 of a group's 16 Q6_K or Q3_K rows. Two maddubs of
+ * 6-bit codes fit int16 (2 x 2 x 63 x 127 < 32768), so each 16 weights take
+ * two int16 pairs, madd'ed to int32 and seeded with -offset x the
+ * activation sum. */
+AVX2 static inline __attribute__((always_inline)) void k16_x16_half(
+    int NT, bool q3, int r8, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const size_t block_bytes = q3 ? sizeof(block_q3_k_x16) : sizeof(block_q6_k_x16);
+    const int lines = q3 ? 4 : 7;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[2];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t)b * block_bytes;
+        const block_q6_k_x16 *g6 = (const block_q6_k_x16 *)blk; /* for d and sc, shared */
         __m256i sumi[2];
         for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++)
             for (int k = 0; k < 4; k++) {
-                for (int l = 0; l < 7; l++)
-                    _mm_prefetch((const char *)(g + b + 2) + 64 * (7 * (4 * h + k) + l), _MM_HINT_T0);
+                for (int l = 0; l < lines; l++)
+                    _mm_prefetch((const char *)blk + 2 * block_bytes + 64 * (lines * (4 * h + k) + l), _MM_HINT_T0);
                 int g0 = 8 * h + 2 * k;
-                __m256i w[8];
-                for (int m = 0; m < 8; m++) w[m] = q6_codes8(g[b].ql[h][(k % 2) * 8 + m][8 * r8], g[b].qh[h][m][8 * r8], k);
-                __m256i sc[2] = {_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)&g[b].sc[g0][8 * r8])),
-                                 _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)&g[b].sc[g0 + 1][8 * r8]))};
+                __m256i wv[8];
+                for (int m = 0; m < 8; m++)
+                    wv[m] = q3 ? q3_codes8((const block_q3_k_x16 *)blk, r8, h, k, m) : q6_codes8(g6, r8, h, k, m);
+                __m256i sc[2] = {_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)&g6->sc[g0][8 * r8])),
+                                 _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)&g6->sc[g0 + 1][8 * r8]))};
                 for (int t = 0; t < NT; t++) {
-                    const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+                    const block_q8_k_seeds *y = (const block_q8_k_seeds *)(a + (size_t)t * a_stride) + b;
                     const i32_alias *q = (const i32_alias *)(y->qs + 128 * h + 32 * k);
                     for (int s = 0; s < 2; s++) {
-                        const __m256i *ws = w + 4 * s;
+                        const __m256i *ws = wv + 4 * s;
                         const i32_alias *qs = q + 4 * s;
                         __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(ws[0], _mm256_set1_epi32(qs[0])),
                                                       _mm256_maddubs_epi16(ws[1], _mm256_set1_epi32(qs[1])));
                         __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(ws[2], _mm256_set1_epi32(qs[2])),
                                                       _mm256_maddubs_epi16(ws[3], _mm256_set1_epi32(qs[3])));
                         __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
-                        sum = _mm256_add_epi32(sum, _mm256_set1_epi32(y->neg32[g0 + s]));
+                        sum = _mm256_add_epi32(sum, _mm256_set1_epi32(y->seed[g0 + s]));
                         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(sum, sc[s]));
                     }
                 }
             }
-        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].d[8 * r8]));
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g6->d[8 * r8]));
         for (int t = 0; t < NT; t++) {
-            const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+            const block_q8_k_seeds *y = (const block_q8_k_seeds *)(a + (size_t)t * a_stride) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(dw, _mm256_set1_ps(y->d)), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * r8, acc[t]);
 }
 
-AVX2 void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                   size_t out_stride)
+AVX2 static inline __attribute__((always_inline)) void k16_gemm16(
+    bool q3, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q6_k_x16 *g = w;
     int nb = n / QK_K;
     for (int r8 = 0; r8 < 2; r8++) {
         int t = 0;
         for (; t + 2 <= T; t += 2)
-            q6_k_x16_half(2, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-        if (t < T) q6_k_x16_half(1, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+            k16_x16_half(2, q3, r8, nb, w, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+        if (t < T) k16_x16_half(1, q3, r8, nb, w, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
     }
+}
+
+AVX2 void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    k16_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+}
+
+AVX2 void eng_gemm16_q3_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }

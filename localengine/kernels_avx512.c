@@ -347,79 +347,107 @@ AVX512 void eng_gemm16_q5_k_x16_avx512(int n, const void *w, const void *a, size
     q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
 
-/* ---- Q6_K rows interleaved by 16 (repack.c) ---- */
+/* ---- Q6_K and Q3_K rows interleaved by 16 (repack.c) ---- */
 
 /* The 6-bit codes (0..63) of 16 rows x 4 weights in quadrant k of a half:
  * the low 4 bits from a ql word (its low nibbles for quadrants 0 and 1, its
  * high ones for 2 and 3), bits 4-5 from bits 2k, 2k+1 of the qh word. */
-AVX512 static inline __m512i q6_codes(const uint8_t *ql, const uint8_t *qh, int k)
+AVX512 static inline __m512i q6_codes(const block_q6_k_x16 *g, int h, int k, int m)
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    __m512i l = _mm512_loadu_si512(ql), h = _mm512_loadu_si512(qh);
+    __m512i l = _mm512_loadu_si512(g->ql[h][(k % 2) * 8 + m]), hi = _mm512_loadu_si512(g->qh[h][m]);
     l = k < 2 ? _mm512_and_si512(l, low4) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low4);
-    h = _mm512_and_si512(h, _mm512_set1_epi8((char)(3 << (2 * k))));
-    h = k == 0 ? _mm512_slli_epi16(h, 4) : k == 1 ? _mm512_slli_epi16(h, 2) : k == 2 ? h : _mm512_srli_epi16(h, 2);
-    return _mm512_or_si512(l, h);
+    hi = _mm512_and_si512(hi, _mm512_set1_epi8((char)(3 << (2 * k))));
+    hi = k == 0 ? _mm512_slli_epi16(hi, 4) : k == 1 ? _mm512_slli_epi16(hi, 2) : k == 2 ? hi : _mm512_srli_epi16(hi, 2);
+    return _mm512_or_si512(l, hi);
 }
 
-/* NT tokens against one group of 16 Q6_K rows: per 32 weights (a quadrant
- * of a half) the codes unpack into 8 registers; per 16 weights, a dpbusd
- * chain seeded with -32 x the activation sum gives the rows' sums of
- * (code - 32) x a, multiplied by the rows' scales in int32. */
-AVX512 static inline __attribute__((always_inline)) void q6_k_x16_tokens(
-    int NT, int nb, const block_q6_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+/* The 3-bit codes (0..7, code + 4) of quadrant k of half h: bits 2k, 2k+1
+ * of a qs word, and bit 4h+k of the hmask word as 4. */
+AVX512 static inline __m512i q3_codes(const block_q3_k_x16 *g, int h, int k, int m)
 {
+    __m512i lo = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(g->qs[h][m]), 2 * k), _mm512_set1_epi8(3));
+    int bit = 4 * h + k;
+    __m512i hi = _mm512_and_si512(_mm512_loadu_si512(g->hm[m]), _mm512_set1_epi8((char)(1 << bit)));
+    hi = bit < 2 ? _mm512_slli_epi16(hi, 2 - bit) : _mm512_srli_epi16(hi, bit - 2);
+    return _mm512_or_si512(lo, hi);
+}
+
+/* NT tokens against one group of 16 Q6_K or Q3_K rows (q3 a constant in
+ * each caller): per 32 weights (a quadrant of a half) the codes unpack into
+ * 8 registers; per 16 weights, a dpbusd chain seeded with -offset x the
+ * activation sum gives the rows' sums of (code - offset) x a, multiplied by
+ * the rows' signed scales in int32. Both layouts start with d[16], sc[16][16]. */
+AVX512 static inline __attribute__((always_inline)) void k16_x16_tokens(
+    int NT, bool q3, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const size_t block_bytes = q3 ? sizeof(block_q3_k_x16) : sizeof(block_q6_k_x16);
+    const int lines = q3 ? 4 : 7; /* cache lines to prefetch per quadrant */
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t)b * block_bytes;
+        const block_q6_k_x16 *g6 = (const block_q6_k_x16 *)blk; /* for d and sc, shared */
         __m512i sumi[8];
         for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++)
             for (int k = 0; k < 4; k++) {
-                for (int l = 0; l < 7; l++)
-                    _mm_prefetch((const char *)(g + b + 2) + 64 * (7 * (4 * h + k) + l), _MM_HINT_T0);
+                for (int l = 0; l < lines; l++)
+                    _mm_prefetch((const char *)blk + 2 * block_bytes + 64 * (lines * (4 * h + k) + l), _MM_HINT_T0);
                 int g0 = 8 * h + 2 * k; /* the quadrant's two groups of 16: g0, g0 + 1 */
-                __m512i w[8];
-                for (int m = 0; m < 8; m++) w[m] = q6_codes(g[b].ql[h][(k % 2) * 8 + m][0], g[b].qh[h][m][0], k);
-                __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[g0]));
-                __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g[b].sc[g0 + 1]));
+                __m512i wv[8];
+                for (int m = 0; m < 8; m++)
+                    wv[m] = q3 ? q3_codes((const block_q3_k_x16 *)blk, h, k, m) : q6_codes(g6, h, k, m);
+                __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g6->sc[g0]));
+                __m512i sc1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)g6->sc[g0 + 1]));
                 for (int t = 0; t < NT; t++) {
-                    const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+                    const block_q8_k_seeds *y = (const block_q8_k_seeds *)(a + (size_t)t * a_stride) + b;
                     const i32_alias *q = (const i32_alias *)(y->qs + 128 * h + 32 * k);
-                    __m512i s0 = _mm512_set1_epi32(y->neg32[g0]), s1 = _mm512_set1_epi32(y->neg32[g0 + 1]);
+                    __m512i s0 = _mm512_set1_epi32(y->seed[g0]), s1 = _mm512_set1_epi32(y->seed[g0 + 1]);
                     for (int m = 0; m < 4; m++) {
-                        s0 = _mm512_dpbusd_epi32(s0, w[m], _mm512_set1_epi32(q[m]));
-                        s1 = _mm512_dpbusd_epi32(s1, w[m + 4], _mm512_set1_epi32(q[m + 4]));
+                        s0 = _mm512_dpbusd_epi32(s0, wv[m], _mm512_set1_epi32(q[m]));
+                        s1 = _mm512_dpbusd_epi32(s1, wv[m + 4], _mm512_set1_epi32(q[m + 4]));
                     }
                     sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
                 }
             }
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g6->d));
         for (int t = 0; t < NT; t++) {
-            const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)(a + (size_t)t * a_stride) + b;
+            const block_q8_k_seeds *y = (const block_q8_k_seeds *)(a + (size_t)t * a_stride) + b;
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, _mm512_set1_ps(y->d)), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                       size_t out_stride)
+AVX512 static inline __attribute__((always_inline)) void k16_gemm16(
+    bool q3, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q6_k_x16 *g = w;
     const uint8_t *act = a;
     int nb = n / QK_K, t = 0;
-    for (; t + 8 <= T; t += 8) q6_k_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    for (; t + 8 <= T; t += 8) k16_x16_tokens(8, q3, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
     float *o = out + (size_t)t * out_stride;
     act += (size_t)t * a_stride;
     switch (T - t) {
-    case 7: q6_k_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
-    case 6: q6_k_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
-    case 5: q6_k_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
-    case 4: q6_k_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
-    case 3: q6_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
-    case 2: q6_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
-    case 1: q6_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    case 7: k16_x16_tokens(7, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 6: k16_x16_tokens(6, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 5: k16_x16_tokens(5, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 4: k16_x16_tokens(4, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 3: k16_x16_tokens(3, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 2: k16_x16_tokens(2, q3, nb, w, act, a_stride, o, out_stride); break;
+    case 1: k16_x16_tokens(1, q3, nb, w, act, a_stride, o, out_stride); break;
     default: break;
     }
+}
+
+AVX512 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    k16_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+}
+
+AVX512 void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }

@@ -29,6 +29,8 @@ enum {
     ENG_TYPE_Q6_K_X16 = 1005,
     ENG_TYPE_Q8_K_NEG32 = 1006,  /* activations for Q6_K_X16 */
     ENG_TYPE_Q5_K_X16 = 1007,    /* activations: Q8_K_SUMS */
+    ENG_TYPE_Q3_K_X16 = 1008,
+    ENG_TYPE_Q8_K_NEG4 = 1009,   /* activations for Q3_K_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -196,12 +198,27 @@ typedef struct {
     uint8_t ql[2][16][16][4];
     uint8_t qh[2][8][16][4];
 } block_q6_k_x16;
-/* Q8_K activations for it: -32 × each per-16 sum, the dpbusd seeds that
- * take Q6_K's offset of 32 off its unsigned codes. */
-typedef struct { float d; int32_t neg32[16]; int8_t qs[QK_K]; } block_q8_k_neg32;
+/* Q3_K the same way: d, the 16 six-bit scales decoded (signed), the 2-bit
+ * codes (qs) and the high bits (hmask) 4 bytes of a row at a time. 114
+ * bytes per row-block, 4 more than Q3_K. */
+typedef struct {
+    uint16_t d[16];
+    int8_t sc[16][16];
+    uint8_t qs[2][8][16][4];
+    uint8_t hm[8][16][4];
+} block_q3_k_x16;
+/* Q8_K activations for them: -offset × each per-16 sum (offset 32 for Q6_K,
+ * 4 for Q3_K), the dpbusd seeds that take the offset off unsigned codes. */
+typedef struct { float d; int32_t seed[16]; int8_t qs[QK_K]; } block_q8_k_seeds;
 void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
 void eng_q6_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
 void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n);
+void eng_repack_q3_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q3_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_quantize_q8_k_neg4(const float *x, void *dst, int64_t n);
+void eng_gemm16_q3_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q3_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);

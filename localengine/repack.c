@@ -267,46 +267,120 @@ void eng_q6_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
     }
 }
 
-void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n)
+static void quantize_q8_k_seeds(int offset, const float *x, void *dst, int64_t n)
 {
-    block_q8_k_neg32 *y = dst;
+    block_q8_k_seeds *y = dst;
     for (int64_t i = 0; i < n / QK_K; i++) {
         block_q8_k b;
         eng_quantize_q8_k_act(x + i * QK_K, &b, QK_K);
         y[i].d = b.d;
-        for (int j = 0; j < 16; j++) y[i].neg32[j] = -32 * b.bsums[j];
+        for (int j = 0; j < 16; j++) y[i].seed[j] = -offset * b.bsums[j];
         memcpy(y[i].qs, b.qs, QK_K);
     }
 }
 
+void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n) { quantize_q8_k_seeds(32, x, dst, n); }
+void eng_quantize_q8_k_neg4(const float *x, void *dst, int64_t n) { quantize_q8_k_seeds(4, x, dst, n); }
+
 /* Unsigned code (0..63) of weight e of a row's block, from the x16 layout. */
-static int q6_k_x16_code(const block_q6_k_x16 *g, int r, int e)
+static int q6_k_x16_code(const void *blk, int r, int e)
 {
+    const block_q6_k_x16 *g = blk;
     int h = e / 128, k = (e % 128) / 32, l = e % 32;
     uint8_t ql = g->ql[h][(k % 2) * 8 + l / 4][r][l % 4], qh = g->qh[h][l / 4][r][l % 4];
     return (k < 2 ? ql & 0x0f : ql >> 4) | (((qh >> (2 * k)) & 3) << 4);
 }
 
-void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+/* Unsigned code (0..7, the weight's code + 4) of weight e. */
+static int q3_k_x16_code(const void *blk, int r, int e)
 {
-    const block_q6_k_x16 *g = w;
+    const block_q3_k_x16 *g = blk;
+    int h = e / 128, s = (e % 128) / 32, l = e % 32;
+    int low = (g->qs[h][l / 4][r][l % 4] >> (2 * s)) & 3, high = (g->hm[l / 4][r][l % 4] >> (4 * h + s)) & 1;
+    return low | high << 2;
+}
+
+/* Q6_K and Q3_K: per 16 weights a signed scale, codes stored with an offset. */
+static void k16_gemm16_ref(int (*code)(const void *blk, int r, int e), size_t block_bytes, int n, const uint8_t *w,
+                           const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
     int nb = n / QK_K;
     for (int t = 0; t < T; t++) {
-        const block_q8_k_neg32 *y = (const block_q8_k_neg32 *)((const uint8_t *)a + (size_t)t * a_stride);
+        const block_q8_k_seeds *y = (const block_q8_k_seeds *)((const uint8_t *)a + (size_t)t * a_stride);
         for (int r = 0; r < 16; r++) {
             float s = 0;
             for (int b = 0; b < nb; b++) {
+                const void *blk = w + (size_t)b * block_bytes;
+                const uint16_t *d = blk;                                  /* both layouts start with d[16], */
+                const int8_t (*sc)[16] = (const int8_t (*)[16])(d + 16);  /* then sc[16][16] */
                 int sum = 0;
                 for (int j = 0; j < 16; j++) {
-                    int sub = y[b].neg32[j];
-                    for (int e = 16 * j; e < 16 * j + 16; e++) sub += q6_k_x16_code(&g[b], r, e) * y[b].qs[e];
-                    sum += g[b].sc[j][r] * sub;
+                    int sub = y[b].seed[j];
+                    for (int e = 16 * j; e < 16 * j + 16; e++) sub += code(blk, r, e) * y[b].qs[e];
+                    sum += sc[j][r] * sub;
                 }
-                s += eng_fp16_to_fp32(g[b].d[r]) * y[b].d * (float)sum;
+                s += eng_fp16_to_fp32(d[r]) * y[b].d * (float)sum;
             }
             out[(size_t)t * out_stride + r] = s;
         }
     }
+}
+
+void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    k16_gemm16_ref(q6_k_x16_code, sizeof(block_q6_k_x16), n, w, a, a_stride, T, out, out_stride);
+}
+
+/* ---- Q3_K ---- */
+
+/* Q3_K's 16 six-bit scales, as quant_k.c decodes them, minus 32. */
+static void q3_k_scales(const uint8_t s[12], int8_t out[16])
+{
+    for (int j = 0; j < 16; j++) {
+        int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
+        int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        out[j] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+void eng_repack_q3_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q3_k *x = src;
+    block_q3_k_x16 *g = dst;
+    int64_t nb = n_in / QK_K;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q3_k *blk = &x[(r0 + r) * nb + b];
+                int8_t sc[16];
+                q3_k_scales(blk->scales, sc);
+                g->d[r] = blk->d;
+                for (int j = 0; j < 16; j++) g->sc[j][r] = sc[j];
+                for (int m = 0; m < 8; m++) {
+                    for (int h = 0; h < 2; h++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
+                    memcpy(g->hm[m][r], blk->hmask + 4 * m, 4);
+                }
+            }
+}
+
+/* The float operations of Q3_K's to_float (quant_k.c; its min term is 0). */
+void eng_q3_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    int64_t nb = n_in / QK_K;
+    const block_q3_k_x16 *g = (const block_q3_k_x16 *)w + (r / 16) * nb;
+    int lane = (int)(r % 16);
+    for (int64_t b = 0; b < nb; b++, dst += QK_K) {
+        float d = eng_fp16_to_fp32(g[b].d[lane]);
+        for (int e = 0; e < QK_K; e++) {
+            float dl = d * (float)g[b].sc[e / 16][lane];
+            dst[e] = dl * (float)(q3_k_x16_code(&g[b], lane, e) - 4);
+        }
+    }
+}
+
+void eng_gemm16_q3_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    k16_gemm16_ref(q3_k_x16_code, sizeof(block_q3_k_x16), n, w, a, a_stride, T, out, out_stride);
 }
 
 /* The file's pages of [p, p+n) that lie wholly inside it go back to the
