@@ -464,3 +464,64 @@ AVX2 void eng_gemm16_q3_k_x16_avx2(int n, const void *w, const void *a, size_t a
 {
     k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
+
+/* ---- Q2_K rows interleaved by 16 (repack.c) ---- */
+
+/* NT tokens against 8 of a group's 16 Q2_K rows, as the AVX-512 kernel does
+ * it; four maddubs of 2-bit codes sum in int16 without overflow. */
+AVX2 static inline __attribute__((always_inline)) void q2_k_x16_half(
+    int NT, int r8, int nb, const block_q2_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const __m256i three = _mm256_set1_epi8(3), low4 = _mm256_set1_epi32(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc[2];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i sumi[2], summ[2];
+        for (int t = 0; t < NT; t++) sumi[t] = summ[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++) {
+                for (int l = 0; l < 3; l++)
+                    _mm_prefetch((const char *)(g + b + 2) + 64 * (3 * (4 * h + k) + l), _MM_HINT_T0);
+                int p = 4 * h + k;
+                __m256i wv[8];
+                for (int m = 0; m < 8; m++)
+                    wv[m] = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)g[b].qs[h][m][8 * r8]), 2 * k), three);
+                __m256i sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)g[b].sm[p][8 * r8]));
+                __m256i sc[2] = {_mm256_and_si256(sm, low4), _mm256_and_si256(_mm256_srli_epi32(sm, 16), low4)};
+                __m256i mn = _mm256_srli_epi16(sm, 4);
+                for (int t = 0; t < NT; t++) {
+                    const block_q8_k *y = (const block_q8_k *)(a + (size_t)t * a_stride) + b;
+                    const i32_alias *q = (const i32_alias *)(y->qs + 128 * h + 32 * k);
+                    for (int s = 0; s < 2; s++) {
+                        __m256i s16 = _mm256_maddubs_epi16(wv[4 * s], _mm256_set1_epi32(q[4 * s]));
+                        for (int m = 4 * s + 1; m < 4 * s + 4; m++)
+                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wv[m], _mm256_set1_epi32(q[m])));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(_mm256_madd_epi16(s16, ones), sc[s]));
+                    }
+                    summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(mn, _mm256_set1_epi32(((const i32_alias *)y->bsums)[p])));
+                }
+            }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].d[8 * r8]));
+        __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].dmin[8 * r8]));
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *y = (const block_q8_k *)(a + (size_t)t * a_stride) + b;
+            __m256 da = _mm256_set1_ps(y->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(dw, da), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[t]), _mm256_mul_ps(dmw, da), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * r8, acc[t]);
+}
+
+AVX2 void eng_gemm16_q2_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                   size_t out_stride)
+{
+    const block_q2_k_x16 *g = w;
+    int nb = n / QK_K;
+    for (int r8 = 0; r8 < 2; r8++) {
+        int t = 0;
+        for (; t + 2 <= T; t += 2)
+            q2_k_x16_half(2, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+        if (t < T) q2_k_x16_half(1, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    }
+}

@@ -451,3 +451,70 @@ AVX512 void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size
 {
     k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
 }
+
+/* ---- Q2_K rows interleaved by 16 (repack.c) ---- */
+
+/* NT tokens against one group of 16 Q2_K rows: per quadrant the 2-bit codes
+ * of 16 rows x 4 weights in 8 registers, dpbusd per 16 weights times the
+ * rows' 4-bit scales (taken from the paired scale|min bytes); the mins meet
+ * the activation's per-16 sums in one dpwssd per pair of groups. */
+AVX512 static inline __attribute__((always_inline)) void q2_k_x16_tokens(
+    int NT, int nb, const block_q2_k_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+{
+    const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi32(0x0f);
+    __m512 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i sumi[4], summ[4];
+        for (int t = 0; t < NT; t++) sumi[t] = summ[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++) {
+                for (int l = 0; l < 3; l++)
+                    _mm_prefetch((const char *)(g + b + 2) + 64 * (3 * (4 * h + k) + l), _MM_HINT_T0);
+                int p = 4 * h + k; /* the quadrant's groups of 16: 2p and 2p + 1 */
+                __m512i wv[8];
+                for (int m = 0; m < 8; m++)
+                    wv[m] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(g[b].qs[h][m]), 2 * k), three);
+                __m512i sm = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g[b].sm[p])); /* row r: 2 int16 */
+                __m512i sc0 = _mm512_and_si512(sm, low4), sc1 = _mm512_and_si512(_mm512_srli_epi32(sm, 16), low4);
+                __m512i mn = _mm512_srli_epi16(sm, 4);
+                for (int t = 0; t < NT; t++) {
+                    const block_q8_k *y = (const block_q8_k *)(a + (size_t)t * a_stride) + b;
+                    const i32_alias *q = (const i32_alias *)(y->qs + 128 * h + 32 * k);
+                    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                    for (int m = 0; m < 4; m++) {
+                        s0 = _mm512_dpbusd_epi32(s0, wv[m], _mm512_set1_epi32(q[m]));
+                        s1 = _mm512_dpbusd_epi32(s1, wv[m + 4], _mm512_set1_epi32(q[m + 4]));
+                    }
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+                    summ[t] = _mm512_dpwssd_epi32(summ[t], mn, _mm512_set1_epi32(((const i32_alias *)y->bsums)[p]));
+                }
+            }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
+        __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].dmin));
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *y = (const block_q8_k *)(a + (size_t)t * a_stride) + b;
+            __m512 da = _mm512_set1_ps(y->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, da), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[t]), _mm512_mul_ps(dmw, da), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
+}
+
+AVX512 void eng_gemm16_q2_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
+                                       size_t out_stride)
+{
+    const block_q2_k_x16 *g = w;
+    const uint8_t *act = a;
+    int nb = n / QK_K, t = 0;
+    for (; t + 4 <= T; t += 4) q2_k_x16_tokens(4, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    float *o = out + (size_t)t * out_stride;
+    act += (size_t)t * a_stride;
+    switch (T - t) {
+    case 3: q2_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
+    case 2: q2_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
+    case 1: q2_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    default: break;
+    }
+}

@@ -239,6 +239,10 @@ static eng_type_info types[] = {
      .vec_dot_type = ENG_TYPE_Q8_K_NEG4, .fast_act_type = ENG_TYPE_Q8_K_NEG4, .internal = true,
      .rows_per_group = 16, .gemm16 = eng_gemm16_q3_k_x16_ref, .repack = eng_repack_q3_k_x16,
      .get_row = eng_q3_k_x16_get_row},
+    {.id = ENG_TYPE_Q2_K_X16, .name = "Q2_Kx16", .block_size = 256, .type_size = sizeof(block_q2_k_x16) / 16,
+     .vec_dot_type = ENG_TYPE_Q8_K, .fast_act_type = ENG_TYPE_Q8_K, .internal = true,
+     .rows_per_group = 16, .gemm16 = eng_gemm16_q2_k_x16_ref, .repack = eng_repack_q2_k_x16,
+     .get_row = eng_q2_k_x16_get_row},
     {.id = ENG_TYPE_Q8_K_NEG4, .name = "Q8_K-neg4", .block_size = 256, .type_size = sizeof(block_q8_k_seeds),
      .vec_dot_type = ENG_TYPE_Q8_K_NEG4, .fast_act_type = ENG_TYPE_Q8_K_NEG4,
      .from_float = eng_quantize_q8_k_neg4, .internal = true},
@@ -308,6 +312,7 @@ static void select_kernels(void)
     /* Matrices of these types are interleaved by 16 rows at load for the 16-row kernels. */
     static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
         {ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, eng_gemm16_q4_0_x16_avx2, eng_gemm16_q4_0_x16_avx512},
+        {ENG_TYPE_Q2_K, ENG_TYPE_Q2_K_X16, eng_gemm16_q2_k_x16_avx2, eng_gemm16_q2_k_x16_avx512},
         {ENG_TYPE_Q3_K, ENG_TYPE_Q3_K_X16, eng_gemm16_q3_k_x16_avx2, eng_gemm16_q3_k_x16_avx512},
         {ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, eng_gemm16_q4_k_x16_avx2, eng_gemm16_q4_k_x16_avx512},
         {ENG_TYPE_Q5_K, ENG_TYPE_Q5_K_X16, eng_gemm16_q5_k_x16_avx2, eng_gemm16_q5_k_x16_avx512},

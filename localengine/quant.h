@@ -31,6 +31,7 @@ enum {
     ENG_TYPE_Q5_K_X16 = 1007,    /* activations: Q8_K_SUMS */
     ENG_TYPE_Q3_K_X16 = 1008,
     ENG_TYPE_Q8_K_NEG4 = 1009,   /* activations for Q3_K_X16 */
+    ENG_TYPE_Q2_K_X16 = 1010,    /* activations: Q8_K */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -207,7 +208,20 @@ typedef struct {
     uint8_t qs[2][8][16][4];
     uint8_t hm[8][16][4];
 } block_q3_k_x16;
-/* Q8_K activations for them: -offset × each per-16 sum (offset 32 for Q6_K,
+/* Q2_K: d, dmin, the file's scale|min<<4 bytes of groups 2p and 2p+1 side
+ * by side per row, and the 2-bit codes 4 bytes of a row at a time. Same
+ * size as Q2_K. */
+typedef struct {
+    uint16_t d[16], dmin[16];
+    uint8_t sm[8][16][2];
+    uint8_t qs[2][8][16][4];
+} block_q2_k_x16;
+void eng_repack_q2_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+void eng_q2_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
+void eng_gemm16_q2_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q2_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+void eng_gemm16_q2_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
+/* Q8_K activations for Q6_K and Q3_K: -offset × each per-16 sum (offset 32 for Q6_K,
  * 4 for Q3_K), the dpbusd seeds that take the offset off unsigned codes. */
 typedef struct { float d; int32_t seed[16]; int8_t qs[QK_K]; } block_q8_k_seeds;
 void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);

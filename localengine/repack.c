@@ -383,6 +383,72 @@ void eng_gemm16_q3_k_x16_ref(int n, const void *w, const void *a, size_t a_strid
     k16_gemm16_ref(q3_k_x16_code, sizeof(block_q3_k_x16), n, w, a, a_stride, T, out, out_stride);
 }
 
+/* ---- Q2_K ---- */
+
+void eng_repack_q2_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
+{
+    const block_q2_k *x = src;
+    block_q2_k_x16 *g = dst;
+    int64_t nb = n_in / QK_K;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, g++)
+            for (int r = 0; r < 16; r++) {
+                const block_q2_k *blk = &x[(r0 + r) * nb + b];
+                g->d[r] = blk->d;
+                g->dmin[r] = blk->dmin;
+                for (int j = 0; j < 16; j++) g->sm[j / 2][r][j % 2] = blk->scales[j];
+                for (int h = 0; h < 2; h++)
+                    for (int m = 0; m < 8; m++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
+            }
+}
+
+/* Code (0..3) of weight e of row r. */
+static int q2_k_x16_code(const block_q2_k_x16 *g, int r, int e)
+{
+    int h = e / 128, s = (e % 128) / 32, l = e % 32;
+    return (g->qs[h][l / 4][r][l % 4] >> (2 * s)) & 3;
+}
+
+/* The float operations of Q2_K's to_float (quant_k.c), so rows match it bit for bit. */
+void eng_q2_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)
+{
+    int64_t nb = n_in / QK_K;
+    const block_q2_k_x16 *g = (const block_q2_k_x16 *)w + (r / 16) * nb;
+    int lane = (int)(r % 16);
+    for (int64_t b = 0; b < nb; b++, dst += QK_K) {
+        float d = eng_fp16_to_fp32(g[b].d[lane]), dmin = eng_fp16_to_fp32(g[b].dmin[lane]);
+        for (int e = 0; e < QK_K; e++) {
+            uint8_t sm = g[b].sm[e / 32][lane][(e / 16) % 2];
+            float dl = d * (float)(sm & 0xf), ml = dmin * (float)(sm >> 4);
+            dst[e] = dl * (float)q2_k_x16_code(&g[b], lane, e) - ml;
+        }
+    }
+}
+
+void eng_gemm16_q2_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
+{
+    const block_q2_k_x16 *g = w;
+    int nb = n / QK_K;
+    for (int t = 0; t < T; t++) {
+        const block_q8_k *y = (const block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        for (int r = 0; r < 16; r++) {
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int sum = 0, sum_min = 0;
+                for (int j = 0; j < 16; j++) {
+                    uint8_t sm = g[b].sm[j / 2][r][j % 2];
+                    int sub = 0;
+                    for (int e = 16 * j; e < 16 * j + 16; e++) sub += q2_k_x16_code(&g[b], r, e) * y[b].qs[e];
+                    sum += (sm & 0xf) * sub;
+                    sum_min += (sm >> 4) * y[b].bsums[j];
+                }
+                s += eng_fp16_to_fp32(g[b].d[r]) * y[b].d * (float)sum - eng_fp16_to_fp32(g[b].dmin[r]) * y[b].d * (float)sum_min;
+            }
+            out[(size_t)t * out_stride + r] = s;
+        }
+    }
+}
+
 /* The file's pages of [p, p+n) that lie wholly inside it go back to the
  * kernel (they are clean: it rereads them from the file if ever touched). */
 static void release_file_pages(const void *p, size_t n)

@@ -225,6 +225,14 @@ static void test_q4_0_x16(void **state)
     check_x16(ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, 4096 + 32, k, 3);
 }
 
+static void test_q2_k_x16(void **state)
+{
+    (void)state;
+    const x16_kernel k[] = {{eng_gemm16_q2_k_x16_ref, 0}, {eng_gemm16_q2_k_x16_avx2, AVX2_SET},
+                            {eng_gemm16_q2_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
+    check_x16(ENG_TYPE_Q2_K, ENG_TYPE_Q2_K_X16, 4096 + 256, k, 3);
+}
+
 static void test_q3_k_x16(void **state)
 {
     (void)state;
@@ -445,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_q4_0_x16),
+        cmocka_unit_test(test_q2_k_x16),
         cmocka_unit_test(test_q3_k_x16),
         cmocka_unit_test(test_q4_k_x16),
         cmocka_unit_test(test_q5_k_x16),
