@@ -213,61 +213,100 @@ AVX2 void eng_axpy_f16_avx2(float a, const uint16_t *v, float *out, int n)
     for (; i < n; i++) out[i] += a * _cvtsh_ss(v[i]);
 }
 
-/* ---- Q4_0 rows interleaved by 16 (repack.c) ---- */
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1 rows interleaved by 16 (repack.c) ---- */
 
 typedef int32_t __attribute__((may_alias)) i32_alias; /* 4 activation codes read as one */
 #define PREFETCH_BLOCKS 16 /* blocks ahead: the hardware prefetcher alone falls behind */
 
-/* NT tokens against 8 of a group's 16 rows (half h): per block, 8 registers
- * of 8 rows x 4 weights; per token, maddubs with the 4 activation bytes
- * broadcast gives pair sums that add up in int16 without overflow
- * (8 x 2 x 15 x 127 < 32768), then one madd to the rows' int32 sums. */
-AVX2 static inline __attribute__((always_inline)) void q4_0_x16_half(
-    int NT, int h, int nb, const block_q4_0_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+/* Bit `bit` of every byte of v, moved to bit 4 (Q5's fifth bits, as 16). */
+AVX2 static inline __m256i bit_to_16(__m256i v, int bit)
 {
+    v = _mm256_and_si256(v, _mm256_set1_epi8((char)(1 << bit)));
+    return bit < 4 ? _mm256_slli_epi16(v, 4 - bit) : bit > 4 ? _mm256_srli_epi16(v, bit - 4) : v;
+}
+
+/* NT tokens against 8 of a group's 16 rows (half h) of a 32-weight type:
+ * per block, 8 registers of 8 rows x 4 weights; per token, maddubs with
+ * the 4 activation bytes broadcast gives pair sums that add up in int16
+ * (4-bit codes: 8 x 2 x 15 x 127 < 32768; 5-bit codes in two halves of
+ * four), then madd to the rows' int32 sums. */
+AVX2 static inline __attribute__((always_inline)) void x16_32_half(
+    int NT, bool has_m, bool has_qh, int h, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
+    size_t out_stride)
+{
+    const size_t block_bytes = 288 + 32 * has_m + 64 * has_qh;
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     __m256 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        for (int l = 0; l < (int)sizeof(*g); l += 64) _mm_prefetch((const char *)(g + b + PREFETCH_BLOCKS) + l, _MM_HINT_T0);
-        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)&g[b].d[8 * h]));
-        __m256i w[8];
+        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - 256;
+        for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BLOCKS * block_bytes + l, _MM_HINT_T0);
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16 * h)));
+        __m256 mw = has_m ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * h))) : _mm256_setzero_ps();
+        __m256i hb = has_qh ? _mm256_loadu_si256((const __m256i *)(blk + 32 + 32 * has_m + 32 * h)) : _mm256_setzero_si256();
+        __m256i wv[8];
         for (int m = 0; m < 4; m++) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)g[b].qs[m][8 * h]);
-            w[m] = _mm256_and_si256(raw, low4);
-            w[m + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 64 * m + 32 * h));
+            wv[m] = _mm256_and_si256(raw, low4);
+            wv[m + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+            if (has_qh) {
+                wv[m] = _mm256_or_si256(wv[m], bit_to_16(hb, 2 * m));
+                wv[m + 4] = _mm256_or_si256(wv[m + 4], bit_to_16(hb, 2 * m + 1));
+            }
         }
         for (int t = 0; t < NT; t++) {
-            const block_q8_0_sum *y = (const block_q8_0_sum *)(a + (size_t)t * a_stride) + b;
+            const block_q8_0_x *y = (const block_q8_0_x *)(a + (size_t)t * a_stride) + b;
             const i32_alias *q = (const i32_alias *)y->qs; /* broadcast straight from memory */
-            __m256i s16 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(q[0]));
-            for (int k = 1; k < 8; k++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[k], _mm256_set1_epi32(q[k])));
-            __m256i s = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(y->neg8sum));
+            __m256i s;
+            if (has_qh) {
+                __m256i lo = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(q[0])), hi = _mm256_maddubs_epi16(wv[4], _mm256_set1_epi32(q[4]));
+                for (int k = 1; k < 4; k++) {
+                    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(wv[k], _mm256_set1_epi32(q[k])));
+                    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(wv[k + 4], _mm256_set1_epi32(q[k + 4])));
+                }
+                s = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+            } else {
+                __m256i s16 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(q[0]));
+                for (int k = 1; k < 8; k++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wv[k], _mm256_set1_epi32(q[k])));
+                s = _mm256_madd_epi16(s16, ones);
+            }
+            s = _mm256_add_epi32(s, _mm256_set1_epi32(y->seed));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(y->d)), acc[t]);
+            if (has_m) acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(y->s), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
 }
 
-AVX2 void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                   size_t out_stride)
+AVX2 static inline __attribute__((always_inline)) void x16_32_gemm16(
+    bool has_m, bool has_qh, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q4_0_x16 *g = w;
-    int nb = n / QK4_0;
+    int nb = n / 32;
     for (int h = 0; h < 2; h++) {
         const uint8_t *act = a;
         float *o = out;
         int t = 0;
         for (; t + 4 <= T; t += 4, act += 4 * a_stride, o += 4 * out_stride)
-            q4_0_x16_half(4, h, nb, g, act, a_stride, o, out_stride);
+            x16_32_half(4, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride);
         switch (T - t) {
-        case 3: q4_0_x16_half(3, h, nb, g, act, a_stride, o, out_stride); break;
-        case 2: q4_0_x16_half(2, h, nb, g, act, a_stride, o, out_stride); break;
-        case 1: q4_0_x16_half(1, h, nb, g, act, a_stride, o, out_stride); break;
+        case 3: x16_32_half(3, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
+        case 2: x16_32_half(2, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
+        case 1: x16_32_half(1, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
         default: break;
         }
     }
 }
+
+#define X16_32_AVX2(t, has_m, has_qh)                                                                      \
+    AVX2 void eng_gemm16_##t##_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T,       \
+                                        float *out, size_t out_stride)                                    \
+    {                                                                                                      \
+        x16_32_gemm16(has_m, has_qh, n, w, a, a_stride, T, out, out_stride);                              \
+    }
+X16_32_AVX2(q4_0, false, false)
+X16_32_AVX2(q4_1, true, false)
+X16_32_AVX2(q5_0, false, true)
+X16_32_AVX2(q5_1, true, true)
 
 /* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 

@@ -187,7 +187,7 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
         }
 }
 
-/* ---- Q4_0 rows interleaved by 16 (repack.c) ---- */
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1 rows interleaved by 16 (repack.c) ---- */
 
 /* Blocks ahead to prefetch. With several tokens per block the loop does
  * enough work per byte that the hardware prefetcher falls behind; asking 16
@@ -195,63 +195,92 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
 #define PREFETCH_BLOCKS 16
 typedef int32_t __attribute__((may_alias)) i32_alias; /* 4 activation codes read as one */
 
-/* NT tokens against one group of 16 rows: each block's codes are unpacked
- * once into 8 registers of 16 rows x 4 weights; per token, 8 dpbusd with
- * the matching 4 activation bytes broadcast leave the 16 rows' integer sums
- * in one register (seeded with -8 x the activation sum for Q4_0's offset).
- * NT is a constant in each caller, so the token loop unrolls and the
- * accumulators stay in registers. */
-AVX512 static inline __attribute__((always_inline)) void q4_0_x16_tokens(
-    int NT, int nb, const block_q4_0_x16 *g, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+/* Bit `bit` of every byte of v, moved to bit 4 (Q5's fifth bits, as 16). */
+AVX512 static inline __m512i bit_to_16(__m512i v, int bit)
 {
+    v = _mm512_and_si512(v, _mm512_set1_epi8((char)(1 << bit)));
+    return bit < 4 ? _mm512_slli_epi16(v, 4 - bit) : bit > 4 ? _mm512_srli_epi16(v, bit - 4) : v;
+}
+
+/* NT tokens against one group of 16 rows of a 32-weight type (has_m: Q4_1,
+ * Q5_1; has_qh: Q5_0, Q5_1; constants in each caller, so the token loop
+ * unrolls and the accumulators stay in registers). Each block's codes are
+ * unpacked once into 8 registers of 16 rows x 4 weights; per token, 8
+ * dpbusd with the matching 4 activation bytes broadcast leave the 16 rows'
+ * integer sums in one register, seeded with -offset x the activation sum
+ * where the type has an offset; Q4_1 and Q5_1 add m x s instead. */
+AVX512 static inline __attribute__((always_inline)) void x16_32_tokens(
+    int NT, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
+    size_t out_stride)
+{
+    const size_t block_bytes = 288 + 32 * has_m + 64 * has_qh;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        for (int l = 0; l < (int)sizeof(*g); l += 64) _mm_prefetch((const char *)(g + b + PREFETCH_BLOCKS) + l, _MM_HINT_T0);
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g[b].d));
-        __m512i w[8];
+        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - 256;
+        for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BLOCKS * block_bytes + l, _MM_HINT_T0);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512 mw = has_m ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))) : _mm512_setzero_ps();
+        __m512i hb = has_qh ? _mm512_loadu_si512(blk + 32 + 32 * has_m) : _mm512_setzero_si512();
+        __m512i wv[8];
         for (int m = 0; m < 4; m++) {
-            __m512i raw = _mm512_loadu_si512(g[b].qs[m]);
-            w[m] = _mm512_and_si512(raw, low4);                            /* weights 4m..4m+3 */
-            w[m + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);  /* weights 16+4m.. */
+            __m512i raw = _mm512_loadu_si512(qs + 64 * m);
+            wv[m] = _mm512_and_si512(raw, low4);                            /* weights 4m..4m+3 */
+            wv[m + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);  /* weights 16+4m.. */
+            if (has_qh) {
+                wv[m] = _mm512_or_si512(wv[m], bit_to_16(hb, 2 * m));
+                wv[m + 4] = _mm512_or_si512(wv[m + 4], bit_to_16(hb, 2 * m + 1));
+            }
         }
         for (int t = 0; t < NT; t++) {
-            const block_q8_0_sum *y = (const block_q8_0_sum *)(a + (size_t)t * a_stride) + b;
+            const block_q8_0_x *y = (const block_q8_0_x *)(a + (size_t)t * a_stride) + b;
             const i32_alias *q = (const i32_alias *)y->qs; /* broadcast straight from memory */
             /* two chains of four, so dpbusd's latency overlaps */
-            __m512i s0 = _mm512_set1_epi32(y->neg8sum), s1 = _mm512_setzero_si512();
+            __m512i s0 = _mm512_set1_epi32(y->seed), s1 = _mm512_setzero_si512();
             for (int k = 0; k < 8; k += 2) {
-                s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_set1_epi32(q[k]));
-                s1 = _mm512_dpbusd_epi32(s1, w[k + 1], _mm512_set1_epi32(q[k + 1]));
+                s0 = _mm512_dpbusd_epi32(s0, wv[k], _mm512_set1_epi32(q[k]));
+                s1 = _mm512_dpbusd_epi32(s1, wv[k + 1], _mm512_set1_epi32(q[k + 1]));
             }
             __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
             acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(y->d)), acc[t]);
+            if (has_m) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(y->s), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
-                                       size_t out_stride)
+AVX512 static inline __attribute__((always_inline)) void x16_32_gemm16(
+    bool has_m, bool has_qh, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
 {
-    const block_q4_0_x16 *g = w;
     const uint8_t *act = a;
-    int nb = n / QK4_0, t = 0;
-    for (; t + 8 <= T; t += 8) q4_0_x16_tokens(8, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
+    int nb = n / 32, t = 0;
+    for (; t + 8 <= T; t += 8)
+        x16_32_tokens(8, has_m, has_qh, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
     float *o = out + (size_t)t * out_stride;
     act += (size_t)t * a_stride;
     switch (T - t) {
-    case 7: q4_0_x16_tokens(7, nb, g, act, a_stride, o, out_stride); break;
-    case 6: q4_0_x16_tokens(6, nb, g, act, a_stride, o, out_stride); break;
-    case 5: q4_0_x16_tokens(5, nb, g, act, a_stride, o, out_stride); break;
-    case 4: q4_0_x16_tokens(4, nb, g, act, a_stride, o, out_stride); break;
-    case 3: q4_0_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
-    case 2: q4_0_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
-    case 1: q4_0_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    case 7: x16_32_tokens(7, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 6: x16_32_tokens(6, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 5: x16_32_tokens(5, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 4: x16_32_tokens(4, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 3: x16_32_tokens(3, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 2: x16_32_tokens(2, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
+    case 1: x16_32_tokens(1, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
     default: break;
     }
 }
+
+#define X16_32_AVX512(t, has_m, has_qh)                                                                     \
+    AVX512 void eng_gemm16_##t##_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T,    \
+                                            float *out, size_t out_stride)                                 \
+    {                                                                                                       \
+        x16_32_gemm16(has_m, has_qh, n, w, a, a_stride, T, out, out_stride);                               \
+    }
+X16_32_AVX512(q4_0, false, false)
+X16_32_AVX512(q4_1, true, false)
+X16_32_AVX512(q5_0, false, true)
+X16_32_AVX512(q5_1, true, true)
 
 /* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 

@@ -210,13 +210,20 @@ static eng_type_info types[] = {
     {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 96,
      .vec_dot_type = ENG_TYPE_Q8_0_PAIRS, .fast_act_type = ENG_TYPE_Q8_0_PAIRS,
      .from_float = eng_quantize_q8_0_pairs, .internal = true},
-    {.id = ENG_TYPE_Q4_0_X16, .name = "Q4_0x16", .block_size = 32, .type_size = 18,
-     .vec_dot_type = ENG_TYPE_Q8_0_SUMS, .fast_act_type = ENG_TYPE_Q8_0_SUMS, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q4_0_x16_ref, .repack = eng_repack_q4_0_x16,
-     .get_row = eng_q4_0_x16_get_row},
-    {.id = ENG_TYPE_Q8_0_SUMS, .name = "Q8_0-sums", .block_size = 32, .type_size = 40,
-     .vec_dot_type = ENG_TYPE_Q8_0_SUMS, .fast_act_type = ENG_TYPE_Q8_0_SUMS,
-     .from_float = eng_quantize_q8_0_sums, .internal = true},
+#define X16_32(id_, name_, t, act)                                                                       \
+    {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_##t##_x16) / 16,                  \
+     .vec_dot_type = act, .fast_act_type = act, .internal = true, .rows_per_group = 16,                      \
+     .gemm16 = eng_gemm16_##t##_x16_ref, .repack = eng_repack_##t##_x16, .get_row = eng_##t##_x16_get_row}
+    X16_32(ENG_TYPE_Q4_0_X16, "Q4_0x16", q4_0, ENG_TYPE_Q8_0_NEG8),
+    X16_32(ENG_TYPE_Q4_1_X16, "Q4_1x16", q4_1, ENG_TYPE_Q8_1_X),
+    X16_32(ENG_TYPE_Q5_0_X16, "Q5_0x16", q5_0, ENG_TYPE_Q8_0_NEG16),
+    X16_32(ENG_TYPE_Q5_1_X16, "Q5_1x16", q5_1, ENG_TYPE_Q8_1_X),
+#define ACT_32(id_, name_, quantize)                                                                     \
+    {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_q8_0_x), .vec_dot_type = id_,    \
+     .fast_act_type = id_, .from_float = quantize, .internal = true}
+    ACT_32(ENG_TYPE_Q8_0_NEG8, "Q8_0-neg8", eng_quantize_q8_0_neg8),
+    ACT_32(ENG_TYPE_Q8_0_NEG16, "Q8_0-neg16", eng_quantize_q8_0_neg16),
+    ACT_32(ENG_TYPE_Q8_1_X, "Q8_1-x", eng_quantize_q8_1_x),
     {.id = ENG_TYPE_Q4_K_X16, .name = "Q4_Kx16", .block_size = 256, .type_size = sizeof(block_q4_k_x16) / 16,
      .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
      .rows_per_group = 16, .gemm16 = eng_gemm16_q4_k_x16_ref, .repack = eng_repack_q4_k_x16,
@@ -312,6 +319,9 @@ static void select_kernels(void)
     /* Matrices of these types are interleaved by 16 rows at load for the 16-row kernels. */
     static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
         {ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, eng_gemm16_q4_0_x16_avx2, eng_gemm16_q4_0_x16_avx512},
+        {ENG_TYPE_Q4_1, ENG_TYPE_Q4_1_X16, eng_gemm16_q4_1_x16_avx2, eng_gemm16_q4_1_x16_avx512},
+        {ENG_TYPE_Q5_0, ENG_TYPE_Q5_0_X16, eng_gemm16_q5_0_x16_avx2, eng_gemm16_q5_0_x16_avx512},
+        {ENG_TYPE_Q5_1, ENG_TYPE_Q5_1_X16, eng_gemm16_q5_1_x16_avx2, eng_gemm16_q5_1_x16_avx512},
         {ENG_TYPE_Q2_K, ENG_TYPE_Q2_K_X16, eng_gemm16_q2_k_x16_avx2, eng_gemm16_q2_k_x16_avx512},
         {ENG_TYPE_Q3_K, ENG_TYPE_Q3_K_X16, eng_gemm16_q3_k_x16_avx2, eng_gemm16_q3_k_x16_avx512},
         {ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, eng_gemm16_q4_k_x16_avx2, eng_gemm16_q4_k_x16_avx512},

@@ -23,7 +23,7 @@ enum {
     ENG_TYPE_Q8_0_PAIRS = 1000,
     /* Internal weight layouts, made at load (repack.c): */
     ENG_TYPE_Q4_0_X16 = 1001,
-    ENG_TYPE_Q8_0_SUMS = 1002,   /* activations for Q4_0_X16 */
+    ENG_TYPE_Q8_0_NEG8 = 1002,   /* activations for Q4_0_X16 */
     ENG_TYPE_Q4_K_X16 = 1003,
     ENG_TYPE_Q8_K_SUMS = 1004,   /* activations for Q4_K_X16 */
     ENG_TYPE_Q6_K_X16 = 1005,
@@ -32,6 +32,11 @@ enum {
     ENG_TYPE_Q3_K_X16 = 1008,
     ENG_TYPE_Q8_K_NEG4 = 1009,   /* activations for Q3_K_X16 */
     ENG_TYPE_Q2_K_X16 = 1010,    /* activations: Q8_K */
+    ENG_TYPE_Q4_1_X16 = 1011,
+    ENG_TYPE_Q5_0_X16 = 1012,
+    ENG_TYPE_Q5_1_X16 = 1013,
+    ENG_TYPE_Q8_0_NEG16 = 1014,  /* activations for Q5_0_X16 */
+    ENG_TYPE_Q8_1_X = 1015,      /* activations for Q4_1_X16 and Q5_1_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -149,16 +154,38 @@ typedef struct {
 } eng_q8_pair;
 void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n);
 
-/* Q4_0 rows interleaved by 16 (repack.c): per 32-column block, the 16 rows'
- * scales, then their codes 4 bytes of a row at a time, qs[m][r][k] being
- * byte 4m+k of row r's block_q4_0. Same size as 16 block_q4_0. */
+/* The 32-weight types interleaved by 16 rows (repack.c): per 32-column
+ * block the 16 rows' d (and m, for Q4_1 and Q5_1), for Q5_0 and Q5_1 their
+ * fifth bits regrouped (hb[r][k] bit 2m+p = qh bit 16p + 4m + k, so a
+ * shift and a mask give a register's 64 of them), then the codes 4 bytes
+ * of a row at a time, qs[m][r][k] being byte 4m+k of row r's qs. Each has
+ * its file type's size. */
 typedef struct { uint16_t d[16]; uint8_t qs[4][16][4]; } block_q4_0_x16;
-/* Q8_0 activations for it: the scale as a float and -8 × the sum of the
- * codes (Q4_0's offset of 8 taken off once per block, not per weight). */
-typedef struct { float d; int32_t neg8sum; int8_t qs[32]; } block_q8_0_sum;
-void eng_repack_q4_0_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q4_0_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
-void eng_quantize_q8_0_sums(const float *x, void *dst, int64_t n);
+typedef struct { uint16_t d[16], m[16]; uint8_t qs[4][16][4]; } block_q4_1_x16;
+typedef struct { uint16_t d[16]; uint8_t hb[16][4]; uint8_t qs[4][16][4]; } block_q5_0_x16;
+typedef struct { uint16_t d[16], m[16]; uint8_t hb[16][4]; uint8_t qs[4][16][4]; } block_q5_1_x16;
+/* Activations for them: Q8_0 codes rounded exactly as llama.cpp does, the
+ * scale as a float, and either a dpbusd seed -offset × Σq that takes the
+ * weights' offset off (8 for Q4_0, 16 for Q5_0) or, for Q4_1 and Q5_1, Q8_1's
+ * s = fp16(d × Σq) as a float, which meets the weights' m. */
+typedef struct { float d, s; int32_t seed; int8_t qs[32]; } block_q8_0_x;
+void eng_quantize_q8_0_neg8(const float *x, void *dst, int64_t n);
+void eng_quantize_q8_0_neg16(const float *x, void *dst, int64_t n);
+void eng_quantize_q8_1_x(const float *x, void *dst, int64_t n);
+#define X16_32_DECLS(t)                                                                                      \
+    void eng_repack_##t##_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);                   \
+    void eng_##t##_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);                        \
+    void eng_gemm16_##t##_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out,  \
+                                  size_t out_stride);                                                       \
+    void eng_gemm16_##t##_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, \
+                                   size_t out_stride);                                                      \
+    void eng_gemm16_##t##_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, \
+                                     size_t out_stride);
+X16_32_DECLS(q4_0)
+X16_32_DECLS(q4_1)
+X16_32_DECLS(q5_0)
+X16_32_DECLS(q5_1)
+
 /* Q4_K rows interleaved by 16: per 256-column block, the 16 rows' d and
  * dmin, their 8 six-bit scales and mins unpacked to bytes (the mins of
  * sub-blocks 2p and 2p+1 side by side per row, for one 16-bit madd), then
@@ -236,9 +263,6 @@ void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size_t a_st
 void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q4_0_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q4_0_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q4_0_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 
 /* Activation quantization exactly as llama.cpp does on x86 (see
  * ../shared/vectors/quants/README.md): d = amax/127, id = 127/amax,

@@ -217,52 +217,50 @@ static void check_x16(uint32_t file_type, uint32_t x16_type, int n, const x16_ke
 
 #define AVX2_SET (ENG_CPU_AVX2 | ENG_CPU_F16C | ENG_CPU_FMA)
 
-static void test_q4_0_x16(void **state)
+#define CHECK_X16(t, T, n)                                                                                \
+    do {                                                                                                  \
+        const x16_kernel k[] = {{eng_gemm16_##t##_x16_ref, 0}, {eng_gemm16_##t##_x16_avx2, AVX2_SET},        \
+                                {eng_gemm16_##t##_x16_avx512, ENG_CPU_AVX512_VNNI}};                         \
+        check_x16(ENG_TYPE_##T, ENG_TYPE_##T##_X16, n, k, 3);                                              \
+    } while (0)
+
+static void test_32_weight_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q4_0_x16_ref, 0}, {eng_gemm16_q4_0_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q4_0_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, 4096 + 32, k, 3);
+    CHECK_X16(q4_0, Q4_0, 4096 + 32);
+    CHECK_X16(q4_1, Q4_1, 4096 + 32);
+    CHECK_X16(q5_0, Q5_0, 4096 + 32);
+    CHECK_X16(q5_1, Q5_1, 4096 + 32);
 }
 
 static void test_q2_k_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q2_k_x16_ref, 0}, {eng_gemm16_q2_k_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q2_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q2_K, ENG_TYPE_Q2_K_X16, 4096 + 256, k, 3);
+    CHECK_X16(q2_k, Q2_K, 4096 + 256);
 }
 
 static void test_q3_k_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q3_k_x16_ref, 0}, {eng_gemm16_q3_k_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q3_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q3_K, ENG_TYPE_Q3_K_X16, 4096 + 256, k, 3);
+    CHECK_X16(q3_k, Q3_K, 4096 + 256);
 }
 
 static void test_q4_k_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q4_k_x16_ref, 0}, {eng_gemm16_q4_k_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q4_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, 4096 + 256, k, 3);
+    CHECK_X16(q4_k, Q4_K, 4096 + 256);
 }
 
 static void test_q5_k_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q5_k_x16_ref, 0}, {eng_gemm16_q5_k_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q5_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q5_K, ENG_TYPE_Q5_K_X16, 4096 + 256, k, 3);
+    CHECK_X16(q5_k, Q5_K, 4096 + 256);
 }
 
 static void test_q6_k_x16(void **state)
 {
     (void)state;
-    const x16_kernel k[] = {{eng_gemm16_q6_k_x16_ref, 0}, {eng_gemm16_q6_k_x16_avx2, AVX2_SET},
-                            {eng_gemm16_q6_k_x16_avx512, ENG_CPU_AVX512_VNNI}};
-    check_x16(ENG_TYPE_Q6_K, ENG_TYPE_Q6_K_X16, 4096 + 256, k, 3);
+    CHECK_X16(q6_k, Q6_K, 4096 + 256);
 }
 
 /* Q8_K: the scale comes from the element of largest magnitude (sign
@@ -452,7 +450,7 @@ int main(void)
         cmocka_unit_test(test_dot_bf16),
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
-        cmocka_unit_test(test_q4_0_x16),
+        cmocka_unit_test(test_32_weight_x16),
         cmocka_unit_test(test_q2_k_x16),
         cmocka_unit_test(test_q3_k_x16),
         cmocka_unit_test(test_q4_k_x16),
