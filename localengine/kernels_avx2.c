@@ -218,6 +218,30 @@ AVX2 void eng_axpy_f16_avx2(float a, const uint16_t *v, float *out, int n)
 typedef int32_t __attribute__((may_alias)) i32_alias; /* 4 activation codes read as one */
 #define PREFETCH_BLOCKS 16 /* blocks ahead: the hardware prefetcher alone falls behind */
 
+/* The 16 rows of a gemm16 call as two halves of 8 (a 256-bit register's
+ * worth), each through `kernel` with the T tokens in groups of at most 4 (or
+ * 2, for kernels with more registers live per token), NT a constant in each
+ * call: kernel(NT, half, args..., act, a_stride, out, out_stride). */
+#define ACT_AT(t) ((const uint8_t *)a + (size_t)(t) * a_stride)
+#define OUT_AT(t) (out + (size_t)(t) * out_stride)
+#define HALVES_TOKENS_BY_4(kernel, ...)                                                                     \
+    for (int h_ = 0; h_ < 2; h_++) {                                                                        \
+        int t_ = 0;                                                                                         \
+        for (; t_ + 4 <= T; t_ += 4) kernel(4, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); \
+        switch (T - t_) {                                                                                   \
+        case 3: kernel(3, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;            \
+        case 2: kernel(2, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;            \
+        case 1: kernel(1, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;            \
+        default: break;                                                                                     \
+        }                                                                                                   \
+    }
+#define HALVES_TOKENS_BY_2(kernel, ...)                                                                     \
+    for (int h_ = 0; h_ < 2; h_++) {                                                                        \
+        int t_ = 0;                                                                                         \
+        for (; t_ + 2 <= T; t_ += 2) kernel(2, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); \
+        if (t_ < T) kernel(1, h_, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride);               \
+    }
+
 /* Bit `bit` of every byte of v, moved to bit 4 (Q5's fifth bits, as 16). */
 AVX2 static inline __m256i bit_to_16(__m256i v, int bit)
 {
@@ -231,7 +255,7 @@ AVX2 static inline __m256i bit_to_16(__m256i v, int bit)
  * (4-bit codes: 8 x 2 x 15 x 127 < 32768; 5-bit codes in two halves of
  * four), then madd to the rows' int32 sums. */
 AVX2 static inline __attribute__((always_inline)) void x16_32_half(
-    int NT, bool has_m, bool has_qh, int h, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
+    int NT, int h, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
     size_t out_stride)
 {
     const size_t block_bytes = 288 + 32 * has_m + 64 * has_qh;
@@ -278,30 +302,11 @@ AVX2 static inline __attribute__((always_inline)) void x16_32_half(
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
 }
 
-AVX2 static inline __attribute__((always_inline)) void x16_32_gemm16(
-    bool has_m, bool has_qh, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    int nb = n / 32;
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *act = a;
-        float *o = out;
-        int t = 0;
-        for (; t + 4 <= T; t += 4, act += 4 * a_stride, o += 4 * out_stride)
-            x16_32_half(4, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride);
-        switch (T - t) {
-        case 3: x16_32_half(3, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
-        case 2: x16_32_half(2, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
-        case 1: x16_32_half(1, has_m, has_qh, h, nb, w, act, a_stride, o, out_stride); break;
-        default: break;
-        }
-    }
-}
-
 #define X16_32_AVX2(t, has_m, has_qh)                                                                      \
     AVX2 void eng_gemm16_##t##_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T,       \
                                         float *out, size_t out_stride)                                    \
     {                                                                                                      \
-        x16_32_gemm16(has_m, has_qh, n, w, a, a_stride, T, out, out_stride);                              \
+        HALVES_TOKENS_BY_4(x16_32_half, has_m, has_qh, n / 32, w);                                         \
     }
 X16_32_AVX2(q4_0, false, false)
 X16_32_AVX2(q4_1, true, false)
@@ -316,7 +321,7 @@ X16_32_AVX2(q5_1, true, true)
  * one madd to the rows' int32 sums, times the rows' scales; the mins by
  * madd with the activation's per-32 sums. */
 AVX2 static inline __attribute__((always_inline)) void q45_k_x16_half(
-    int NT, bool q5, int h, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+    int NT, int h, bool q5, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
 {
     const size_t block_bytes = q5 ? sizeof(block_q5_k_x16) : sizeof(block_q4_k_x16);
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
@@ -373,35 +378,16 @@ AVX2 static inline __attribute__((always_inline)) void q45_k_x16_half(
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
 }
 
-AVX2 static inline __attribute__((always_inline)) void q45_k_gemm16(
-    bool q5, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    int nb = n / QK_K;
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *act = a;
-        float *o = out;
-        int t = 0;
-        for (; t + 4 <= T; t += 4, act += 4 * a_stride, o += 4 * out_stride)
-            q45_k_x16_half(4, q5, h, nb, w, act, a_stride, o, out_stride);
-        switch (T - t) {
-        case 3: q45_k_x16_half(3, q5, h, nb, w, act, a_stride, o, out_stride); break;
-        case 2: q45_k_x16_half(2, q5, h, nb, w, act, a_stride, o, out_stride); break;
-        case 1: q45_k_x16_half(1, q5, h, nb, w, act, a_stride, o, out_stride); break;
-        default: break;
-        }
-    }
-}
-
 AVX2 void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                    size_t out_stride)
 {
-    q45_k_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+    HALVES_TOKENS_BY_4(q45_k_x16_half, false, n / QK_K, w);
 }
 
 AVX2 void eng_gemm16_q5_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                    size_t out_stride)
 {
-    q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
+    HALVES_TOKENS_BY_4(q45_k_x16_half, true, n / QK_K, w);
 }
 
 /* ---- Q6_K and Q3_K rows interleaved by 16 (repack.c) ---- */
@@ -433,7 +419,7 @@ AVX2 static inline __m256i q3_codes8(const block_q3_k_x16 *g, int r8, int h, int
  * two int16 pairs, madd'ed to int32 and seeded with -offset x the
  * activation sum. */
 AVX2 static inline __attribute__((always_inline)) void k16_x16_half(
-    int NT, bool q3, int r8, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
+    int NT, int r8, bool q3, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out, size_t out_stride)
 {
     const size_t block_bytes = q3 ? sizeof(block_q3_k_x16) : sizeof(block_q6_k_x16);
     const int lines = q3 ? 4 : 7;
@@ -480,28 +466,16 @@ AVX2 static inline __attribute__((always_inline)) void k16_x16_half(
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * r8, acc[t]);
 }
 
-AVX2 static inline __attribute__((always_inline)) void k16_gemm16(
-    bool q3, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    int nb = n / QK_K;
-    for (int r8 = 0; r8 < 2; r8++) {
-        int t = 0;
-        for (; t + 2 <= T; t += 2)
-            k16_x16_half(2, q3, r8, nb, w, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-        if (t < T) k16_x16_half(1, q3, r8, nb, w, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    }
-}
-
 AVX2 void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                    size_t out_stride)
 {
-    k16_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+    HALVES_TOKENS_BY_2(k16_x16_half, false, n / QK_K, w);
 }
 
 AVX2 void eng_gemm16_q3_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                    size_t out_stride)
 {
-    k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
+    HALVES_TOKENS_BY_2(k16_x16_half, true, n / QK_K, w);
 }
 
 /* ---- Q2_K rows interleaved by 16 (repack.c) ---- */
@@ -555,12 +529,5 @@ AVX2 static inline __attribute__((always_inline)) void q2_k_x16_half(
 AVX2 void eng_gemm16_q2_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                    size_t out_stride)
 {
-    const block_q2_k_x16 *g = w;
-    int nb = n / QK_K;
-    for (int r8 = 0; r8 < 2; r8++) {
-        int t = 0;
-        for (; t + 2 <= T; t += 2)
-            q2_k_x16_half(2, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-        if (t < T) q2_k_x16_half(1, r8, nb, g, (const uint8_t *)a + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    }
+    HALVES_TOKENS_BY_2(q2_k_x16_half, n / QK_K, w);
 }

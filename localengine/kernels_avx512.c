@@ -195,6 +195,27 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
 #define PREFETCH_BLOCKS 16
 typedef int32_t __attribute__((may_alias)) i32_alias; /* 4 activation codes read as one */
 
+/* The T tokens of a gemm16 call through `kernel` in groups of at most 8, NT
+ * a constant in each call so that the kernel's token loop unrolls and its
+ * accumulators stay in registers: kernel(NT, args..., act, a_stride, out, out_stride). */
+#define ACT_AT(t) ((const uint8_t *)a + (size_t)(t) * a_stride)
+#define OUT_AT(t) (out + (size_t)(t) * out_stride)
+#define TOKENS_BY_8(kernel, ...)                                                                         \
+    do {                                                                                                 \
+        int t_ = 0;                                                                                      \
+        for (; t_ + 8 <= T; t_ += 8) kernel(8, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); \
+        switch (T - t_) {                                                                                \
+        case 7: kernel(7, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 6: kernel(6, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 5: kernel(5, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 4: kernel(4, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 3: kernel(3, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 2: kernel(2, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        case 1: kernel(1, __VA_ARGS__, ACT_AT(t_), a_stride, OUT_AT(t_), out_stride); break;             \
+        default: break;                                                                                  \
+        }                                                                                                \
+    } while (0)
+
 /* Bit `bit` of every byte of v, moved to bit 4 (Q5's fifth bits, as 16). */
 AVX512 static inline __m512i bit_to_16(__m512i v, int bit)
 {
@@ -250,32 +271,11 @@ AVX512 static inline __attribute__((always_inline)) void x16_32_tokens(
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 static inline __attribute__((always_inline)) void x16_32_gemm16(
-    bool has_m, bool has_qh, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    const uint8_t *act = a;
-    int nb = n / 32, t = 0;
-    for (; t + 8 <= T; t += 8)
-        x16_32_tokens(8, has_m, has_qh, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    float *o = out + (size_t)t * out_stride;
-    act += (size_t)t * a_stride;
-    switch (T - t) {
-    case 7: x16_32_tokens(7, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 6: x16_32_tokens(6, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 5: x16_32_tokens(5, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 4: x16_32_tokens(4, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 3: x16_32_tokens(3, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 2: x16_32_tokens(2, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    case 1: x16_32_tokens(1, has_m, has_qh, nb, w, act, a_stride, o, out_stride); break;
-    default: break;
-    }
-}
-
 #define X16_32_AVX512(t, has_m, has_qh)                                                                     \
     AVX512 void eng_gemm16_##t##_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T,    \
                                             float *out, size_t out_stride)                                 \
     {                                                                                                       \
-        x16_32_gemm16(has_m, has_qh, n, w, a, a_stride, T, out, out_stride);                               \
+        TOKENS_BY_8(x16_32_tokens, has_m, has_qh, n / 32, w);                                               \
     }
 X16_32_AVX512(q4_0, false, false)
 X16_32_AVX512(q4_1, true, false)
@@ -344,36 +344,16 @@ AVX512 static inline __attribute__((always_inline)) void q45_k_x16_tokens(
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 static inline __attribute__((always_inline)) void q45_k_gemm16(
-    bool q5, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    const uint8_t *act = a;
-    int nb = n / QK_K, t = 0;
-    for (; t + 8 <= T; t += 8) q45_k_x16_tokens(8, q5, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    float *o = out + (size_t)t * out_stride;
-    act += (size_t)t * a_stride;
-    switch (T - t) {
-    case 7: q45_k_x16_tokens(7, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 6: q45_k_x16_tokens(6, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 5: q45_k_x16_tokens(5, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 4: q45_k_x16_tokens(4, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 3: q45_k_x16_tokens(3, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 2: q45_k_x16_tokens(2, q5, nb, w, act, a_stride, o, out_stride); break;
-    case 1: q45_k_x16_tokens(1, q5, nb, w, act, a_stride, o, out_stride); break;
-    default: break;
-    }
-}
-
 AVX512 void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                        size_t out_stride)
 {
-    q45_k_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+    TOKENS_BY_8(q45_k_x16_tokens, false, n / QK_K, w);
 }
 
 AVX512 void eng_gemm16_q5_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                        size_t out_stride)
 {
-    q45_k_gemm16(true, n, w, a, a_stride, T, out, out_stride);
+    TOKENS_BY_8(q45_k_x16_tokens, true, n / QK_K, w);
 }
 
 /* ---- Q6_K and Q3_K rows interleaved by 16 (repack.c) ---- */
@@ -449,36 +429,16 @@ AVX512 static inline __attribute__((always_inline)) void k16_x16_tokens(
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-AVX512 static inline __attribute__((always_inline)) void k16_gemm16(
-    bool q3, int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride)
-{
-    const uint8_t *act = a;
-    int nb = n / QK_K, t = 0;
-    for (; t + 8 <= T; t += 8) k16_x16_tokens(8, q3, nb, w, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    float *o = out + (size_t)t * out_stride;
-    act += (size_t)t * a_stride;
-    switch (T - t) {
-    case 7: k16_x16_tokens(7, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 6: k16_x16_tokens(6, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 5: k16_x16_tokens(5, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 4: k16_x16_tokens(4, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 3: k16_x16_tokens(3, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 2: k16_x16_tokens(2, q3, nb, w, act, a_stride, o, out_stride); break;
-    case 1: k16_x16_tokens(1, q3, nb, w, act, a_stride, o, out_stride); break;
-    default: break;
-    }
-}
-
 AVX512 void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                        size_t out_stride)
 {
-    k16_gemm16(false, n, w, a, a_stride, T, out, out_stride);
+    TOKENS_BY_8(k16_x16_tokens, false, n / QK_K, w);
 }
 
 AVX512 void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                        size_t out_stride)
 {
-    k16_gemm16(true, n, w, a, a_stride, T, out, out_stride);
+    TOKENS_BY_8(k16_x16_tokens, true, n / QK_K, w);
 }
 
 /* ---- Q2_K rows interleaved by 16 (repack.c) ---- */
@@ -534,16 +494,13 @@ AVX512 static inline __attribute__((always_inline)) void q2_k_x16_tokens(
 AVX512 void eng_gemm16_q2_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                                        size_t out_stride)
 {
-    const block_q2_k_x16 *g = w;
-    const uint8_t *act = a;
+    /* groups of at most 4 tokens: its mins need a second accumulator per token */
     int nb = n / QK_K, t = 0;
-    for (; t + 4 <= T; t += 4) q2_k_x16_tokens(4, nb, g, act + (size_t)t * a_stride, a_stride, out + (size_t)t * out_stride, out_stride);
-    float *o = out + (size_t)t * out_stride;
-    act += (size_t)t * a_stride;
+    for (; t + 4 <= T; t += 4) q2_k_x16_tokens(4, nb, w, ACT_AT(t), a_stride, OUT_AT(t), out_stride);
     switch (T - t) {
-    case 3: q2_k_x16_tokens(3, nb, g, act, a_stride, o, out_stride); break;
-    case 2: q2_k_x16_tokens(2, nb, g, act, a_stride, o, out_stride); break;
-    case 1: q2_k_x16_tokens(1, nb, g, act, a_stride, o, out_stride); break;
+    case 3: q2_k_x16_tokens(3, nb, w, ACT_AT(t), a_stride, OUT_AT(t), out_stride); break;
+    case 2: q2_k_x16_tokens(2, nb, w, ACT_AT(t), a_stride, OUT_AT(t), out_stride); break;
+    case 1: q2_k_x16_tokens(1, nb, w, ACT_AT(t), a_stride, OUT_AT(t), out_stride); break;
     default: break;
     }
 }

@@ -28,6 +28,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Every block of a matrix in the file's layout goes to its 16-row group's
+ * interleaved block: put(g, r, blk) writes row r's share of it. */
+typedef void (*put_row_fn)(void *g, int r, const void *blk);
+
+static void repack_rows(put_row_fn put, const void *src, void *dst, int64_t n_rows, int64_t n_in, int block_elems,
+                        size_t file_block_bytes, size_t x16_block_bytes)
+{
+    const uint8_t *from = src;
+    uint8_t *to = dst;
+    int64_t nb = n_in / block_elems;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
+        for (int64_t b = 0; b < nb; b++, to += x16_block_bytes)
+            for (int r = 0; r < 16; r++) put(to, r, from + (size_t)((r0 + r) * nb + b) * file_block_bytes);
+}
+
 /* ---- Q4_0, Q4_1, Q5_0, Q5_1: 32 weights per block ---- */
 
 /* Where the fields sit in a file block and in an interleaved block. */
@@ -42,29 +57,22 @@ static const shape32 Q4_0 = {ENG_TYPE_Q4_0, false, false}, Q4_1 = {ENG_TYPE_Q4_1
 static size_t file_block(const shape32 *s) { return 18 + 2 * s->has_m + 4 * s->has_qh; }
 static size_t x16_block(const shape32 *s) { return 16 * file_block(s); }
 
-static void repack32(const shape32 *s, const uint8_t *src, uint8_t *dst, int64_t n_rows, int64_t n_in)
+static void put32(const shape32 *s, uint8_t *g, int r, const uint8_t *blk)
 {
-    int64_t nb = n_in / 32;
     size_t fb = file_block(s), xb = x16_block(s);
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, dst += xb)
-            for (int r = 0; r < 16; r++) {
-                const uint8_t *blk = src + (size_t)((r0 + r) * nb + b) * fb;
-                memcpy(dst + 2 * r, blk, 2);                                  /* d */
-                if (s->has_m) memcpy(dst + 32 + 2 * r, blk + 2, 2);          /* m */
-                if (s->has_qh) {
-                    uint32_t qh;
-                    memcpy(&qh, blk + 2 + 2 * s->has_m, 4);
-                    uint8_t *hb = dst + 32 + 32 * s->has_m + 4 * r;
-                    for (int k = 0; k < 4; k++) {
-                        hb[k] = 0;
-                        for (int m = 0; m < 4; m++)
-                            for (int p = 0; p < 2; p++) hb[k] |= (uint8_t)(((qh >> (16 * p + 4 * m + k)) & 1) << (2 * m + p));
-                    }
-                }
-                uint8_t *qs = dst + xb - 256;
-                for (int m = 0; m < 4; m++) memcpy(qs + 64 * m + 4 * r, blk + fb - 16 + 4 * m, 4);
-            }
+    memcpy(g + 2 * r, blk, 2);                                  /* d */
+    if (s->has_m) memcpy(g + 32 + 2 * r, blk + 2, 2);          /* m */
+    if (s->has_qh) {
+        uint32_t qh;
+        memcpy(&qh, blk + 2 + 2 * s->has_m, 4);
+        uint8_t *hb = g + 32 + 32 * s->has_m + 4 * r;
+        for (int k = 0; k < 4; k++) {
+            hb[k] = 0;
+            for (int m = 0; m < 4; m++)
+                for (int p = 0; p < 2; p++) hb[k] |= (uint8_t)(((qh >> (16 * p + 4 * m + k)) & 1) << (2 * m + p));
+        }
+    }
+    for (int m = 0; m < 4; m++) memcpy(g + xb - 256 + 64 * m + 4 * r, blk + fb - 16 + 4 * m, 4);
 }
 
 /* Row r's block b back in the file's layout. */
@@ -126,9 +134,10 @@ static void gemm16_ref32(const shape32 *s, int n, const uint8_t *w, const void *
 }
 
 #define SHAPE32_FUNCS(t, S)                                                                                    \
+    static void put_##t(void *g, int r, const void *blk) { put32(&S, g, r, blk); }                            \
     void eng_repack_##t##_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)                      \
     {                                                                                                          \
-        repack32(&S, src, dst, n_rows, n_in);                                                                  \
+        repack_rows(put_##t, src, dst, n_rows, n_in, 32, file_block(&S), x16_block(&S));                      \
     }                                                                                                          \
     void eng_##t##_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst)                           \
     {                                                                                                          \
@@ -192,30 +201,27 @@ static void q45_k_put_row(block_q4_k_x16 *g, uint8_t (*qh)[16][4], int r, uint16
         for (int m = 0; m < 8; m++) memcpy(qh[m][r], high + 4 * m, 4);
 }
 
+static void put_q4_k(void *g, int r, const void *b)
+{
+    const block_q4_k *blk = b;
+    q45_k_put_row(g, NULL, r, blk->d, blk->dmin, blk->scales, blk->qs, NULL);
+}
+
+static void put_q5_k(void *g, int r, const void *b)
+{
+    const block_q5_k *blk = b;
+    block_q5_k_x16 *x = g;
+    q45_k_put_row(&x->q4, x->qh, r, blk->d, blk->dmin, blk->scales, blk->qs, blk->qh);
+}
+
 void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
-    const block_q4_k *x = src;
-    block_q4_k_x16 *g = dst;
-    int64_t nb = n_in / QK_K;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < 16; r++) {
-                const block_q4_k *blk = &x[(r0 + r) * nb + b];
-                q45_k_put_row(g, NULL, r, blk->d, blk->dmin, blk->scales, blk->qs, NULL);
-            }
+    repack_rows(put_q4_k, src, dst, n_rows, n_in, QK_K, sizeof(block_q4_k), sizeof(block_q4_k_x16));
 }
 
 void eng_repack_q5_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
-    const block_q5_k *x = src;
-    block_q5_k_x16 *g = dst;
-    int64_t nb = n_in / QK_K;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < 16; r++) {
-                const block_q5_k *blk = &x[(r0 + r) * nb + b];
-                q45_k_put_row(&g->q4, g->qh, r, blk->d, blk->dmin, blk->scales, blk->qs, blk->qh);
-            }
+    repack_rows(put_q5_k, src, dst, n_rows, n_in, QK_K, sizeof(block_q5_k), sizeof(block_q5_k_x16));
 }
 
 /* Code of weight e (0..255) of row r: its nibble, plus 16 where Q5_K's
@@ -304,22 +310,21 @@ void eng_gemm16_q5_k_x16_ref(int n, const void *w, const void *a, size_t a_strid
 
 /* ---- Q6_K ---- */
 
+static void put_q6_k(void *x, int r, const void *b)
+{
+    const block_q6_k *blk = b;
+    block_q6_k_x16 *g = x;
+    g->d[r] = blk->d;
+    for (int j = 0; j < 16; j++) g->sc[j][r] = blk->scales[j];
+    for (int h = 0; h < 2; h++) {
+        for (int m = 0; m < 16; m++) memcpy(g->ql[h][m][r], blk->ql + 64 * h + 4 * m, 4);
+        for (int m = 0; m < 8; m++) memcpy(g->qh[h][m][r], blk->qh + 32 * h + 4 * m, 4);
+    }
+}
+
 void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
-    const block_q6_k *x = src;
-    block_q6_k_x16 *g = dst;
-    int64_t nb = n_in / QK_K;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < 16; r++) {
-                const block_q6_k *blk = &x[(r0 + r) * nb + b];
-                g->d[r] = blk->d;
-                for (int j = 0; j < 16; j++) g->sc[j][r] = blk->scales[j];
-                for (int h = 0; h < 2; h++) {
-                    for (int m = 0; m < 16; m++) memcpy(g->ql[h][m][r], blk->ql + 64 * h + 4 * m, 4);
-                    for (int m = 0; m < 8; m++) memcpy(g->qh[h][m][r], blk->qh + 32 * h + 4 * m, 4);
-                }
-            }
+    repack_rows(put_q6_k, src, dst, n_rows, n_in, QK_K, sizeof(block_q6_k), sizeof(block_q6_k_x16));
 }
 
 /* Row r back to a block_q6_k, for Q6_K's own routines. */
@@ -421,24 +426,23 @@ static void q3_k_scales(const uint8_t s[12], int8_t out[16])
     }
 }
 
+static void put_q3_k(void *x, int r, const void *b)
+{
+    const block_q3_k *blk = b;
+    block_q3_k_x16 *g = x;
+    int8_t sc[16];
+    q3_k_scales(blk->scales, sc);
+    g->d[r] = blk->d;
+    for (int j = 0; j < 16; j++) g->sc[j][r] = sc[j];
+    for (int m = 0; m < 8; m++) {
+        for (int h = 0; h < 2; h++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
+        memcpy(g->hm[m][r], blk->hmask + 4 * m, 4);
+    }
+}
+
 void eng_repack_q3_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
-    const block_q3_k *x = src;
-    block_q3_k_x16 *g = dst;
-    int64_t nb = n_in / QK_K;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < 16; r++) {
-                const block_q3_k *blk = &x[(r0 + r) * nb + b];
-                int8_t sc[16];
-                q3_k_scales(blk->scales, sc);
-                g->d[r] = blk->d;
-                for (int j = 0; j < 16; j++) g->sc[j][r] = sc[j];
-                for (int m = 0; m < 8; m++) {
-                    for (int h = 0; h < 2; h++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
-                    memcpy(g->hm[m][r], blk->hmask + 4 * m, 4);
-                }
-            }
+    repack_rows(put_q3_k, src, dst, n_rows, n_in, QK_K, sizeof(block_q3_k), sizeof(block_q3_k_x16));
 }
 
 /* The float operations of Q3_K's to_float (quant_k.c; its min term is 0). */
@@ -463,21 +467,20 @@ void eng_gemm16_q3_k_x16_ref(int n, const void *w, const void *a, size_t a_strid
 
 /* ---- Q2_K ---- */
 
+static void put_q2_k(void *x, int r, const void *b)
+{
+    const block_q2_k *blk = b;
+    block_q2_k_x16 *g = x;
+    g->d[r] = blk->d;
+    g->dmin[r] = blk->dmin;
+    for (int j = 0; j < 16; j++) g->sm[j / 2][r][j % 2] = blk->scales[j];
+    for (int h = 0; h < 2; h++)
+        for (int m = 0; m < 8; m++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
+}
+
 void eng_repack_q2_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 {
-    const block_q2_k *x = src;
-    block_q2_k_x16 *g = dst;
-    int64_t nb = n_in / QK_K;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += 16)
-        for (int64_t b = 0; b < nb; b++, g++)
-            for (int r = 0; r < 16; r++) {
-                const block_q2_k *blk = &x[(r0 + r) * nb + b];
-                g->d[r] = blk->d;
-                g->dmin[r] = blk->dmin;
-                for (int j = 0; j < 16; j++) g->sm[j / 2][r][j % 2] = blk->scales[j];
-                for (int h = 0; h < 2; h++)
-                    for (int m = 0; m < 8; m++) memcpy(g->qs[h][m][r], blk->qs + 32 * h + 4 * m, 4);
-            }
+    repack_rows(put_q2_k, src, dst, n_rows, n_in, QK_K, sizeof(block_q2_k), sizeof(block_q2_k_x16));
 }
 
 /* Code (0..3) of weight e of row r. */
