@@ -153,6 +153,28 @@ AVX2 void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t str
 
 /* Same rounding as eng_quantize_q8_0_act: the products x*id are the same
  * float operations, and _mm256_round_ps rounds half to even like nearbyintf. */
+/* One F16 weight row against four fp16 activation rows: each 8 weights are
+ * converted once for the four tokens. */
+AVX2 void eng_vec_dot4_f16_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const uint16_t *x = w, *y[4];
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++) {
+        y[k] = (const uint16_t *)((const uint8_t *)a + (size_t)k * stride);
+        acc[k] = _mm256_setzero_ps();
+    }
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y[k] + i))), acc[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        out[k] = hsum_ps(acc[k]);
+        for (int j = i; j < n; j++) out[k] += _cvtsh_ss(x[j]) * _cvtsh_ss(y[k][j]);
+    }
+}
+
 AVX2 void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *b = dst;

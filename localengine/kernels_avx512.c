@@ -187,6 +187,35 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
         }
 }
 
+/* Four F16 weight rows against four fp16 activation rows, out[t][r]: each
+ * 16 weights and 16 activations are converted once for the tile, then 16
+ * FMAs (16 accumulators, 4 weight and 1 activation register). */
+AVX512 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                   float out[4][4])
+{
+    const uint16_t *x[4], *y[4];
+    __m512 acc[4][4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = (const uint16_t *)((const uint8_t *)w + (size_t)k * w_stride);
+        y[k] = (const uint16_t *)((const uint8_t *)a + (size_t)k * a_stride);
+        for (int t = 0; t < 4; t++) acc[k][t] = _mm512_setzero_ps();
+    }
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wv[4];
+        for (int r = 0; r < 4; r++) wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x[r] + i)));
+        for (int t = 0; t < 4; t++) {
+            __m512 av = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y[t] + i)));
+            for (int r = 0; r < 4; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], av, acc[r][t]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) {
+            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
+            for (int j = i; j < n; j++) out[t][r] += _cvtsh_ss(x[r][j]) * _cvtsh_ss(y[t][j]);
+        }
+}
+
 /* ---- Q4_0, Q4_1, Q5_0, Q5_1 rows interleaved by 16 (repack.c) ---- */
 
 /* Blocks ahead to prefetch. With several tokens per block the loop does

@@ -38,7 +38,7 @@ typedef struct {
 /* Every optimized implementation, whichever the CPU selects. */
 static const impl impls[] = {
     {ENG_TYPE_F32, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_f32_avx2, NULL, ENG_TYPE_F32},
-    {ENG_TYPE_F16, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_f16_avx2, NULL, ENG_TYPE_F16},
+    {ENG_TYPE_F16, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_f16_avx2, eng_vec_dot4_f16_avx2, ENG_TYPE_F16},
     {ENG_TYPE_Q4_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_0_avx2, eng_vec_dot4_q4_0_avx2, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q8_0_avx2, eng_vec_dot4_q8_0_avx2, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q4_1, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_1_avx2, NULL, ENG_TYPE_Q8_1},
@@ -133,35 +133,42 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
 }
 
 /* The 4x4 tile kernels equal sixteen reference dot products. */
-/* The 4x4 tile of Q8_0 prompt processing equals the reference dot products. */
-static void test_gemm4x4(void **state)
+/* The 4x4 tiles of prompt processing (Q8_0 on prepared pairs, F16) equal
+ * the reference dot products. */
+static void check_gemm4x4(uint32_t type, uint32_t act_type, eng_gemm4x4_fn gemm, int n)
 {
-    (void)state;
-    eng_types_init();
-    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
-    enum { N = 4096 + 32 }; /* an odd block count: the tail path too */
-    const eng_type_info *q8 = eng_type_info_of(ENG_TYPE_Q8_0), *pairs = eng_type_info_of(ENG_TYPE_Q8_0_PAIRS);
-    size_t row = eng_row_size(ENG_TYPE_Q8_0, N), prow = eng_row_size(ENG_TYPE_Q8_0_PAIRS, N);
-    uint8_t *w = malloc(row * 4), *a = malloc(row * 4), *ap = malloc(prow * 4);
-    float *f = malloc(sizeof(float) * N);
+    const eng_type_info *wt = eng_type_info_of(type), *plain = eng_type_info_of(wt->vec_dot_type);
+    const eng_type_info *at = eng_type_info_of(act_type);
+    size_t row = eng_row_size(type, n), arow = eng_row_size(plain->id, n), prow = eng_row_size(act_type, n);
+    uint8_t *w = malloc(row * 4), *a = malloc(arow * 4), *ap = malloc(prow * 4);
+    float *f = malloc(sizeof(float) * n);
     for (int k = 0; k < 4; k++) {
-        for (int i = 0; i < N; i++) f[i] = frand() * 0.02f;
-        q8->from_float(f, w + k * row, N);
-        for (int i = 0; i < N; i++) f[i] = frand();
-        q8->from_float(f, a + k * row, N);
-        pairs->from_float(f, ap + k * prow, N);
+        for (int i = 0; i < n; i++) f[i] = frand() * 0.02f;
+        wt->from_float(f, w + k * row, n);
+        for (int i = 0; i < n; i++) f[i] = frand();
+        plain->from_float(f, a + k * arow, n);
+        at->from_float(f, ap + k * prow, n);
     }
     float out[4][4];
-    eng_gemm4x4_q8_0_avx512(N, w, row, ap, prow, out);
+    gemm(n, w, row, ap, prow, out);
     for (int t = 0; t < 4; t++)
         for (int r = 0; r < 4; r++) {
-            float ref = q8->vec_dot_ref(N, w + r * row, a + t * row);
+            float ref = wt->vec_dot_ref(n, w + r * row, a + t * arow);
             assert_true(fabsf(out[t][r] - ref) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
         }
     free(w);
     free(a);
     free(ap);
     free(f);
+}
+
+static void test_gemm4x4(void **state)
+{
+    (void)state;
+    eng_types_init();
+    if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
+    check_gemm4x4(ENG_TYPE_Q8_0, ENG_TYPE_Q8_0_PAIRS, eng_gemm4x4_q8_0_avx512, 4096 + 32); /* odd block count: the tail */
+    check_gemm4x4(ENG_TYPE_F16, ENG_TYPE_F16, eng_gemm4x4_f16_avx512, 4096 + 7);             /* and a scalar tail */
 }
 
 /* Interleaved-by-16 layouts: the layout round-trips to the file's rows bit
