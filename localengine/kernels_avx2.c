@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 /* Signed bytes a·b summed in groups of four into 8 int32, as floats. */
 AVX2 static inline __m256 dot_i8(__m256i a, __m256i b)
@@ -153,9 +154,10 @@ AVX2 void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t str
 
 /* Same rounding as eng_quantize_q8_0_act: the products x*id are the same
  * float operations, and _mm256_round_ps rounds half to even like nearbyintf. */
-/* One F16 weight row against four fp16 activation rows: each 8 weights are
- * converted once for the four tokens. */
-AVX2 void eng_vec_dot4_f16_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+/* One F16 or BF16 weight row against four activation rows of the same
+ * type: each 8 weights are converted once for the four tokens. */
+AVX2 static inline __attribute__((always_inline)) void dot4_halves(bool bf16, int n, const void *w, const void *a,
+                                                                   size_t stride, float out[4])
 {
     const uint16_t *x = w, *y[4];
     __m256 acc[4];
@@ -165,14 +167,29 @@ AVX2 void eng_vec_dot4_f16_avx2(int n, const void *w, const void *a, size_t stri
     }
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y[k] + i))), acc[k]);
+        __m256 wv = half_load8(x + i, bf16);
+        for (int k = 0; k < 4; k++) acc[k] = _mm256_fmadd_ps(wv, half_load8(y[k] + i, bf16), acc[k]);
     }
     for (int k = 0; k < 4; k++) {
         out[k] = hsum_ps(acc[k]);
-        for (int j = i; j < n; j++) out[k] += _cvtsh_ss(x[j]) * _cvtsh_ss(y[k][j]);
+        for (int j = i; j < n; j++) {
+            uint32_t ux = (uint32_t)x[j] << 16, uy = (uint32_t)y[k][j] << 16;
+            float fx, fy;
+            memcpy(&fx, &ux, 4);
+            memcpy(&fy, &uy, 4);
+            out[k] += bf16 ? fx * fy : _cvtsh_ss(x[j]) * _cvtsh_ss(y[k][j]);
+        }
     }
+}
+
+AVX2 void eng_vec_dot4_f16_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    dot4_halves(false, n, w, a, stride, out);
+}
+
+AVX2 void eng_vec_dot4_bf16_avx2(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    dot4_halves(true, n, w, a, stride, out);
 }
 
 AVX2 void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n)

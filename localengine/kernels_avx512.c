@@ -187,11 +187,27 @@ AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const
         }
 }
 
-/* Four F16 weight rows against four fp16 activation rows, out[t][r]: each
- * 16 weights and 16 activations are converted once for the tile, then 16
- * FMAs (16 accumulators, 4 weight and 1 activation register). */
-AVX512 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                   float out[4][4])
+/* 16 halves (fp16, or bf16 when `bf16`: the top half of an fp32) to floats. */
+AVX512 static inline __m512 half_load16(const uint16_t *p, bool bf16)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    return bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)) : _mm512_cvtph_ps(v);
+}
+
+static inline float half_to_float(uint16_t h, bool bf16)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return bf16 ? f : eng_fp16_table[h];
+}
+
+/* Four F16 or BF16 weight rows against four activation rows of the same
+ * type, out[t][r]: each 16 weights and 16 activations are converted once
+ * for the tile, then 16 FMAs (16 accumulators, 4 weight and 1 activation
+ * register). */
+AVX512 static inline __attribute__((always_inline)) void gemm4x4_halves(
+    bool bf16, int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4])
 {
     const uint16_t *x[4], *y[4];
     __m512 acc[4][4];
@@ -203,17 +219,29 @@ AVX512 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const 
     int i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 wv[4];
-        for (int r = 0; r < 4; r++) wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x[r] + i)));
+        for (int r = 0; r < 4; r++) wv[r] = half_load16(x[r] + i, bf16);
         for (int t = 0; t < 4; t++) {
-            __m512 av = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y[t] + i)));
+            __m512 av = half_load16(y[t] + i, bf16);
             for (int r = 0; r < 4; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], av, acc[r][t]);
         }
     }
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) {
             out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            for (int j = i; j < n; j++) out[t][r] += _cvtsh_ss(x[r][j]) * _cvtsh_ss(y[t][j]);
+            for (int j = i; j < n; j++) out[t][r] += half_to_float(x[r][j], bf16) * half_to_float(y[t][j], bf16);
         }
+}
+
+AVX512 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                   float out[4][4])
+{
+    gemm4x4_halves(false, n, w, w_stride, a, a_stride, out);
+}
+
+AVX512 void eng_gemm4x4_bf16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                    float out[4][4])
+{
+    gemm4x4_halves(true, n, w, w_stride, a, a_stride, out);
 }
 
 /* ---- Q4_0, Q4_1, Q5_0, Q5_1 rows interleaved by 16 (repack.c) ---- */

@@ -79,13 +79,6 @@ AVX2 float eng_vec_dot_q5_1_avx2(int n, const void *w, const void *a)
     return hsum_ps(acc) + mins;
 }
 
-/* bf16 is the top half of an fp32: widening is a shift. */
-AVX2 static inline __m256 bf16_load8(const uint16_t *p)
-{
-    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
-
 AVX2 float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a)
 {
     const uint16_t *x = w, *y = a;

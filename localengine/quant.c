@@ -316,6 +316,7 @@ static void select_kernels(void)
     table_row(ENG_TYPE_Q4_0)->vec_dot4 = eng_vec_dot4_q4_0_avx2;
     table_row(ENG_TYPE_Q8_0)->vec_dot4 = eng_vec_dot4_q8_0_avx2;
     table_row(ENG_TYPE_F16)->vec_dot4 = eng_vec_dot4_f16_avx2;
+    table_row(ENG_TYPE_BF16)->vec_dot4 = eng_vec_dot4_bf16_avx2;
     table_row(ENG_TYPE_Q8_0)->from_float = eng_quantize_q8_0_act_avx2;
     /* Matrices of these types are interleaved by 16 rows at load for the 16-row kernels. */
     static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
@@ -346,6 +347,7 @@ static void select_kernels(void)
         q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
         q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
         table_row(ENG_TYPE_F16)->gemm4x4 = eng_gemm4x4_f16_avx512;
+        table_row(ENG_TYPE_BF16)->gemm4x4 = eng_gemm4x4_bf16_avx512;
     }
     table_row(ENG_TYPE_F16)->from_float = eng_fp32_to_fp16_row_avx2;
 }

@@ -278,6 +278,7 @@ float eng_vec_dot_q8_0_avx2(int n, const void *w, const void *a);
 void eng_vec_dot4_q4_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_q8_0_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_vec_dot4_f16_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
+void eng_vec_dot4_bf16_avx2(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
 
 /* AVX-512 VNNI versions, in kernels_avx512.c (CPUs with ENG_CPU_AVX512_VNNI). */
@@ -288,6 +289,7 @@ float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a);
 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
+void eng_gemm4x4_bf16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);
 
 /* Attention against an fp16 KV cache: q·k over n, and out += a·v. The

@@ -8,6 +8,7 @@
 #define JUNCTION_SIMD_AVX2_H
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -37,6 +38,19 @@ AVX2 static inline __m256i nibbles(const uint8_t qs[16])
 {
     __m128i p = _mm_loadu_si128((const __m128i *)qs);
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+}
+
+/* bf16 is the top half of an fp32: widening is a shift. */
+AVX2 static inline __m256 bf16_load8(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* 8 halves (fp16, or bf16 when `bf16`) to floats. */
+AVX2 static inline __m256 half_load8(const uint16_t *p, bool bf16)
+{
+    return bf16 ? bf16_load8(p) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
 #endif

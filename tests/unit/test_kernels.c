@@ -44,7 +44,7 @@ static const impl impls[] = {
     {ENG_TYPE_Q4_1, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q4_1_avx2, NULL, ENG_TYPE_Q8_1},
     {ENG_TYPE_Q5_0, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q5_0_avx2, NULL, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q5_1, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q5_1_avx2, NULL, ENG_TYPE_Q8_1},
-    {ENG_TYPE_BF16, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_bf16_avx2, NULL, ENG_TYPE_BF16},
+    {ENG_TYPE_BF16, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_bf16_avx2, eng_vec_dot4_bf16_avx2, ENG_TYPE_BF16},
     {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, NULL, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512, ENG_TYPE_Q8_0},
     {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_pairs_avx512, eng_vec_dot4_q8_0_pairs_avx512, ENG_TYPE_Q8_0_PAIRS},
@@ -133,7 +133,7 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
 }
 
 /* The 4x4 tile kernels equal sixteen reference dot products. */
-/* The 4x4 tiles of prompt processing (Q8_0 on prepared pairs, F16) equal
+/* The 4x4 tiles of prompt processing (Q8_0 on prepared pairs, F16, BF16) equal
  * the reference dot products. */
 static void check_gemm4x4(uint32_t type, uint32_t act_type, eng_gemm4x4_fn gemm, int n)
 {
@@ -169,6 +169,7 @@ static void test_gemm4x4(void **state)
     if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
     check_gemm4x4(ENG_TYPE_Q8_0, ENG_TYPE_Q8_0_PAIRS, eng_gemm4x4_q8_0_avx512, 4096 + 32); /* odd block count: the tail */
     check_gemm4x4(ENG_TYPE_F16, ENG_TYPE_F16, eng_gemm4x4_f16_avx512, 4096 + 7);             /* and a scalar tail */
+    check_gemm4x4(ENG_TYPE_BF16, ENG_TYPE_BF16, eng_gemm4x4_bf16_avx512, 4096 + 7);
 }
 
 /* Interleaved-by-16 layouts: the layout round-trips to the file's rows bit
