@@ -350,6 +350,9 @@ static void forward_batch(eng_ctx *c, int T, float *logits)
 int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen)
 {
     const eng_model_info *h = &m->info;
+    /* The first context lays the weights out for the kernels (a no-op after
+     * that), so tools that only tokenize never pay for it. */
+    if (eng_model_repack(m, err, errlen) != 0) return -1;
     eng_ctx *c = calloc(1, sizeof(*c));
     if (!c) goto nomem;
     c->m = m;

@@ -3,12 +3,12 @@
  * Chosen at run time where the CPU has AVX-512 F/BW/VL/DQ and VNNI (recent
  * AMD EPYC and Intel Xeon); elsewhere the AVX2 or reference kernels run.
  * VNNI's dpbusd multiplies unsigned by signed bytes and sums in fours
- * straight into int32, so Q4_0's nibbles stay unsigned (0..15) and its
- * offset of 8 comes off as 8 * (sum of the activations), computed once per
+ * straight into int32, so codes stay unsigned and a type's offset (8 for
+ * Q4_0) comes off as offset * (sum of the activations), computed once per
  * activation block and used to seed the accumulation. The row-at-a-time
- * kernels hold two 32-weight blocks per 512-bit register; Q4_0 matrices are
- * normally interleaved by 16 rows at load (repack.c) and run on the 16-row
- * kernel at the end of this file.
+ * kernels (two 32-weight blocks per 512-bit register) serve the matrices
+ * that are not interleaved; the rest run on the 16-row kernels below
+ * (repack.c), and Q8_0, F16 and BF16 prompts on 4x4 tiles.
  */
 #include "quant.h"
 

@@ -2,8 +2,8 @@
  *
  * The one public header of the localengine module. A model is loaded from a
  * GGUF file (weights stay in the file's mapping, except the types the CPU's
- * kernels want interleaved, which are copied once at load while their file
- * pages are released, so memory stays ~1x the file); a context
+ * kernels want interleaved, which the first context copies while their
+ * file pages are released, so memory stays ~1x the file); a context
  * holds one sequence's KV cache and the compute threads; decoding appends
  * tokens to the sequence and yields logits; a sampler picks the next token.
  *
@@ -99,6 +99,8 @@ typedef struct {
 
 typedef struct eng_ctx eng_ctx;
 
+/* The first context of a model also re-lays out its weights for this CPU's
+ * kernels; create contexts of one model from one thread at a time. */
 int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen);
 void eng_ctx_free(eng_ctx *c);
 

@@ -4,7 +4,8 @@
  * pass uses is looked up by name and its shape and type checked against
  * them, so the forward pass never has to. Weights are used in place from
  * the file's mapping, except those the CPU's kernels want interleaved
- * (repack.c), whose file pages are given back once they are copied.
+ * (repack.c, at the first context), whose file pages are given back once
+ * they are copied.
  */
 #include "model.h"
 
@@ -174,7 +175,6 @@ int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen)
     h->llama2_chat = gguf_get_str(m->file, "tokenizer.chat_template", &tmpl) &&
                      memmem(tmpl.ptr, tmpl.len, "[INST]", 6) != NULL;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) h->weight_bytes += m->file->tensors[i].n_bytes;
-    if (eng_model_repack(m, detail, sizeof(detail)) != 0) goto fail;
     *out = m;
     return 0;
 fail:

@@ -39,7 +39,8 @@ struct eng_model {
 /* Row r of a weight as floats (any layout). */
 void eng_weight_row(const eng_weight *w, int64_t r, float *dst);
 /* Re-lay out the matrices whose type has a faster interleaved layout on
- * this CPU (repack.c); the model owns the memory. */
+ * this CPU (repack.c); the model owns the memory. Idempotent: a matrix
+ * already in its layout has nothing left to repack. */
 int eng_model_repack(eng_model *m, char *err, size_t errlen);
 
 #endif

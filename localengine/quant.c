@@ -318,7 +318,7 @@ static void select_kernels(void)
     table_row(ENG_TYPE_F16)->vec_dot4 = eng_vec_dot4_f16_avx2;
     table_row(ENG_TYPE_BF16)->vec_dot4 = eng_vec_dot4_bf16_avx2;
     table_row(ENG_TYPE_Q8_0)->from_float = eng_quantize_q8_0_act_avx2;
-    /* Matrices of these types are interleaved by 16 rows at load for the 16-row kernels. */
+    /* Matrices of these types are interleaved by 16 rows (repack.c) for the 16-row kernels. */
     static const struct { uint32_t file, layout; eng_gemm16_fn avx2, avx512; } interleaved[] = {
         {ENG_TYPE_Q4_0, ENG_TYPE_Q4_0_X16, eng_gemm16_q4_0_x16_avx2, eng_gemm16_q4_0_x16_avx512},
         {ENG_TYPE_Q4_1, ENG_TYPE_Q4_1_X16, eng_gemm16_q4_1_x16_avx2, eng_gemm16_q4_1_x16_avx512},

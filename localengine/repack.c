@@ -1,5 +1,5 @@
-/* repack.c: Q4_0, Q4_K, Q5_K and Q6_K weights re-laid out at load for the
- * interleaved kernels, and those layouts' reference kernels.
+/* repack.c: quantized weights re-laid out for the interleaved kernels (by
+ * the model's first context), and those layouts' reference kernels.
  *
  * Why: a quantized row dotted with an activation row yields one integer sum
  * per 32 (or 16) weights, and each must be scaled on its own, so the
