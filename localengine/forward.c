@@ -72,9 +72,6 @@ typedef struct {
 
 #define ROW_TILE 16 /* also the rows_per_group of every interleaved layout */
 
-/* Does a batch of T tokens use the batch layout and kernels? */
-static bool uses_batch_layout(const eng_type_info *t, int T) { return t->batch_act_type && T >= 4; }
-
 /* Rows [r0, r1) of one weight for every token of the batch. */
 static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, int64_t r0, int64_t r1)
 {
@@ -85,10 +82,9 @@ static void matmul_range(const matmul_job *j, const eng_weight *w, float *out, i
                             j->T, out + r, (size_t)w->n_out);
         return;
     }
-    bool batch = uses_batch_layout(w->type, j->T);
-    eng_vec_dot_fn dot = batch ? w->type->vec_dot_batch : w->type->vec_dot;
-    eng_vec_dot4_fn dot4 = w->type->batch_act_type && !batch ? NULL : w->type->vec_dot4;
-    eng_gemm4x4_fn gemm = w->type->batch_act_type && !batch ? NULL : w->type->gemm4x4;
+    eng_vec_dot_fn dot = w->type->vec_dot;
+    eng_vec_dot4_fn dot4 = w->type->vec_dot4;
+    eng_gemm4x4_fn gemm = w->type->gemm4x4;
     /* A tile of weight rows stays in cache while every token of the batch
      * uses it; four-token kernels unpack each weight block once per four
      * tokens, and the 4x4 kernel also loads each activation once per four
@@ -146,15 +142,10 @@ static void matmul_rows(void *p, int ith, int nth)
     }
 }
 
-static uint32_t act_type_for(const eng_type_info *t, int T)
-{
-    return uses_batch_layout(t, T) ? t->batch_act_type : t->fast_act_type;
-}
-
 /* Convert T rows of `in` (n_in wide) for weights of type `wt`. */
 static const uint8_t *convert(eng_ctx *c, const float *in, int n_in, int T, const eng_type_info *wt, size_t *row)
 {
-    const eng_type_info *vt = eng_type_info_of(act_type_for(wt, T));
+    const eng_type_info *vt = eng_type_info_of(wt->fast_act_type);
     if (vt->id == ENG_TYPE_F32) {
         *row = (size_t)n_in * sizeof(float);
         return (const uint8_t *)in;
@@ -173,9 +164,9 @@ static void matmul_shared(eng_ctx *c, const float *in, int T, int n, const eng_w
     int done = 0;
     while (done < n) {
         matmul_job j = {.T = T};
-        uint32_t vdt = act_type_for(w[done]->type, T);
+        uint32_t vdt = w[done]->type->fast_act_type;
         j.act = convert(c, in, (int)w[done]->n_in, T, w[done]->type, &j.act_row);
-        while (done < n && act_type_for(w[done]->type, T) == vdt) {
+        while (done < n && w[done]->type->fast_act_type == vdt) {
             j.w[j.n_parts] = w[done];
             j.out[j.n_parts++] = out[done];
             done++;

@@ -294,17 +294,31 @@ AVX2 static inline __m256i bit_to_16(__m256i v, int bit)
  * (4-bit codes: 8 x 2 x 15 x 127 < 32768; 5-bit codes in two halves of
  * four), then madd to the rows' int32 sums. */
 AVX2 static inline __attribute__((always_inline)) void x16_32_half(
-    int NT, int h, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
-    size_t out_stride)
+    int NT, int h, bool bits8, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride,
+    float *out, size_t out_stride)
 {
-    const size_t block_bytes = 288 + 32 * has_m + 64 * has_qh;
+    const size_t block_bytes = bits8 ? 544 : 288 + 32 * has_m + 64 * has_qh;
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     __m256 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - 256;
+        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - (bits8 ? 512 : 256);
         for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BLOCKS * block_bytes + l, _MM_HINT_T0);
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16 * h)));
+        if (bits8) { /* Q8_0: signed codes, so maddubs takes |w| and a with w's sign (no overflow) */
+            for (int t = 0; t < NT; t++) {
+                const block_q8_0_x *y = (const block_q8_0_x *)(a + (size_t)t * a_stride) + b;
+                const i32_alias *q = (const i32_alias *)y->qs;
+                __m256i s = _mm256_setzero_si256();
+                for (int m = 0; m < 8; m++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(qs + 64 * m + 32 * h));
+                    __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(_mm256_set1_epi32(q[m]), wv));
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+                }
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(y->d)), acc[t]);
+            }
+            continue;
+        }
         __m256 mw = has_m ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * h))) : _mm256_setzero_ps();
         __m256i hb = has_qh ? _mm256_loadu_si256((const __m256i *)(blk + 32 + 32 * has_m + 32 * h)) : _mm256_setzero_si256();
         __m256i wv[8];
@@ -341,16 +355,17 @@ AVX2 static inline __attribute__((always_inline)) void x16_32_half(
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * out_stride + 8 * h, acc[t]);
 }
 
-#define X16_32_AVX2(t, has_m, has_qh)                                                                      \
+#define X16_32_AVX2(t, bits8, has_m, has_qh)                                                               \
     AVX2 void eng_gemm16_##t##_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T,       \
                                         float *out, size_t out_stride)                                    \
     {                                                                                                      \
-        HALVES_TOKENS_BY_4(x16_32_half, has_m, has_qh, n / 32, w);                                         \
+        HALVES_TOKENS_BY_4(x16_32_half, bits8, has_m, has_qh, n / 32, w);                                  \
     }
-X16_32_AVX2(q4_0, false, false)
-X16_32_AVX2(q4_1, true, false)
-X16_32_AVX2(q5_0, false, true)
-X16_32_AVX2(q5_1, true, true)
+X16_32_AVX2(q4_0, false, false, false)
+X16_32_AVX2(q4_1, false, true, false)
+X16_32_AVX2(q5_0, false, false, true)
+X16_32_AVX2(q5_1, false, true, true)
+X16_32_AVX2(q8_0, true, false, false)
 
 /* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 

@@ -8,7 +8,7 @@
  * activation block and used to seed the accumulation. The row-at-a-time
  * kernels (two 32-weight blocks per 512-bit register) serve the matrices
  * that are not interleaved; the rest run on the 16-row kernels below
- * (repack.c), and Q8_0, F16 and BF16 prompts on 4x4 tiles.
+ * (repack.c), and F16 and BF16 prompts on 4x4 tiles.
  */
 #include "quant.h"
 
@@ -67,12 +67,6 @@ AVX512 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a)
     return s;
 }
 
-/* The odd last block of a row is stored plain after the pairs. */
-static inline const block_q8_0 *pairs_tail(const void *a, int nb)
-{
-    return (const block_q8_0 *)((const eng_q8_pair *)a + nb / 2);
-}
-
 AVX512 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a)
 {
     const block_q8_0 *x = w, *y = a;
@@ -85,106 +79,6 @@ AVX512 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a)
     float s = _mm512_reduce_add_ps(acc);
     if (i < nb) s += eng_vec_dot_q8_0_avx2(QK8_0, x + i, y + i);
     return s;
-}
-
-/* Four activation rows against one weight row: each weight pair is loaded
- * and expanded once for the four. */
-#define DOT4_512(LOAD_W, DOT, DOT1)                                                           \
-    const block_q8_0 *y[4];                                                                    \
-    for (int k = 0; k < 4; k++) y[k] = (const block_q8_0 *)((const uint8_t *)a + (size_t)k * stride); \
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
-    int nb = n / 32, i = 0;                                                                    \
-    for (; i + 2 <= nb; i += 2) {                                                              \
-        __m512i wv = LOAD_W;                                                                   \
-        float d0 = _cvtsh_ss(x[i].d), d1 = _cvtsh_ss(x[i + 1].d);                              \
-        for (int k = 0; k < 4; k++) {                                                          \
-            __m512 d = scales(d0 * _cvtsh_ss(y[k][i].d), d1 * _cvtsh_ss(y[k][i + 1].d));        \
-            acc[k] = _mm512_fmadd_ps(d, DOT(wv, q8_pair(y[k] + i)), acc[k]);                   \
-        }                                                                                      \
-    }                                                                                          \
-    for (int k = 0; k < 4; k++) {                                                              \
-        out[k] = _mm512_reduce_add_ps(acc[k]);                                                 \
-        if (i < nb) out[k] += DOT1(32, x + i, y[k] + i);                                       \
-    }
-
-AVX512 void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
-{
-    const block_q8_0 *x = w;
-    DOT4_512(q8_pair(x + i), q8_dot, eng_vec_dot_q8_0_avx2)
-}
-
-/* ---- Q8_0 weights on prepared pairs: flipping the top bit makes a signed
- * weight w unsigned (w + 128); the -128*sum seed takes the offset back. ---- */
-
-AVX512 static inline __m512i q8_pair_unsigned(const block_q8_0 *x)
-{
-    return _mm512_xor_si512(q8_pair(x), _mm512_set1_epi8((char)0x80));
-}
-
-AVX512 float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a)
-{
-    const block_q8_0 *x = w;
-    const eng_q8_pair *p = a;
-    __m512 acc = _mm512_setzero_ps();
-    int nb = n / QK8_0, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const eng_q8_pair *pp = p + i / 2;
-        __m512 dw = scales(_cvtsh_ss(x[i].d), _cvtsh_ss(x[i + 1].d));
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(pp->neg_off), q8_pair_unsigned(x + i), _mm512_loadu_si512(pp->q));
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(pp->d)), _mm512_cvtepi32_ps(dot), acc);
-    }
-    float s = _mm512_reduce_add_ps(acc);
-    if (i < nb) s += eng_vec_dot_q8_0_avx2(QK8_0, x + i, pairs_tail(a, nb));
-    return s;
-}
-
-AVX512 void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4])
-{
-    for (int k = 0; k < 4; k++) out[k] = eng_vec_dot_q8_0_pairs_avx512(n, w, (const uint8_t *)a + (size_t)k * stride);
-}
-
-/* Four Q8_0 weight rows against four activation rows on prepared pairs,
- * out[t][r]: the 4x4 tile of prompt processing. Each weight pair is made
- * unsigned once for four tokens and each activation pair loaded once for
- * four rows. */
-AVX512 void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
-                                    float out[4][4])
-{
-    const block_q8_0 *row[4];
-    const eng_q8_pair *p[4];
-    for (int k = 0; k < 4; k++) {
-        row[k] = (const block_q8_0 *)((const uint8_t *)w + (size_t)k * w_stride);
-        p[k] = (const eng_q8_pair *)((const uint8_t *)a + (size_t)k * a_stride);
-    }
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
-    int nb = n / 32, i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        /* weights first (4 rows), then one token at a time: 16 accumulators,
-         * 8 weight registers and 3 for the token fit the 32 registers */
-        __m512i wv[4];
-        __m512 dw[4];
-        for (int r = 0; r < 4; r++) {
-            wv[r] = q8_pair_unsigned(row[r] + i);
-            dw[r] = scales(_cvtsh_ss(row[r][i].d), _cvtsh_ss(row[r][i + 1].d));
-        }
-        for (int t = 0; t < 4; t++) {
-            const eng_q8_pair *pt = &p[t][i / 2];
-            __m512i av = _mm512_loadu_si512(pt->q);
-            __m512i seed = _mm512_loadu_si512(pt->neg_off);
-            __m512 da = _mm512_loadu_ps(pt->d);
-            for (int r = 0; r < 4; r++) {
-                __m512 q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed, wv[r], av));
-                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], da), q, acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) {
-            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) out[t][r] += eng_vec_dot_q8_0_avx2(32, row[r] + i, pairs_tail(p[t], nb));
-        }
 }
 
 /* 16 halves (fp16, or bf16 when `bf16`: the top half of an fp32) to floats. */
@@ -288,21 +182,23 @@ AVX512 static inline __m512i bit_to_16(__m512i v, int bit)
  * integer sums in one register, seeded with -offset x the activation sum
  * where the type has an offset; Q4_1 and Q5_1 add m x s instead. */
 AVX512 static inline __attribute__((always_inline)) void x16_32_tokens(
-    int NT, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride, float *out,
-    size_t out_stride)
+    int NT, bool bits8, bool has_m, bool has_qh, int nb, const uint8_t *w, const uint8_t *a, size_t a_stride,
+    float *out, size_t out_stride)
 {
-    const size_t block_bytes = 288 + 32 * has_m + 64 * has_qh;
+    const size_t block_bytes = bits8 ? 544 : 288 + 32 * has_m + 64 * has_qh;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - 256;
+        const uint8_t *blk = w + (size_t)b * block_bytes, *qs = blk + block_bytes - (bits8 ? 512 : 256);
         for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BLOCKS * block_bytes + l, _MM_HINT_T0);
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         __m512 mw = has_m ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))) : _mm512_setzero_ps();
         __m512i hb = has_qh ? _mm512_loadu_si512(blk + 32 + 32 * has_m) : _mm512_setzero_si512();
         __m512i wv[8];
-        for (int m = 0; m < 4; m++) {
+        for (int m = 0; bits8 && m < 8; m++) /* Q8_0: signed codes made unsigned by their top bit */
+            wv[m] = _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * m), _mm512_set1_epi8((char)0x80));
+        for (int m = 0; !bits8 && m < 4; m++) {
             __m512i raw = _mm512_loadu_si512(qs + 64 * m);
             wv[m] = _mm512_and_si512(raw, low4);                            /* weights 4m..4m+3 */
             wv[m + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);  /* weights 16+4m.. */
@@ -328,16 +224,17 @@ AVX512 static inline __attribute__((always_inline)) void x16_32_tokens(
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * out_stride, acc[t]);
 }
 
-#define X16_32_AVX512(t, has_m, has_qh)                                                                     \
+#define X16_32_AVX512(t, bits8, has_m, has_qh)                                                              \
     AVX512 void eng_gemm16_##t##_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T,    \
                                             float *out, size_t out_stride)                                 \
     {                                                                                                       \
-        TOKENS_BY_8(x16_32_tokens, has_m, has_qh, n / 32, w);                                               \
+        TOKENS_BY_8(x16_32_tokens, bits8, has_m, has_qh, n / 32, w);                                        \
     }
-X16_32_AVX512(q4_0, false, false)
-X16_32_AVX512(q4_1, true, false)
-X16_32_AVX512(q5_0, false, true)
-X16_32_AVX512(q5_1, true, true)
+X16_32_AVX512(q4_0, false, false, false)
+X16_32_AVX512(q4_1, false, true, false)
+X16_32_AVX512(q5_0, false, false, true)
+X16_32_AVX512(q5_1, false, true, true)
+X16_32_AVX512(q8_0, true, false, false)
 
 /* ---- Q4_K and Q5_K rows interleaved by 16 (repack.c) ---- */
 

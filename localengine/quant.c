@@ -167,24 +167,6 @@ static float q8_0_vec_dot(int n, const void *w, const void *a)
     return s;
 }
 
-void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n)
-{
-    const eng_type_info *q8 = eng_type_info_of(ENG_TYPE_Q8_0);
-    int64_t nb = n / QK8_0;
-    eng_q8_pair *p = dst;
-    for (int64_t i = 0; i + 2 <= nb; i += 2, p++) {
-        block_q8_0 b[2];
-        q8->from_float(x + i * QK8_0, b, 2 * QK8_0);
-        memcpy(p->q, b[0].qs, 32);
-        memcpy(p->q + 32, b[1].qs, 32);
-        for (int l = 0; l < 16; l++)
-            p->neg_off[l] = -128 * (p->q[4 * l] + p->q[4 * l + 1] + p->q[4 * l + 2] + p->q[4 * l + 3]);
-        float d0 = eng_fp16_to_fp32(b[0].d), d1 = eng_fp16_to_fp32(b[1].d);
-        for (int l = 0; l < 8; l++) p->d[l] = d0, p->d[l + 8] = d1;
-    }
-    if (nb % 2) q8->from_float(x + (nb - 1) * QK8_0, p, QK8_0); /* the odd block, plain */
-}
-
 /* ---- the table ---- */
 
 #define TYPE(id_, name_, bs, ts, vdt, tof, fromf, dot)                                      \
@@ -207,9 +189,6 @@ static eng_type_info types[] = {
     TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
-    {.id = ENG_TYPE_Q8_0_PAIRS, .name = "Q8_0-pairs", .block_size = 32, .type_size = 96,
-     .vec_dot_type = ENG_TYPE_Q8_0_PAIRS, .fast_act_type = ENG_TYPE_Q8_0_PAIRS,
-     .from_float = eng_quantize_q8_0_pairs, .internal = true},
 #define X16_32(id_, name_, t, act)                                                                       \
     {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_##t##_x16) / 16,                  \
      .vec_dot_type = act, .fast_act_type = act, .internal = true, .rows_per_group = 16,                      \
@@ -218,12 +197,14 @@ static eng_type_info types[] = {
     X16_32(ENG_TYPE_Q4_1_X16, "Q4_1x16", q4_1, ENG_TYPE_Q8_1_X),
     X16_32(ENG_TYPE_Q5_0_X16, "Q5_0x16", q5_0, ENG_TYPE_Q8_0_NEG16),
     X16_32(ENG_TYPE_Q5_1_X16, "Q5_1x16", q5_1, ENG_TYPE_Q8_1_X),
+    X16_32(ENG_TYPE_Q8_0_X16, "Q8_0x16", q8_0, ENG_TYPE_Q8_0_NEG128),
 #define ACT_32(id_, name_, quantize)                                                                     \
     {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_q8_0_x), .vec_dot_type = id_,    \
      .fast_act_type = id_, .from_float = quantize, .internal = true}
     ACT_32(ENG_TYPE_Q8_0_NEG8, "Q8_0-neg8", eng_quantize_q8_0_neg8),
     ACT_32(ENG_TYPE_Q8_0_NEG16, "Q8_0-neg16", eng_quantize_q8_0_neg16),
     ACT_32(ENG_TYPE_Q8_1_X, "Q8_1-x", eng_quantize_q8_1_x),
+    ACT_32(ENG_TYPE_Q8_0_NEG128, "Q8_0-neg128", eng_quantize_q8_0_neg128),
     {.id = ENG_TYPE_Q4_K_X16, .name = "Q4_Kx16", .block_size = 256, .type_size = sizeof(block_q4_k_x16) / 16,
      .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
      .rows_per_group = 16, .gemm16 = eng_gemm16_q4_k_x16_ref, .repack = eng_repack_q4_k_x16,
@@ -324,6 +305,7 @@ static void select_kernels(void)
         {ENG_TYPE_Q4_1, ENG_TYPE_Q4_1_X16, eng_gemm16_q4_1_x16_avx2, eng_gemm16_q4_1_x16_avx512},
         {ENG_TYPE_Q5_0, ENG_TYPE_Q5_0_X16, eng_gemm16_q5_0_x16_avx2, eng_gemm16_q5_0_x16_avx512},
         {ENG_TYPE_Q5_1, ENG_TYPE_Q5_1_X16, eng_gemm16_q5_1_x16_avx2, eng_gemm16_q5_1_x16_avx512},
+        {ENG_TYPE_Q8_0, ENG_TYPE_Q8_0_X16, eng_gemm16_q8_0_x16_avx2, eng_gemm16_q8_0_x16_avx512},
         {ENG_TYPE_Q2_K, ENG_TYPE_Q2_K_X16, eng_gemm16_q2_k_x16_avx2, eng_gemm16_q2_k_x16_avx512},
         {ENG_TYPE_Q3_K, ENG_TYPE_Q3_K_X16, eng_gemm16_q3_k_x16_avx2, eng_gemm16_q3_k_x16_avx512},
         {ENG_TYPE_Q4_K, ENG_TYPE_Q4_K_X16, eng_gemm16_q4_k_x16_avx2, eng_gemm16_q4_k_x16_avx512},
@@ -337,15 +319,9 @@ static void select_kernels(void)
     eng_dot_f32_f16 = eng_dot_f32_f16_avx2;
     eng_axpy_f16 = eng_axpy_f16_avx2;
     if (f & ENG_CPU_AVX512_VNNI) {
-        eng_type_info *q8 = table_row(ENG_TYPE_Q8_0);
+        /* the row kernels, for matrices that are not interleaved */
         table_row(ENG_TYPE_Q4_0)->vec_dot = eng_vec_dot_q4_0_avx512;
-        /* one token: plain Q8_0 (its row is re-read for every weight row, so
-         * smaller is faster); batches: prepared pairs, read once per 4 rows */
-        q8->vec_dot = eng_vec_dot_q8_0_avx512;
-        q8->batch_act_type = ENG_TYPE_Q8_0_PAIRS;
-        q8->vec_dot_batch = eng_vec_dot_q8_0_pairs_avx512;
-        q8->vec_dot4 = eng_vec_dot4_q8_0_pairs_avx512;
-        q8->gemm4x4 = eng_gemm4x4_q8_0_avx512;
+        table_row(ENG_TYPE_Q8_0)->vec_dot = eng_vec_dot_q8_0_avx512;
         table_row(ENG_TYPE_F16)->gemm4x4 = eng_gemm4x4_f16_avx512;
         table_row(ENG_TYPE_BF16)->gemm4x4 = eng_gemm4x4_bf16_avx512;
     }

@@ -19,9 +19,7 @@ enum {
     ENG_TYPE_F32 = 0, ENG_TYPE_F16 = 1, ENG_TYPE_Q4_0 = 2, ENG_TYPE_Q4_1 = 3, ENG_TYPE_Q5_0 = 6,
     ENG_TYPE_Q5_1 = 7, ENG_TYPE_Q8_0 = 8, ENG_TYPE_Q8_1 = 9, ENG_TYPE_Q2_K = 10, ENG_TYPE_Q3_K = 11,
     ENG_TYPE_Q4_K = 12, ENG_TYPE_Q5_K = 13, ENG_TYPE_Q6_K = 14, ENG_TYPE_Q8_K = 15, ENG_TYPE_BF16 = 30,
-    /* Internal activation layouts, never in files: */
-    ENG_TYPE_Q8_0_PAIRS = 1000,
-    /* Internal weight layouts, made at load (repack.c): */
+    /* Internal layouts, never in files (repack.c): */
     ENG_TYPE_Q4_0_X16 = 1001,
     ENG_TYPE_Q8_0_NEG8 = 1002,   /* activations for Q4_0_X16 */
     ENG_TYPE_Q4_K_X16 = 1003,
@@ -37,6 +35,8 @@ enum {
     ENG_TYPE_Q5_1_X16 = 1013,
     ENG_TYPE_Q8_0_NEG16 = 1014,  /* activations for Q5_0_X16 */
     ENG_TYPE_Q8_1_X = 1015,      /* activations for Q4_1_X16 and Q5_1_X16 */
+    ENG_TYPE_Q8_0_X16 = 1016,
+    ENG_TYPE_Q8_0_NEG128 = 1017, /* activations for Q8_0_X16 */
 };
 
 typedef void (*eng_to_float_fn)(const void *src, float *dst, int64_t n);
@@ -67,11 +67,6 @@ typedef struct {
     uint32_t type_size;          /* bytes per block */
     uint32_t vec_dot_type;       /* activations of vec_dot_ref are converted to this type */
     uint32_t fast_act_type;      /* ... and of the selected vec_dot to this */
-    /* Batches of 4+ tokens (prompt processing) may use another activation
-     * layout, read by vec_dot_batch (leftover tokens), vec_dot4 and gemm4x4;
-     * 0 means the same as fast_act_type, with vec_dot for the leftovers. */
-    uint32_t batch_act_type;
-    eng_vec_dot_fn vec_dot_batch;
     bool internal;               /* a layout of ours, not a GGUF type */
     eng_to_float_fn to_float;    /* NULL: the engine cannot run this type yet */
     eng_from_float_fn from_float;
@@ -141,36 +136,26 @@ void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);
 
-/* Q8_0 activations laid out for the AVX-512 Q8_0 batch kernels: per pair
- * of blocks the 64 codes, the dpbusd seeds -128*(sum of each 4 codes) (the
- * weights are made unsigned by flipping their top bit) and the two scales
- * spread over 16 floats, so the weight loop loads them instead of
- * recomputing them for every weight row. A row of n is n/32 * 96 bytes: the
- * pairs, then, for an odd block count, the last block as plain block_q8_0. */
-typedef struct {
-    int8_t q[64];
-    int32_t neg_off[16];
-    float d[16];
-} eng_q8_pair;
-void eng_quantize_q8_0_pairs(const float *x, void *dst, int64_t n);
-
 /* The 32-weight types interleaved by 16 rows (repack.c): per 32-column
  * block the 16 rows' d (and m, for Q4_1 and Q5_1), for Q5_0 and Q5_1 their
  * fifth bits regrouped (hb[r][k] bit 2m+p = qh bit 16p + 4m + k, so a
  * shift and a mask give a register's 64 of them), then the codes 4 bytes
- * of a row at a time, qs[m][r][k] being byte 4m+k of row r's qs. Each has
- * its file type's size. */
+ * of a row at a time, qs[m][r][k] being byte 4m+k of row r's qs (Q8_0: 8
+ * such words). Each has its file type's size. */
 typedef struct { uint16_t d[16]; uint8_t qs[4][16][4]; } block_q4_0_x16;
 typedef struct { uint16_t d[16], m[16]; uint8_t qs[4][16][4]; } block_q4_1_x16;
 typedef struct { uint16_t d[16]; uint8_t hb[16][4]; uint8_t qs[4][16][4]; } block_q5_0_x16;
 typedef struct { uint16_t d[16], m[16]; uint8_t hb[16][4]; uint8_t qs[4][16][4]; } block_q5_1_x16;
+typedef struct { uint16_t d[16]; int8_t qs[8][16][4]; } block_q8_0_x16;
 /* Activations for them: Q8_0 codes rounded exactly as llama.cpp does, the
  * scale as a float, and either a dpbusd seed -offset × Σq that takes the
- * weights' offset off (8 for Q4_0, 16 for Q5_0) or, for Q4_1 and Q5_1, Q8_1's
+ * weights' offset off (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 codes made
+ * unsigned by flipping their top bit) or, for Q4_1 and Q5_1, Q8_1's
  * s = fp16(d × Σq) as a float, which meets the weights' m. */
 typedef struct { float d, s; int32_t seed; int8_t qs[32]; } block_q8_0_x;
 void eng_quantize_q8_0_neg8(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_0_neg16(const float *x, void *dst, int64_t n);
+void eng_quantize_q8_0_neg128(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_1_x(const float *x, void *dst, int64_t n);
 #define X16_32_DECLS(t)                                                                                      \
     void eng_repack_##t##_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);                   \
@@ -185,6 +170,7 @@ X16_32_DECLS(q4_0)
 X16_32_DECLS(q4_1)
 X16_32_DECLS(q5_0)
 X16_32_DECLS(q5_1)
+X16_32_DECLS(q8_0)
 
 /* Q4_K rows interleaved by 16: per 256-column block, the 16 rows' d and
  * dmin, their 8 six-bit scales and mins unpacked to bytes (the mins of
@@ -284,10 +270,6 @@ void eng_quantize_q8_0_act_avx2(const float *x, void *dst, int64_t n);
 /* AVX-512 VNNI versions, in kernels_avx512.c (CPUs with ENG_CPU_AVX512_VNNI). */
 float eng_vec_dot_q4_0_avx512(int n, const void *w, const void *a);
 float eng_vec_dot_q8_0_avx512(int n, const void *w, const void *a);
-void eng_vec_dot4_q8_0_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
-float eng_vec_dot_q8_0_pairs_avx512(int n, const void *w, const void *a);
-void eng_vec_dot4_q8_0_pairs_avx512(int n, const void *w, const void *a, size_t stride, float out[4]);
-void eng_gemm4x4_q8_0_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_gemm4x4_f16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_gemm4x4_bf16_avx512(int n, const void *w, size_t w_stride, const void *a, size_t a_stride, float out[4][4]);
 void eng_fp32_to_fp16_row_avx2(const float *x, void *dst, int64_t n);

@@ -43,18 +43,20 @@ static void repack_rows(put_row_fn put, const void *src, void *dst, int64_t n_ro
             for (int r = 0; r < 16; r++) put(to, r, from + (size_t)((r0 + r) * nb + b) * file_block_bytes);
 }
 
-/* ---- Q4_0, Q4_1, Q5_0, Q5_1: 32 weights per block ---- */
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: 32 weights per block ---- */
 
 /* Where the fields sit in a file block and in an interleaved block. */
 typedef struct {
     uint32_t file_type;
-    bool has_m, has_qh;
+    bool has_m, has_qh, bits8;
 } shape32;
 
-static const shape32 Q4_0 = {ENG_TYPE_Q4_0, false, false}, Q4_1 = {ENG_TYPE_Q4_1, true, false},
-                     Q5_0 = {ENG_TYPE_Q5_0, false, true}, Q5_1 = {ENG_TYPE_Q5_1, true, true};
+static const shape32 Q4_0 = {ENG_TYPE_Q4_0, false, false, false}, Q4_1 = {ENG_TYPE_Q4_1, true, false, false},
+                     Q5_0 = {ENG_TYPE_Q5_0, false, true, false}, Q5_1 = {ENG_TYPE_Q5_1, true, true, false},
+                     Q8_0 = {ENG_TYPE_Q8_0, false, false, true};
 
-static size_t file_block(const shape32 *s) { return 18 + 2 * s->has_m + 4 * s->has_qh; }
+static int code_words(const shape32 *s) { return s->bits8 ? 8 : 4; } /* 4-byte words of codes per row-block */
+static size_t file_block(const shape32 *s) { return 2 + 2 * s->has_m + 4 * s->has_qh + 4 * code_words(s); }
 static size_t x16_block(const shape32 *s) { return 16 * file_block(s); }
 
 static void put32(const shape32 *s, uint8_t *g, int r, const uint8_t *blk)
@@ -72,7 +74,8 @@ static void put32(const shape32 *s, uint8_t *g, int r, const uint8_t *blk)
                 for (int p = 0; p < 2; p++) hb[k] |= (uint8_t)(((qh >> (16 * p + 4 * m + k)) & 1) << (2 * m + p));
         }
     }
-    for (int m = 0; m < 4; m++) memcpy(g + xb - 256 + 64 * m + 4 * r, blk + fb - 16 + 4 * m, 4);
+    int words = code_words(s);
+    for (int m = 0; m < words; m++) memcpy(g + xb - 64 * words + 64 * m + 4 * r, blk + fb - 4 * words + 4 * m, 4);
 }
 
 /* Row r's block b back in the file's layout. */
@@ -89,7 +92,8 @@ static void unpack32(const shape32 *s, const uint8_t *g, int r, uint8_t *blk)
                 for (int p = 0; p < 2; p++) qh |= (uint32_t)((hb[k] >> (2 * m + p)) & 1) << (16 * p + 4 * m + k);
         memcpy(blk + 2 + 2 * s->has_m, &qh, 4);
     }
-    for (int m = 0; m < 4; m++) memcpy(blk + fb - 16 + 4 * m, g + xb - 256 + 64 * m + 4 * r, 4);
+    int words = code_words(s);
+    for (int m = 0; m < words; m++) memcpy(blk + fb - 4 * words + 4 * m, g + xb - 64 * words + 64 * m + 4 * r, 4);
 }
 
 static void get_row32(const shape32 *s, const uint8_t *w, int64_t r, int64_t n_in, float *dst)
@@ -98,7 +102,7 @@ static void get_row32(const shape32 *s, const uint8_t *w, int64_t r, int64_t n_i
     int64_t nb = n_in / 32;
     const uint8_t *g = w + (size_t)(r / 16) * nb * x16_block(s);
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t blk[24];
+        uint8_t blk[40];
         unpack32(s, g + (size_t)b * x16_block(s), (int)(r % 16), blk);
         ft->to_float(blk, dst + b * 32, 32);
     }
@@ -116,7 +120,7 @@ static void gemm16_ref32(const shape32 *s, int n, const uint8_t *w, const void *
         for (int r = 0; r < 16; r++) {
             float sum = 0;
             for (int b = 0; b < nb; b++) {
-                uint8_t blk[24];
+                uint8_t blk[40];
                 unpack32(s, w + (size_t)b * x16_block(s), r, blk);
                 block_q8_1 act = {.d = eng_fp32_to_fp16(y[b].d), .s = eng_fp32_to_fp16(y[b].s)};
                 memcpy(act.qs, y[b].qs, 32);
@@ -152,6 +156,7 @@ SHAPE32_FUNCS(q4_0, Q4_0)
 SHAPE32_FUNCS(q4_1, Q4_1)
 SHAPE32_FUNCS(q5_0, Q5_0)
 SHAPE32_FUNCS(q5_1, Q5_1)
+SHAPE32_FUNCS(q8_0, Q8_0)
 
 static void quantize_q8_0_seed(int offset, const float *x, void *dst, int64_t n)
 {
@@ -169,6 +174,7 @@ static void quantize_q8_0_seed(int offset, const float *x, void *dst, int64_t n)
 
 void eng_quantize_q8_0_neg8(const float *x, void *dst, int64_t n) { quantize_q8_0_seed(8, x, dst, n); }
 void eng_quantize_q8_0_neg16(const float *x, void *dst, int64_t n) { quantize_q8_0_seed(16, x, dst, n); }
+void eng_quantize_q8_0_neg128(const float *x, void *dst, int64_t n) { quantize_q8_0_seed(128, x, dst, n); }
 
 void eng_quantize_q8_1_x(const float *x, void *dst, int64_t n)
 {

@@ -46,8 +46,7 @@ static const impl impls[] = {
     {ENG_TYPE_Q5_1, ENG_CPU_AVX2 | ENG_CPU_F16C, eng_vec_dot_q5_1_avx2, NULL, ENG_TYPE_Q8_1},
     {ENG_TYPE_BF16, ENG_CPU_AVX2 | ENG_CPU_FMA, eng_vec_dot_bf16_avx2, eng_vec_dot4_bf16_avx2, ENG_TYPE_BF16},
     {ENG_TYPE_Q4_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q4_0_avx512, NULL, ENG_TYPE_Q8_0},
-    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, eng_vec_dot4_q8_0_avx512, ENG_TYPE_Q8_0},
-    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_pairs_avx512, eng_vec_dot4_q8_0_pairs_avx512, ENG_TYPE_Q8_0_PAIRS},
+    {ENG_TYPE_Q8_0, ENG_CPU_AVX512_VNNI, eng_vec_dot_q8_0_avx512, NULL, ENG_TYPE_Q8_0},
 };
 
 /* The selected and every available optimized dot product of each type
@@ -133,7 +132,7 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
 }
 
 /* The 4x4 tile kernels equal sixteen reference dot products. */
-/* The 4x4 tiles of prompt processing (Q8_0 on prepared pairs, F16, BF16) equal
+/* The 4x4 tiles of prompt processing (F16, BF16) equal
  * the reference dot products. */
 static void check_gemm4x4(uint32_t type, uint32_t act_type, eng_gemm4x4_fn gemm, int n)
 {
@@ -167,8 +166,7 @@ static void test_gemm4x4(void **state)
     (void)state;
     eng_types_init();
     if (!(eng_cpu_features() & ENG_CPU_AVX512_VNNI)) skip();
-    check_gemm4x4(ENG_TYPE_Q8_0, ENG_TYPE_Q8_0_PAIRS, eng_gemm4x4_q8_0_avx512, 4096 + 32); /* odd block count: the tail */
-    check_gemm4x4(ENG_TYPE_F16, ENG_TYPE_F16, eng_gemm4x4_f16_avx512, 4096 + 7);             /* and a scalar tail */
+    check_gemm4x4(ENG_TYPE_F16, ENG_TYPE_F16, eng_gemm4x4_f16_avx512, 4096 + 7); /* with a scalar tail */
     check_gemm4x4(ENG_TYPE_BF16, ENG_TYPE_BF16, eng_gemm4x4_bf16_avx512, 4096 + 7);
 }
 
@@ -239,6 +237,7 @@ static void test_32_weight_x16(void **state)
     CHECK_X16(q4_1, Q4_1, 4096 + 32);
     CHECK_X16(q5_0, Q5_0, 4096 + 32);
     CHECK_X16(q5_1, Q5_1, 4096 + 32);
+    CHECK_X16(q8_0, Q8_0, 4096 + 32);
 }
 
 static void test_q2_k_x16(void **state)
