@@ -11,7 +11,7 @@
 #define ENG_MAX_HEAD_DIM 256
 
 /* A weight matrix: n_out rows of n_in elements, in the file's mapping or,
- * re-laid out at load (repack.c), in the model's own memory. */
+ * re-laid out by the first context (repack.c), in the model's own memory. */
 typedef struct {
     const void *data;
     const eng_type_info *type;

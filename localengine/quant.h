@@ -50,7 +50,7 @@ typedef void (*eng_vec_dot4_fn)(int n, const void *w, const void *a, size_t stri
 typedef void (*eng_gemm4x4_fn)(int n, const void *w, size_t w_stride, const void *a, size_t a_stride,
                                float out[4][4]);
 
-/* Sixteen interleaved weight rows (w, see repack.c) against T activation
+/* Sixteen interleaved weight rows (w, see interleave32.c) against T activation
  * rows (a + t*a_stride): out[t*out_stride + r] for r in 0..15. */
 typedef void (*eng_gemm16_fn)(int n, const void *w, const void *a, size_t a_stride, int T, float *out,
                               size_t out_stride);
@@ -136,7 +136,13 @@ void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_k_act(const float *x, void *dst, int64_t n);
 
-/* The 32-weight types interleaved by 16 rows (repack.c): per 32-column
+/* repack.c: one row's block into its 16-row group's interleaved block, and
+ * a whole matrix through such a function. */
+typedef void (*eng_put_row_fn)(void *g, int r, const void *blk);
+void eng_repack_rows(eng_put_row_fn put, const void *src, void *dst, int64_t n_rows, int64_t n_in, int block_elems,
+                     size_t file_block_bytes, size_t x16_block_bytes);
+
+/* The 32-weight types interleaved by 16 rows (interleave32.c): per 32-column
  * block the 16 rows' d (and m, for Q4_1 and Q5_1), for Q5_0 and Q5_1 their
  * fifth bits regrouped (hb[r][k] bit 2m+p = qh bit 16p + 4m + k, so a
  * shift and a mask give a register's 64 of them), then the codes 4 bytes

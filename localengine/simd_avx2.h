@@ -13,6 +13,14 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
+/* 4 activation codes read as one lane, for broadcasts. */
+typedef int32_t __attribute__((may_alias)) i32_alias;
+
+/* Activation row t and output row t of a gemm16 call (its a, a_stride, out
+ * and out_stride in scope). */
+#define ACT_AT(t) ((const uint8_t *)a + (size_t)(t) * a_stride)
+#define OUT_AT(t) (out + (size_t)(t) * out_stride)
+
 /* Sum of the 8 floats. */
 AVX2 static inline float hsum_ps(__m256 v)
 {
