@@ -91,8 +91,23 @@ static const config_option *find_by_key(const char *key)
     return NULL;
 }
 
+/* The short forms `junction generate` and `bench` also take. */
+static const struct { const char *alias, *flag; } short_flags[] = {
+    {"-m", "--model"}, {"-c", "--ctx-size"}, {"-t", "--threads"},
+};
+#define N_SHORT_FLAGS (sizeof(short_flags) / sizeof(short_flags[0]))
+
+static const char *short_flag_of(const char *flag)
+{
+    for (size_t i = 0; i < N_SHORT_FLAGS; i++)
+        if (strcmp(short_flags[i].flag, flag) == 0) return short_flags[i].alias;
+    return NULL;
+}
+
 static const config_option *find_by_flag(const char *flag)
 {
+    for (size_t i = 0; i < N_SHORT_FLAGS; i++)
+        if (strcmp(short_flags[i].alias, flag) == 0) flag = short_flags[i].flag;
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (strcmp(options[i].flag, flag) == 0) return &options[i];
     return NULL;
@@ -376,8 +391,12 @@ out:
 
 void gw_config_print_flags(FILE *out)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        fprintf(out, "  %-22s %s\n", options[i].flag, options[i].help);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char both[48];
+        const char *alias = short_flag_of(options[i].flag);
+        snprintf(both, sizeof(both), "%s%s%s", alias ? alias : "", alias ? ", " : "", options[i].flag);
+        fprintf(out, "  %-22s %s\n", both, options[i].help);
+    }
 }
 
 void gw_config_print_json(const gw_config *cfg, FILE *out)

@@ -47,6 +47,17 @@ static void test_flags_apply_and_validate(void **state)
     assert_int_equal(gw_config_apply_flag(&c, "--listen", NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "needs a value"));
     assert_int_equal(gw_config_apply_flag(&c, "--no-such-flag", "1", err, sizeof(err)), 1);
+
+    /* the short forms generate and bench take: -m, -c, -t */
+    assert_int_equal(gw_config_apply_flag(&c, "-m", "/models/x.gguf", err, sizeof(err)), 0);
+    assert_string_equal(c.model, "/models/x.gguf");
+    assert_int_equal(gw_config_apply_flag(&c, "-c", "2048", err, sizeof(err)), 0);
+    assert_int_equal(c.ctx_size, 2048);
+    assert_int_equal(gw_config_apply_flag(&c, "-t", "2", err, sizeof(err)), 0);
+    assert_int_equal(c.threads, 2);
+    assert_int_equal(gw_config_apply_flag(&c, "-t", "two", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "-t: expected a number"));
+    assert_int_equal(gw_config_apply_flag(&c, "-x", "1", err, sizeof(err)), 1);
 }
 
 static void test_file_applies_every_key(void **state)
