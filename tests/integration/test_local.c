@@ -91,6 +91,31 @@ static void test_whole_answer_is_the_reference_greedy_text(void **state)
     cJSON_Delete(j);
 }
 
+/* "model": local, auto, absent and the loaded model's id all mean the
+ * engine; any other name is a 404 naming it. */
+static void test_model_field_selects_the_engine(void **state)
+{
+    (void)state;
+    const char *names[] = {"\"model\":\"auto\",", "\"model\":\"stories260K\",", ""};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char extra[128];
+        snprintf(extra, sizeof(extra), "%s\"max_tokens\":16", names[i]);
+        long status;
+        cJSON *j = ask(extra, &status, NULL);
+        assert_int_equal(status, 200);
+        assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "stories260K");
+        assert_int_equal(strncmp(content_of(j), expected, strlen(content_of(j))), 0);
+        cJSON_Delete(j);
+    }
+    long status;
+    cJSON *j = ask("\"model\":\"gpt-nonexistent\"", &status, NULL);
+    assert_int_equal(status, 404);
+    const cJSON *e = cJSON_GetObjectItem(j, "error");
+    assert_string_equal(cJSON_GetObjectItem(e, "code")->valuestring, "model_not_found");
+    assert_non_null(strstr(cJSON_GetObjectItem(e, "message")->valuestring, "gpt-nonexistent"));
+    cJSON_Delete(j);
+}
+
 static void test_stream_is_strict_sse_with_the_same_text(void **state)
 {
     (void)state;
@@ -432,6 +457,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_answer_is_the_reference_greedy_text),
+        cmocka_unit_test(test_model_field_selects_the_engine),
         cmocka_unit_test(test_stream_is_strict_sse_with_the_same_text),
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_stop_and_max_tokens),
