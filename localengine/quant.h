@@ -5,8 +5,10 @@
  * handle it: to_float (dequantize), from_float (quantize), and the dot
  * product of a weight row with an activation row already converted to the
  * type's `vec_dot_type`. Each dot product has a plain-C reference and, where
- * written, an AVX2 version; eng_types_init() picks per CPU. Adding a type is
- * adding a row (see docs/engine.md).
+ * written, an AVX2 version; eng_types_init() picks per CPU. Internal rows
+ * describe the 16-row interleaved layouts the fast kernels read and the
+ * activation layouts they take (interleave32.c, interleave_k.c). Adding a
+ * type is adding a row (see docs/engine.md).
  */
 #ifndef JUNCTION_QUANT_H
 #define JUNCTION_QUANT_H

@@ -131,9 +131,8 @@ static void test_q8_0_activation_quantizer_bit_exact(void **state)
     assert_int_equal(a[0].qs[2], 4);
 }
 
-/* The 4x4 tile kernels equal sixteen reference dot products. */
-/* The 4x4 tiles of prompt processing (F16, BF16) equal
- * the reference dot products. */
+/* The 4x4 tiles of prompt processing (F16, BF16) equal sixteen reference
+ * dot products. */
 static void check_gemm4x4(uint32_t type, uint32_t act_type, eng_gemm4x4_fn gemm, int n)
 {
     const eng_type_info *wt = eng_type_info_of(type), *plain = eng_type_info_of(wt->vec_dot_type);
