@@ -172,13 +172,8 @@ AVX2 static inline __attribute__((always_inline)) void dot4_halves(bool bf16, in
     }
     for (int k = 0; k < 4; k++) {
         out[k] = hsum_ps(acc[k]);
-        for (int j = i; j < n; j++) {
-            uint32_t ux = (uint32_t)x[j] << 16, uy = (uint32_t)y[k][j] << 16;
-            float fx, fy;
-            memcpy(&fx, &ux, 4);
-            memcpy(&fy, &uy, 4);
-            out[k] += bf16 ? fx * fy : _cvtsh_ss(x[j]) * _cvtsh_ss(y[k][j]);
-        }
+        for (int j = i; j < n; j++)
+            out[k] += bf16 ? eng_bf16_to_fp32(x[j]) * eng_bf16_to_fp32(y[k][j]) : _cvtsh_ss(x[j]) * _cvtsh_ss(y[k][j]);
     }
 }
 

@@ -88,13 +88,7 @@ AVX512 static inline __m512 half_load16(const uint16_t *p, bool bf16)
     return bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)) : _mm512_cvtph_ps(v);
 }
 
-static inline float half_to_float(uint16_t h, bool bf16)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return bf16 ? f : eng_fp16_table[h];
-}
+static inline float half_to_float(uint16_t h, bool bf16) { return bf16 ? eng_bf16_to_fp32(h) : eng_fp16_table[h]; }
 
 /* Four F16 or BF16 weight rows against four activation rows of the same
  * type, out[t][r]: each 16 weights and 16 activations are converted once

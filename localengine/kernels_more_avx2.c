@@ -89,12 +89,6 @@ AVX2 float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a)
         acc1 = _mm256_fmadd_ps(bf16_load8(x + i + 8), bf16_load8(y + i + 8), acc1);
     }
     float s = hsum_ps(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) {
-        uint32_t ux = (uint32_t)x[i] << 16, uy = (uint32_t)y[i] << 16;
-        float fx, fy;
-        memcpy(&fx, &ux, 4);
-        memcpy(&fy, &uy, 4);
-        s += fx * fy;
-    }
+    for (; i < n; i++) s += eng_bf16_to_fp32(x[i]) * eng_bf16_to_fp32(y[i]);
     return s;
 }

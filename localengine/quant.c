@@ -95,10 +95,7 @@ static float f16_vec_dot(int n, const void *w, const void *a)
 static void bf16_to_float(const void *src, float *dst, int64_t n)
 {
     const uint16_t *h = src;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t bits = (uint32_t)h[i] << 16;
-        memcpy(&dst[i], &bits, 4);
-    }
+    for (int64_t i = 0; i < n; i++) dst[i] = eng_bf16_to_fp32(h[i]);
 }
 
 /* ---- Q4_0: 32 weights = fp16 scale + 16 bytes of 4-bit codes (offset 8) ---- */

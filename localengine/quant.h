@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum {
     ENG_TYPE_F32 = 0, ENG_TYPE_F16 = 1, ENG_TYPE_Q4_0 = 2, ENG_TYPE_Q4_1 = 3, ENG_TYPE_Q5_0 = 6,
@@ -95,6 +96,15 @@ size_t eng_row_size(uint32_t type, int64_t n);
 
 /* fp16 -> fp32 for every half, filled by eng_types_init(). */
 extern float eng_fp16_table[65536];
+
+/* bf16 -> fp32: the top half of an fp32, exactly. */
+static inline float eng_bf16_to_fp32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 /* fp16 <-> fp32, exact conversion and round-to-nearest-even. */
 float eng_fp16_to_fp32(uint16_t h);

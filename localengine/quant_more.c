@@ -212,13 +212,7 @@ static float bf16_vec_dot(int n, const void *w, const void *a)
 {
     const uint16_t *x = w, *y = a;
     float s = 0;
-    for (int i = 0; i < n; i++) {
-        uint32_t ux = (uint32_t)x[i] << 16, uy = (uint32_t)y[i] << 16;
-        float fx, fy;
-        memcpy(&fx, &ux, 4);
-        memcpy(&fy, &uy, 4);
-        s += fx * fy;
-    }
+    for (int i = 0; i < n; i++) s += eng_bf16_to_fp32(x[i]) * eng_bf16_to_fp32(y[i]);
     return s;
 }
 
