@@ -145,7 +145,7 @@ static void matmul_rows(void *p, int ith, int nth)
 /* Convert T rows of `in` (n_in wide) for weights of type `wt`. */
 static const uint8_t *convert(eng_ctx *c, const float *in, int n_in, int T, const eng_type_info *wt, size_t *row)
 {
-    const eng_type_info *vt = eng_type_info_of(wt->fast_act_type);
+    const eng_type_info *vt = eng_type_info_of(wt->vec_dot_type);
     if (vt->id == ENG_TYPE_F32) {
         *row = (size_t)n_in * sizeof(float);
         return (const uint8_t *)in;
@@ -164,9 +164,9 @@ static void matmul_shared(eng_ctx *c, const float *in, int T, int n, const eng_w
     int done = 0;
     while (done < n) {
         matmul_job j = {.T = T};
-        uint32_t vdt = w[done]->type->fast_act_type;
+        uint32_t vdt = w[done]->type->vec_dot_type;
         j.act = convert(c, in, (int)w[done]->n_in, T, w[done]->type, &j.act_row);
-        while (done < n && w[done]->type->fast_act_type == vdt) {
+        while (done < n && w[done]->type->vec_dot_type == vdt) {
             j.w[j.n_parts] = w[done];
             j.out[j.n_parts++] = out[done];
             done++;

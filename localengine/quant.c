@@ -167,7 +167,7 @@ static float q8_0_vec_dot(int n, const void *w, const void *a)
 /* ---- the table ---- */
 
 #define TYPE(id_, name_, bs, ts, vdt, tof, fromf, dot)                                      \
-    {.id = id_, .name = name_, .block_size = bs, .type_size = ts, .vec_dot_type = vdt, .fast_act_type = vdt, \
+    {.id = id_, .name = name_, .block_size = bs, .type_size = ts, .vec_dot_type = vdt, \
      .to_float = tof, .from_float = fromf, .vec_dot_ref = dot, .vec_dot = dot}
 
 static eng_type_info types[] = {
@@ -186,51 +186,32 @@ static eng_type_info types[] = {
     TYPE(ENG_TYPE_Q6_K, "Q6_K", 256, 210, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_Q8_K, "Q8_K", 256, 292, ENG_TYPE_Q8_K, NULL, NULL, NULL),
     TYPE(ENG_TYPE_BF16, "BF16", 1, 2, ENG_TYPE_BF16, bf16_to_float, NULL, NULL),
-#define X16_32(id_, name_, t, act)                                                                       \
-    {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_##t##_x16) / 16,                  \
-     .vec_dot_type = act, .fast_act_type = act, .internal = true, .rows_per_group = 16,                      \
-     .gemm16 = eng_gemm16_##t##_x16_ref, .repack = eng_repack_##t##_x16, .get_row = eng_##t##_x16_get_row}
-    X16_32(ENG_TYPE_Q4_0_X16, "Q4_0x16", q4_0, ENG_TYPE_Q8_0_NEG8),
-    X16_32(ENG_TYPE_Q4_1_X16, "Q4_1x16", q4_1, ENG_TYPE_Q8_1_X),
-    X16_32(ENG_TYPE_Q5_0_X16, "Q5_0x16", q5_0, ENG_TYPE_Q8_0_NEG16),
-    X16_32(ENG_TYPE_Q5_1_X16, "Q5_1x16", q5_1, ENG_TYPE_Q8_1_X),
-    X16_32(ENG_TYPE_Q8_0_X16, "Q8_0x16", q8_0, ENG_TYPE_Q8_0_NEG128),
-#define ACT_32(id_, name_, quantize)                                                                     \
-    {.id = id_, .name = name_, .block_size = 32, .type_size = sizeof(block_q8_0_x), .vec_dot_type = id_,    \
-     .fast_act_type = id_, .from_float = quantize, .internal = true}
-    ACT_32(ENG_TYPE_Q8_0_NEG8, "Q8_0-neg8", eng_quantize_q8_0_neg8),
-    ACT_32(ENG_TYPE_Q8_0_NEG16, "Q8_0-neg16", eng_quantize_q8_0_neg16),
-    ACT_32(ENG_TYPE_Q8_1_X, "Q8_1-x", eng_quantize_q8_1_x),
-    ACT_32(ENG_TYPE_Q8_0_NEG128, "Q8_0-neg128", eng_quantize_q8_0_neg128),
-    {.id = ENG_TYPE_Q4_K_X16, .name = "Q4_Kx16", .block_size = 256, .type_size = sizeof(block_q4_k_x16) / 16,
-     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q4_k_x16_ref, .repack = eng_repack_q4_k_x16,
-     .get_row = eng_q4_k_x16_get_row},
-    {.id = ENG_TYPE_Q5_K_X16, .name = "Q5_Kx16", .block_size = 256, .type_size = sizeof(block_q5_k_x16) / 16,
-     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q5_k_x16_ref, .repack = eng_repack_q5_k_x16,
-     .get_row = eng_q5_k_x16_get_row},
-    {.id = ENG_TYPE_Q8_K_SUMS, .name = "Q8_K-sums", .block_size = 256, .type_size = sizeof(block_q8_k_sums),
-     .vec_dot_type = ENG_TYPE_Q8_K_SUMS, .fast_act_type = ENG_TYPE_Q8_K_SUMS,
-     .from_float = eng_quantize_q8_k_sums, .internal = true},
-    {.id = ENG_TYPE_Q6_K_X16, .name = "Q6_Kx16", .block_size = 256, .type_size = sizeof(block_q6_k_x16) / 16,
-     .vec_dot_type = ENG_TYPE_Q8_K_NEG32, .fast_act_type = ENG_TYPE_Q8_K_NEG32, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q6_k_x16_ref, .repack = eng_repack_q6_k_x16,
-     .get_row = eng_q6_k_x16_get_row},
-    {.id = ENG_TYPE_Q8_K_NEG32, .name = "Q8_K-neg32", .block_size = 256, .type_size = sizeof(block_q8_k_seeds),
-     .vec_dot_type = ENG_TYPE_Q8_K_NEG32, .fast_act_type = ENG_TYPE_Q8_K_NEG32,
-     .from_float = eng_quantize_q8_k_neg32, .internal = true},
-    {.id = ENG_TYPE_Q3_K_X16, .name = "Q3_Kx16", .block_size = 256, .type_size = sizeof(block_q3_k_x16) / 16,
-     .vec_dot_type = ENG_TYPE_Q8_K_NEG4, .fast_act_type = ENG_TYPE_Q8_K_NEG4, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q3_k_x16_ref, .repack = eng_repack_q3_k_x16,
-     .get_row = eng_q3_k_x16_get_row},
-    {.id = ENG_TYPE_Q2_K_X16, .name = "Q2_Kx16", .block_size = 256, .type_size = sizeof(block_q2_k_x16) / 16,
-     .vec_dot_type = ENG_TYPE_Q8_K, .fast_act_type = ENG_TYPE_Q8_K, .internal = true,
-     .rows_per_group = 16, .gemm16 = eng_gemm16_q2_k_x16_ref, .repack = eng_repack_q2_k_x16,
-     .get_row = eng_q2_k_x16_get_row},
-    {.id = ENG_TYPE_Q8_K_NEG4, .name = "Q8_K-neg4", .block_size = 256, .type_size = sizeof(block_q8_k_seeds),
-     .vec_dot_type = ENG_TYPE_Q8_K_NEG4, .fast_act_type = ENG_TYPE_Q8_K_NEG4,
-     .from_float = eng_quantize_q8_k_neg4, .internal = true},
+/* The interleaved layouts (interleave32.c, interleave_k.c) and the
+ * activation layouts their kernels read. */
+#define X16(id_, name_, t, bs, act)                                                                       \
+    {.id = id_, .name = name_, .block_size = bs, .type_size = sizeof(block_##t##_x16) / 16,               \
+     .vec_dot_type = act, .internal = true, .rows_per_group = 16, .gemm16 = eng_gemm16_##t##_x16_ref,      \
+     .repack = eng_repack_##t##_x16, .get_row = eng_##t##_x16_get_row}
+#define ACT(id_, name_, bs, block, quantize)                                                              \
+    {.id = id_, .name = name_, .block_size = bs, .type_size = sizeof(block), .vec_dot_type = id_,          \
+     .from_float = quantize, .internal = true}
+    X16(ENG_TYPE_Q4_0_X16, "Q4_0x16", q4_0, 32, ENG_TYPE_Q8_0_NEG8),
+    X16(ENG_TYPE_Q4_1_X16, "Q4_1x16", q4_1, 32, ENG_TYPE_Q8_1_X),
+    X16(ENG_TYPE_Q5_0_X16, "Q5_0x16", q5_0, 32, ENG_TYPE_Q8_0_NEG16),
+    X16(ENG_TYPE_Q5_1_X16, "Q5_1x16", q5_1, 32, ENG_TYPE_Q8_1_X),
+    X16(ENG_TYPE_Q8_0_X16, "Q8_0x16", q8_0, 32, ENG_TYPE_Q8_0_NEG128),
+    X16(ENG_TYPE_Q2_K_X16, "Q2_Kx16", q2_k, 256, ENG_TYPE_Q8_K),
+    X16(ENG_TYPE_Q3_K_X16, "Q3_Kx16", q3_k, 256, ENG_TYPE_Q8_K_NEG4),
+    X16(ENG_TYPE_Q4_K_X16, "Q4_Kx16", q4_k, 256, ENG_TYPE_Q8_K_SUMS),
+    X16(ENG_TYPE_Q5_K_X16, "Q5_Kx16", q5_k, 256, ENG_TYPE_Q8_K_SUMS),
+    X16(ENG_TYPE_Q6_K_X16, "Q6_Kx16", q6_k, 256, ENG_TYPE_Q8_K_NEG32),
+    ACT(ENG_TYPE_Q8_0_NEG8, "Q8_0-neg8", 32, block_q8_0_x, eng_quantize_q8_0_neg8),
+    ACT(ENG_TYPE_Q8_0_NEG16, "Q8_0-neg16", 32, block_q8_0_x, eng_quantize_q8_0_neg16),
+    ACT(ENG_TYPE_Q8_0_NEG128, "Q8_0-neg128", 32, block_q8_0_x, eng_quantize_q8_0_neg128),
+    ACT(ENG_TYPE_Q8_1_X, "Q8_1-x", 32, block_q8_0_x, eng_quantize_q8_1_x),
+    ACT(ENG_TYPE_Q8_K_SUMS, "Q8_K-sums", 256, block_q8_k_sums, eng_quantize_q8_k_sums),
+    ACT(ENG_TYPE_Q8_K_NEG32, "Q8_K-neg32", 256, block_q8_k_seeds, eng_quantize_q8_k_neg32),
+    ACT(ENG_TYPE_Q8_K_NEG4, "Q8_K-neg4", 256, block_q8_k_seeds, eng_quantize_q8_k_neg4),
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 

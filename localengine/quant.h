@@ -68,8 +68,7 @@ typedef struct {
     const char *name;
     uint32_t block_size;         /* elements per block */
     uint32_t type_size;          /* bytes per block */
-    uint32_t vec_dot_type;       /* activations of vec_dot_ref are converted to this type */
-    uint32_t fast_act_type;      /* ... and of the selected vec_dot to this */
+    uint32_t vec_dot_type;       /* activations of every dot product are converted to this type */
     bool internal;               /* a layout of ours, not a GGUF type */
     eng_to_float_fn to_float;    /* NULL: the engine cannot run this type yet */
     eng_from_float_fn from_float;

@@ -65,7 +65,7 @@ static void check_dot(uint32_t type, int n)
         at->from_float(x, xq, n);
         float ref = t->vec_dot_ref(n, wq, xq);
         /* The selected kernel, on the layout it reads: only the float summation order differs. */
-        eng_type_info_of(t->fast_act_type)->from_float(x, xf, n);
+        eng_type_info_of(t->vec_dot_type)->from_float(x, xf, n);
         assert_true(fabsf(ref - t->vec_dot(n, wq, xf)) <= 1e-5f * (1 + fabsf(ref)) + 1e-6f);
         for (size_t m = 0; m < sizeof(impls) / sizeof(impls[0]); m++) {
             const impl *im = &impls[m];
@@ -381,7 +381,7 @@ static void test_dequantize_matches_dot(void **state)
     const eng_type_info *q4 = eng_type_info_of(ENG_TYPE_Q4_0);
     q4->from_float(w, wq, N);
     q4->to_float(wq, wd, N);
-    eng_type_info_of(q4->fast_act_type)->from_float(x, xq, N); /* the layout the selected kernel reads */
+    eng_type_info_of(q4->vec_dot_type)->from_float(x, xq, N); /* the layout the selected kernel reads */
     float expect = 0;
     for (int i = 0; i < N; i++) expect += wd[i] * x[i];
     assert_true(fabsf(q4->vec_dot(N, wq, xq) - expect) < 1e-4f * (1 + fabsf(expect)));
