@@ -226,6 +226,19 @@ static size_t kv_offset(const eng_ctx *c, int layer, int seq, int kv_dim)
     return ((size_t)layer * c->n_seq + (size_t)seq) * c->n_ctx * kv_dim * c->kv_elem;
 }
 
+/* x[i] = x[i] rounded to the nearest fp16, through the F16 converter this
+ * CPU runs (vectorized with F16C), a chunk at a time. */
+static void round_to_fp16(float *x, int n)
+{
+    const eng_type_info *f16 = eng_type_info_of(ENG_TYPE_F16);
+    uint16_t h[256];
+    for (int i = 0; i < n; i += 256) {
+        int k = n - i < 256 ? n - i : 256;
+        f16->from_float(x + i, h, k);
+        for (int j = 0; j < k; j++) x[i + j] = eng_fp16_table[h[j]];
+    }
+}
+
 /* With an fp16 cache, attention rounds as llama.cpp does: the query to fp16
  * before its dot products with the keys, and the softmax weights to fp16
  * before they scale the values. Head dims of 4 (TinyLLama) make these
@@ -246,7 +259,8 @@ static void attention_heads(void *p, int ith, int nth)
         size_t layer_off = kv_offset(c, j->layer, c->b_seq[t], kv_dim);
         const float *q = c->q + (size_t)t * h->n_embd + head * hd;
         if (f16) {
-            for (int d = 0; d < hd; d++) q_f16[d] = eng_fp16_table[eng_fp32_to_fp16(q[d])];
+            memcpy(q_f16, q, sizeof(float) * (size_t)hd);
+            round_to_fp16(q_f16, hd);
             q = q_f16;
         }
         float max = -INFINITY;
@@ -268,15 +282,16 @@ static void attention_heads(void *p, int ith, int nth)
             sum += sc[s];
         }
         float inv = (float)(1.0 / sum);
+        for (int s = 0; s <= last; s++) sc[s] *= inv;
+        if (f16) round_to_fp16(sc, last + 1);
         float *out = c->att + (size_t)t * h->n_embd + head * hd;
         memset(out, 0, sizeof(float) * (size_t)hd);
         for (int s = 0; s <= last; s++) {
             const uint8_t *v = c->v_cache + layer_off + ((size_t)s * kv_dim + kvh * hd) * c->kv_elem;
-            float a = sc[s] * inv;
             if (f16) {
-                eng_axpy_f16(eng_fp16_table[eng_fp32_to_fp16(a)], (const uint16_t *)v, out, hd);
+                eng_axpy_f16(sc[s], (const uint16_t *)v, out, hd);
             } else {
-                for (int d = 0; d < hd; d++) out[d] += a * ((const float *)v)[d];
+                for (int d = 0; d < hd; d++) out[d] += sc[s] * ((const float *)v)[d];
             }
         }
     }
