@@ -104,15 +104,24 @@ static int load_hparams(eng_model *m, char *err, size_t errlen)
     return 0;
 }
 
-static const char *weight_type_summary(const eng_model *m)
+eng_weight *eng_model_matmul_weight(eng_model *m, size_t i)
+{
+    if (i == 0) return &m->output;
+    size_t l = (i - 1) / 7;
+    if (l >= (size_t)m->info.n_layer) return NULL;
+    eng_layer *L = &m->layers[l];
+    eng_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return lw[(i - 1) % 7];
+}
+
+/* The layers' type, or "mixed" (the output matrix does not count: presets
+ * often give it another type). */
+static const char *weight_type_summary(eng_model *m)
 {
     const eng_type_info *t = m->layers[0].wq.type;
-    for (int l = 0; l < m->info.n_layer; l++) {
-        const eng_layer *L = &m->layers[l];
-        const eng_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
-            if (ws[i]->type != t) return "mixed";
-    }
+    eng_weight *w;
+    for (size_t i = 1; (w = eng_model_matmul_weight(m, i)); i++)
+        if (w->type != t) return "mixed";
     return t->name;
 }
 

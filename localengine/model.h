@@ -36,6 +36,9 @@ struct eng_model {
     size_t repacked_bytes;
 };
 
+/* The i-th matrix the forward pass multiplies by (NULL past the last): the
+ * output, then each layer's seven. */
+eng_weight *eng_model_matmul_weight(eng_model *m, size_t i);
 /* Row r of a weight as floats (any layout). */
 void eng_weight_row(const eng_weight *w, int64_t r, float *dst);
 /* Re-lay out the matrices whose type has a faster interleaved layout on

@@ -49,18 +49,6 @@ static void release_file_pages(const void *p, size_t n)
     if (a < b) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* The i-th matrix the forward pass multiplies by (NULL past the last): the
- * output, then each layer's seven. */
-static eng_weight *matmul_weight(eng_model *m, size_t i)
-{
-    if (i == 0) return &m->output;
-    size_t l = (i - 1) / 7;
-    if (l >= (size_t)m->info.n_layer) return NULL;
-    eng_layer *L = &m->layers[l];
-    eng_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return lw[(i - 1) % 7];
-}
-
 static bool repackable(const eng_model *m, const eng_weight *w)
 {
     if (w == &m->output && m->info.tied_output) return false; /* it is token_embd, kept for lookups */
@@ -102,7 +90,7 @@ int eng_model_repack(eng_model *m, char *err, size_t errlen)
 {
     size_t bytes = 0, n = 0;
     eng_weight *w;
-    for (size_t i = 0; (w = matmul_weight(m, i)); i++)
+    for (size_t i = 0; (w = eng_model_matmul_weight(m, i)); i++)
         if (repackable(m, w)) bytes += repacked_size(w), n++;
     if (!bytes) return 0;
     repack_item *items = malloc(n * sizeof(*items));
@@ -118,7 +106,7 @@ int eng_model_repack(eng_model *m, char *err, size_t errlen)
     m->repacked_bytes = bytes;
     uint8_t *at = mem;
     n = 0;
-    for (size_t i = 0; (w = matmul_weight(m, i)); i++)
+    for (size_t i = 0; (w = eng_model_matmul_weight(m, i)); i++)
         if (repackable(m, w)) {
             items[n++] = (repack_item){w, at};
             at += repacked_size(w);
