@@ -243,22 +243,12 @@ void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_strid
 
 /* ---- Q3_K ---- */
 
-/* Q3_K's 16 six-bit scales, as quant_k.c decodes them, minus 32. */
-static void q3_k_scales(const uint8_t s[12], int8_t out[16])
-{
-    for (int j = 0; j < 16; j++) {
-        int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
-        int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
-}
-
 static void put_q3_k(void *x, int r, const void *b)
 {
     const block_q3_k *blk = b;
     block_q3_k_x16 *g = x;
     int8_t sc[16];
-    q3_k_scales(blk->scales, sc);
+    eng_q3_k_scales(blk->scales, sc);
     g->d[r] = blk->d;
     for (int j = 0; j < 16; j++) g->sc[j][r] = sc[j];
     for (int m = 0; m < 8; m++) {

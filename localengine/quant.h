@@ -142,6 +142,8 @@ float eng_vec_dot_bf16_avx2(int n, const void *w, const void *a);
 void eng_register_k_types(eng_type_info *(*row)(uint32_t id));
 /* The 8 six-bit scales and 8 six-bit mins Q4_K and Q5_K pack in 12 bytes. */
 void eng_q4_k_scales(const uint8_t q[12], int sc[8], int mn[8]);
+/* Q3_K's 16 six-bit scales, minus their offset of 32. */
+void eng_q3_k_scales(const uint8_t q[12], int8_t sc[16]);
 /* quantize.c: weight quantizers (from_float) of Q4_0, Q4_1, Q5_0, Q5_1 and the K types. */
 void eng_register_quantizers(eng_type_info *(*row)(uint32_t id));
 void eng_quantize_q8_1_act(const float *x, void *dst, int64_t n);

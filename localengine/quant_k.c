@@ -37,16 +37,25 @@ static void decode_q2_k(const void *blk, k_block *k)
                 for (int l = 0; l < 16; l++) *out++ = (int8_t)((q[l + 16 * half] >> shift) & 3);
 }
 
+/* 16 six-bit scales: low 4 bits in scales[0..7] (two per byte), high 2 bits in scales[8..11] */
+void eng_q3_k_scales(const uint8_t q[12], int8_t sc[16])
+{
+    for (int s = 0; s < 16; s++) {
+        int lo = s < 8 ? (q[s] & 0xf) : (q[s - 8] >> 4);
+        int hi = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+        sc[s] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
 static void decode_q3_k(const void *blk, k_block *k)
 {
     const block_q3_k *b = blk;
     k->d = eng_fp16_to_fp32(b->d);
     k->dmin = 0;
-    /* 16 six-bit scales: low 4 bits in scales[0..7] (two per byte), high 2 bits in scales[8..11] */
+    int8_t sc[16];
+    eng_q3_k_scales(b->scales, sc);
     for (int s = 0; s < 16; s++) {
-        int lo = s < 8 ? (b->scales[s] & 0xf) : (b->scales[s - 8] >> 4);
-        int hi = (b->scales[8 + s % 4] >> (2 * (s / 4))) & 3;
-        k->scale[s] = (lo | (hi << 4)) - 32;
+        k->scale[s] = sc[s];
         k->min[s] = 0;
     }
     const uint8_t *q = b->qs;
