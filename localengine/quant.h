@@ -176,7 +176,10 @@ void eng_quantize_q8_0_neg8(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_0_neg16(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_0_neg128(const float *x, void *dst, int64_t n);
 void eng_quantize_q8_1_x(const float *x, void *dst, int64_t n);
-#define X16_32_DECLS(t)                                                                                      \
+/* Each interleaved layout's routines (interleave32.c, interleave_k.c,
+ * kernels_x16_*.c): repacking from the file's blocks, a row back as floats,
+ * and its gemm16 kernels. */
+#define X16_DECLS(t)                                                                                      \
     void eng_repack_##t##_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);                   \
     void eng_##t##_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);                        \
     void eng_gemm16_##t##_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out,  \
@@ -185,11 +188,16 @@ void eng_quantize_q8_1_x(const float *x, void *dst, int64_t n);
                                    size_t out_stride);                                                      \
     void eng_gemm16_##t##_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, \
                                      size_t out_stride);
-X16_32_DECLS(q4_0)
-X16_32_DECLS(q4_1)
-X16_32_DECLS(q5_0)
-X16_32_DECLS(q5_1)
-X16_32_DECLS(q8_0)
+X16_DECLS(q4_0)
+X16_DECLS(q4_1)
+X16_DECLS(q5_0)
+X16_DECLS(q5_1)
+X16_DECLS(q8_0)
+X16_DECLS(q2_k)
+X16_DECLS(q3_k)
+X16_DECLS(q4_k)
+X16_DECLS(q5_k)
+X16_DECLS(q6_k)
 
 /* Q4_K rows interleaved by 16: per 256-column block, the 16 rows' d and
  * dmin, their 8 six-bit scales and mins unpacked to bytes (the mins of
@@ -211,17 +219,7 @@ typedef struct {
 /* Q8_K activations for them: the per-16 sums added in pairs (one per 32-weight
  * sub-block, the span of a Q4_K min). */
 typedef struct { float d; int16_t bsums32[8]; int8_t qs[QK_K]; } block_q8_k_sums;
-void eng_repack_q4_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q4_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
 void eng_quantize_q8_k_sums(const float *x, void *dst, int64_t n);
-void eng_gemm16_q4_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q4_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q4_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_repack_q5_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q5_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
-void eng_gemm16_q5_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q5_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q5_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 /* Q6_K rows interleaved by 16: per 256-column block the 16 rows' d, their
  * 16 scales (one per 16 weights), then ql and qh 4 bytes of a row at a
  * time, per 128-weight half as Q6_K stores them. Same size as Q6_K. */
@@ -248,26 +246,11 @@ typedef struct {
     uint8_t sm[8][16][2];
     uint8_t qs[2][8][16][4];
 } block_q2_k_x16;
-void eng_repack_q2_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q2_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
-void eng_gemm16_q2_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q2_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q2_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 /* Q8_K activations for Q6_K and Q3_K: -offset × each per-16 sum (offset 32 for Q6_K,
  * 4 for Q3_K), the dpbusd seeds that take the offset off unsigned codes. */
 typedef struct { float d; int32_t seed[16]; int8_t qs[QK_K]; } block_q8_k_seeds;
-void eng_repack_q6_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q6_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
 void eng_quantize_q8_k_neg32(const float *x, void *dst, int64_t n);
-void eng_repack_q3_k_x16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-void eng_q3_k_x16_get_row(const void *w, int64_t r, int64_t n_in, float *dst);
 void eng_quantize_q8_k_neg4(const float *x, void *dst, int64_t n);
-void eng_gemm16_q3_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q3_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q3_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q6_k_x16_ref(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q6_k_x16_avx2(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
-void eng_gemm16_q6_k_x16_avx512(int n, const void *w, const void *a, size_t a_stride, int T, float *out, size_t out_stride);
 
 /* Activation quantization exactly as llama.cpp does on x86 (see
  * ../shared/vectors/quants/README.md): d = amax/127, id = 127/amax,

@@ -239,33 +239,13 @@ static void test_32_weight_x16(void **state)
     CHECK_X16(q8_0, Q8_0, 4096 + 32);
 }
 
-static void test_q2_k_x16(void **state)
+static void test_k_quant_x16(void **state)
 {
     (void)state;
     CHECK_X16(q2_k, Q2_K, 4096 + 256);
-}
-
-static void test_q3_k_x16(void **state)
-{
-    (void)state;
     CHECK_X16(q3_k, Q3_K, 4096 + 256);
-}
-
-static void test_q4_k_x16(void **state)
-{
-    (void)state;
     CHECK_X16(q4_k, Q4_K, 4096 + 256);
-}
-
-static void test_q5_k_x16(void **state)
-{
-    (void)state;
     CHECK_X16(q5_k, Q5_K, 4096 + 256);
-}
-
-static void test_q6_k_x16(void **state)
-{
-    (void)state;
     CHECK_X16(q6_k, Q6_K, 4096 + 256);
 }
 
@@ -457,11 +437,7 @@ int main(void)
         cmocka_unit_test(test_q8_0_activation_quantizer_bit_exact),
         cmocka_unit_test(test_gemm4x4),
         cmocka_unit_test(test_32_weight_x16),
-        cmocka_unit_test(test_q2_k_x16),
-        cmocka_unit_test(test_q3_k_x16),
-        cmocka_unit_test(test_q4_k_x16),
-        cmocka_unit_test(test_q5_k_x16),
-        cmocka_unit_test(test_q6_k_x16),
+        cmocka_unit_test(test_k_quant_x16),
         cmocka_unit_test(test_q8_k_activation_quantizer),
         cmocka_unit_test(test_dot_k_quants),
         cmocka_unit_test(test_attention_f16_helpers),
