@@ -3,7 +3,6 @@
  * be delivered. A cancelled job still gets its "done" event internally, so
  * the loop frees it exactly once. */
 #include "local.h"
-#include "textstop.h"
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
@@ -51,7 +50,7 @@ typedef struct {
     int fed;                      /* prompt tokens in the cache so far */
     int pending;                  /* the sampled token to feed next, -1 while prefilling */
     eng_sampler *smp;
-    textstop stop;
+    eng_textstop stop;
 } slot;
 
 struct gw_local {
@@ -187,7 +186,7 @@ static void admit(gw_local *l, gw_local_job *job)
     job->result.prompt_tokens = job->n_prompt;
     job->result.finish_reason = "length";
     if (eng_sampler_new(&best->smp, l->model, &job->req.sampling) != 0 ||
-        textstop_init(&best->stop, stops, job->req.n_stops) != 0) {
+        eng_textstop_init(&best->stop, stops, job->req.n_stops) != 0) {
         snprintf(job->error, sizeof(job->error), "out of memory");
         job->result.error = job->error;
         return;
@@ -202,10 +201,10 @@ static void finish(gw_local *l, slot *sl)
     const char *rest;
     size_t rest_len;
     if (sl->stop.text && !job->result.error) {
-        textstop_flush(&sl->stop, &rest, &rest_len);
+        eng_textstop_flush(&sl->stop, &rest, &rest_len);
         if (rest_len) post(l, job, rest, rest_len, EV_TEXT);
     }
-    textstop_free(&sl->stop);
+    eng_textstop_free(&sl->stop);
     eng_sampler_free(sl->smp);
     sl->smp = NULL;
     sl->job = NULL;
@@ -230,7 +229,7 @@ static bool take_token(gw_local *l, slot *sl, const float *logits)
     int n = eng_token_to_piece(l->model, tok, piece, sizeof(piece));
     const char *show;
     size_t show_len;
-    bool hit = textstop_add(&sl->stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
+    bool hit = eng_textstop_add(&sl->stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
     if (show_len) post(l, job, show, show_len, EV_TEXT);
     if (hit) {
         res->finish_reason = "stop";

@@ -154,4 +154,29 @@ int eng_sampler_sample(eng_sampler *s, const float *logits);
 /* Tell the sampler about tokens (e.g. the prompt) for the penalties. */
 void eng_sampler_accept(eng_sampler *s, int token);
 
+/* ---- Stop strings ----
+ * Generated pieces go in; what comes out is the text safe to show now:
+ * anything that might be the start of a stop string is held back until the
+ * next piece settles it, and a stop string itself never comes out. */
+#define ENG_TEXTSTOP_MAX 4
+
+typedef struct {
+    char *text;
+    size_t len, cap, released;
+    char *stops[ENG_TEXTSTOP_MAX];
+    int n_stops;
+    bool stopped;
+} eng_textstop;
+
+/* Copies the stop strings (empty ones ignored). 0, or -1 when out of memory. */
+int eng_textstop_init(eng_textstop *t, const char *const *stops, int n);
+void eng_textstop_free(eng_textstop *t);
+
+/* Add a piece. *out and *out_len: newly releasable text (inside t, valid until
+ * the next call). Returns true once a stop string has appeared. */
+bool eng_textstop_add(eng_textstop *t, const char *piece, size_t n, const char **out, size_t *out_len);
+
+/* At the end: release what was held back (no stop string came). */
+void eng_textstop_flush(eng_textstop *t, const char **out, size_t *out_len);
+
 #endif

@@ -2,7 +2,6 @@
  * streaming the text as it is produced, then print timings. */
 #include "cli.h"
 #include "commands.h"
-#include "textstop.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_STOPS TEXTSTOP_MAX
+#define MAX_STOPS ENG_TEXTSTOP_MAX
 
 static void usage(void)
 {
@@ -51,7 +50,7 @@ int cmd_generate(int argc, char **argv)
     bool ignore_eos = false;
     const char *stops[MAX_STOPS];
     int n_stops = 0;
-    textstop out = {0};
+    eng_textstop out = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double x;
@@ -83,9 +82,9 @@ int cmd_generate(int argc, char **argv)
     }
     eng_model *m;
     eng_ctx *c;
-    if (textstop_init(&out, stops, n_stops) != 0) return 1;
+    if (eng_textstop_init(&out, stops, n_stops) != 0) return 1;
     if (cli_load("generate", &o, &m, &c) != 0) {
-        textstop_free(&out);
+        eng_textstop_free(&out);
         return 1;
     }
     int rc = 1;
@@ -118,7 +117,7 @@ int cmd_generate(int argc, char **argv)
         int len = eng_token_to_piece(m, tok, piece, sizeof(piece));
         const char *show;
         size_t show_len;
-        bool stop = textstop_add(&out, piece, (size_t)(len < 256 ? len : 256), &show, &show_len);
+        bool stop = eng_textstop_add(&out, piece, (size_t)(len < 256 ? len : 256), &show, &show_len);
         fwrite(show, 1, show_len, stdout);
         fflush(stdout);
         if (stop) break;
@@ -131,7 +130,7 @@ int cmd_generate(int argc, char **argv)
     }
     const char *rest;
     size_t rest_len;
-    textstop_flush(&out, &rest, &rest_len);
+    eng_textstop_flush(&out, &rest, &rest_len);
     fwrite(rest, 1, rest_len, stdout);
     double t2 = now_s();
     printf("\n");
@@ -139,7 +138,7 @@ int cmd_generate(int argc, char **argv)
             n, (t1 - t0) * 1e3, n / (t1 - t0), produced, (t2 - t1) * 1e3, produced / (t2 - t1));
     rc = 0;
 done:
-    textstop_free(&out);
+    eng_textstop_free(&out);
     free(ids);
     eng_sampler_free(smp);
     eng_ctx_free(c);

@@ -1,30 +1,30 @@
-/* textstop.c: see textstop.h. */
-#include "textstop.h"
+/* textstop.c: stop strings in streamed text (see localengine.h, "Stop strings"). */
+#include "localengine.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int textstop_init(textstop *t, const char *const *stops, int n)
+int eng_textstop_init(eng_textstop *t, const char *const *stops, int n)
 {
     memset(t, 0, sizeof(*t));
-    for (int i = 0; i < n && t->n_stops < TEXTSTOP_MAX; i++) {
+    for (int i = 0; i < n && t->n_stops < ENG_TEXTSTOP_MAX; i++) {
         if (!stops[i] || !stops[i][0]) continue;
         if (!(t->stops[t->n_stops++] = strdup(stops[i]))) {
-            textstop_free(t);
+            eng_textstop_free(t);
             return -1;
         }
     }
     return 0;
 }
 
-void textstop_free(textstop *t)
+void eng_textstop_free(eng_textstop *t)
 {
     for (int i = 0; i < t->n_stops; i++) free(t->stops[i]);
     free(t->text);
     memset(t, 0, sizeof(*t));
 }
 
-bool textstop_add(textstop *t, const char *piece, size_t n, const char **out, size_t *out_len)
+bool eng_textstop_add(eng_textstop *t, const char *piece, size_t n, const char **out, size_t *out_len)
 {
     *out = "";
     *out_len = 0;
@@ -59,7 +59,7 @@ bool textstop_add(textstop *t, const char *piece, size_t n, const char **out, si
     return false;
 }
 
-void textstop_flush(textstop *t, const char **out, size_t *out_len)
+void eng_textstop_flush(eng_textstop *t, const char **out, size_t *out_len)
 {
     *out = t->text ? t->text + t->released : "";
     *out_len = t->stopped ? 0 : t->len - t->released;
