@@ -1,13 +1,14 @@
-/* anthropic.c: Anthropic's Messages API, translated to and from OpenAI's
- * chat format.
+/* anthropic.c: Anthropic's Messages API answers, translated to OpenAI's chat
+ * format (the request side is anthropic_request.c).
  *
- * Out: system and developer messages become the top-level "system" text,
- * the other turns keep their order as user/assistant messages with text
- * content, max_tokens (required there) defaults to 4096, stop becomes
- * stop_sequences. Back: the message's text blocks become the choice's
- * content, stop_reason maps to finish_reason, input/output tokens to usage;
- * stream events (message_start, content_block_delta, message_delta,
- * message_stop) become chat.completion.chunk objects.
+ * A whole message: text blocks become the choice's content, tool_use blocks
+ * its tool_calls (the input object printed as the arguments string),
+ * stop_reason maps to finish_reason, input/output tokens to usage. A
+ * stream: message_start opens with the assistant role; text deltas become
+ * content deltas; a tool_use block's start becomes a tool_calls delta with
+ * its id and name, and its input_json_delta pieces argument deltas under
+ * the same OpenAI index; message_delta carries the finish reason and
+ * message_stop ends it. Thinking blocks have no OpenAI form and are skipped.
  */
 #include "provider.h"
 
@@ -20,83 +21,11 @@ static struct curl_slist *anthropic_headers(struct curl_slist *h)
     return curl_slist_append(h, "anthropic-version: 2023-06-01");
 }
 
-/* The text of an OpenAI content value (string or array of text parts). */
-static char *content_text(const cJSON *c)
-{
-    if (cJSON_IsString(c)) return strdup(c->valuestring);
-    size_t n = 1;
-    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; p; p = p->next) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
-        if (cJSON_IsString(t)) n += strlen(t->valuestring);
-    }
-    char *s = calloc(1, n);
-    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; s && p; p = p->next) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "text");
-        if (cJSON_IsString(t)) strcat(s, t->valuestring);
-    }
-    return s;
-}
-
-static void copy_number(cJSON *to, const char *to_key, const cJSON *from, const char *from_key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, from_key);
-    if (cJSON_IsNumber(v)) cJSON_AddNumberToObject(to, to_key, v->valuedouble);
-}
-
-static char *anthropic_body(const cJSON *request, const up_def *def, bool stream)
-{
-    cJSON *body = cJSON_CreateObject();
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(request, "model");
-    cJSON_AddStringToObject(body, "model", def->model[0] ? def->model : cJSON_IsString(model) ? model->valuestring : "");
-    const cJSON *max = cJSON_GetObjectItemCaseSensitive(request, "max_tokens");
-    if (!cJSON_IsNumber(max)) max = cJSON_GetObjectItemCaseSensitive(request, "max_completion_tokens");
-    cJSON_AddNumberToObject(body, "max_tokens", cJSON_IsNumber(max) ? max->valuedouble : 4096);
-    size_t sys_len = 0;
-    char *system = NULL;
-    cJSON *messages = cJSON_AddArrayToObject(body, "messages");
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(request, "messages");
-    for (const cJSON *m = in ? in->child : NULL; m; m = m->next) {
-        const char *role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
-        char *text = content_text(cJSON_GetObjectItemCaseSensitive(m, "content"));
-        if (!text) text = strdup("");
-        if (!text) continue;
-        if (!strcmp(role, "system") || !strcmp(role, "developer")) {
-            size_t tl = strlen(text);
-            char *grown = realloc(system, sys_len + tl + 3);
-            if (grown) {
-                system = grown;
-                if (sys_len) { memcpy(system + sys_len, "\n\n", 2); sys_len += 2; }
-                memcpy(system + sys_len, text, tl + 1);
-                sys_len += tl;
-            }
-        } else {
-            cJSON *msg = cJSON_CreateObject();
-            cJSON_AddStringToObject(msg, "role", !strcmp(role, "assistant") ? "assistant" : "user");
-            cJSON_AddStringToObject(msg, "content", text);
-            cJSON_AddItemToArray(messages, msg);
-        }
-        free(text);
-    }
-    if (system) cJSON_AddStringToObject(body, "system", system);
-    free(system);
-    copy_number(body, "temperature", request, "temperature");
-    copy_number(body, "top_p", request, "top_p");
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(request, "stop");
-    if (cJSON_IsString(stop)) {
-        cJSON *seqs = cJSON_AddArrayToObject(body, "stop_sequences");
-        cJSON_AddItemToArray(seqs, cJSON_CreateString(stop->valuestring));
-    } else if (cJSON_IsArray(stop)) {
-        cJSON_AddItemToObject(body, "stop_sequences", cJSON_Duplicate(stop, 1));
-    }
-    if (stream) cJSON_AddBoolToObject(body, "stream", 1);
-    return up_print(body);
-}
-
 static const char *finish_from_stop(const char *stop_reason)
 {
     static const struct { const char *anthropic, *openai; } map[] = {
         {"end_turn", "stop"}, {"stop_sequence", "stop"}, {"max_tokens", "length"}, {"tool_use", "tool_calls"},
-        {"refusal", "content_filter"},
+        {"refusal", "content_filter"}, {"pause_turn", "stop"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (stop_reason && !strcmp(stop_reason, map[i].anthropic)) return map[i].openai;
@@ -107,8 +36,8 @@ static void read_usage(const cJSON *u, up_usage *usage)
 {
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
-    if (cJSON_IsNumber(in)) usage->prompt_tokens = (long)in->valuedouble;
-    if (cJSON_IsNumber(out)) usage->completion_tokens = (long)out->valuedouble;
+    up_json_count(in, UP_MAX_TOKENS, &usage->prompt_tokens);
+    up_json_count(out, UP_MAX_TOKENS, &usage->completion_tokens);
 }
 
 static cJSON *usage_json(const up_usage *u)
@@ -120,24 +49,67 @@ static cJSON *usage_json(const up_usage *u)
     return o;
 }
 
+static const char *type_of(const cJSON *o)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    return cJSON_IsString(t) ? t->valuestring : "";
+}
+
+/* One OpenAI tool call: {"id", "type": "function", "function": {"name", "arguments"}}
+ * (in a stream, "index" first, and id/type/name only when it begins). */
+static cJSON *tool_call(int index, const char *id, const char *name, const char *arguments)
+{
+    cJSON *c = cJSON_CreateObject();
+    if (index >= 0) cJSON_AddNumberToObject(c, "index", index);
+    if (id) cJSON_AddStringToObject(c, "id", id);
+    if (id) cJSON_AddStringToObject(c, "type", "function");
+    cJSON *fn = cJSON_AddObjectToObject(c, "function");
+    if (name) cJSON_AddStringToObject(fn, "name", name);
+    cJSON_AddStringToObject(fn, "arguments", arguments);
+    return c;
+}
+
+/* The content blocks of a whole message into `msg` (content, tool_calls);
+ * false when a tool_use block is malformed. */
+static bool message_content(const cJSON *content, cJSON *msg)
+{
+    up_text text = {0};
+    cJSON *calls = NULL;
+    bool ok = true;
+    for (const cJSON *b = content->child; b && ok; b = b->next) {
+        const char *type = type_of(b);
+        if (!strcmp(type, "text")) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "text");
+            if (cJSON_IsString(t)) up_text_add(&text, t->valuestring, strlen(t->valuestring));
+        } else if (!strcmp(type, "tool_use")) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "id");
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+            const cJSON *input = cJSON_GetObjectItemCaseSensitive(b, "input");
+            char *args = cJSON_IsObject(input) ? cJSON_PrintUnformatted(input) : NULL;
+            ok = cJSON_IsString(id) && cJSON_IsString(name) && args;
+            if (ok) {
+                if (!calls) calls = cJSON_CreateArray();
+                cJSON_AddItemToArray(calls, tool_call(-1, id->valuestring, name->valuestring, args));
+            }
+            cJSON_free(args);
+        } /* thinking, redacted_thinking, server tool blocks: no OpenAI form */
+    }
+    ok = ok && !text.failed;
+    if (ok && text.len == 0 && calls) cJSON_AddNullToObject(msg, "content"); /* as OpenAI says "only tool calls" */
+    else if (ok) cJSON_AddStringToObject(msg, "content", text.s ? text.s : "");
+    if (ok && calls) cJSON_AddItemToObject(msg, "tool_calls", calls);
+    else cJSON_Delete(calls);
+    up_text_free(&text);
+    return ok;
+}
+
 static char *anthropic_translate(const char *body, size_t len, up_usage *usage, char *finish, size_t finish_len)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(j, "content");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-    if (!cJSON_IsObject(j) || !cJSON_IsArray(content) || !cJSON_IsString(type) || strcmp(type->valuestring, "message")) {
+    if (!cJSON_IsObject(j) || !cJSON_IsArray(content) || strcmp(type_of(j), "message")) {
         cJSON_Delete(j);
         return NULL;
-    }
-    size_t n = 1;
-    for (const cJSON *b = content->child; b; b = b->next) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "text");
-        if (cJSON_IsString(t)) n += strlen(t->valuestring);
-    }
-    char *text = calloc(1, n);
-    for (const cJSON *b = content->child; text && b; b = b->next) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "text");
-        if (cJSON_IsString(t)) strcat(text, t->valuestring);
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
     if (cJSON_IsObject(u)) read_usage(u, usage);
@@ -147,7 +119,7 @@ static char *anthropic_translate(const char *body, size_t len, up_usage *usage, 
 
     char id[160];
     const cJSON *mid = cJSON_GetObjectItemCaseSensitive(j, "id");
-    snprintf(id, sizeof(id), "chatcmpl-%s", cJSON_IsString(mid) ? mid->valuestring : "anthropic");
+    snprintf(id, sizeof(id), "chatcmpl-%.140s", cJSON_IsString(mid) ? mid->valuestring : "anthropic");
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", id);
     cJSON_AddStringToObject(out, "object", "chat.completion");
@@ -156,18 +128,23 @@ static char *anthropic_translate(const char *body, size_t len, up_usage *usage, 
     cJSON_AddStringToObject(out, "model", cJSON_IsString(model) ? model->valuestring : "");
     cJSON *choices = cJSON_AddArrayToObject(out, "choices");
     cJSON *choice = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, choice);
     cJSON_AddNumberToObject(choice, "index", 0);
     cJSON *msg = cJSON_AddObjectToObject(choice, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", text ? text : "");
+    bool ok = message_content(content, msg);
     cJSON_AddNullToObject(choice, "logprobs");
     cJSON_AddStringToObject(choice, "finish_reason", finish);
-    cJSON_AddItemToArray(choices, choice);
     cJSON_AddItemToObject(out, "usage", usage_json(usage));
-    free(text);
     cJSON_Delete(j);
+    if (!ok) {
+        cJSON_Delete(out);
+        return NULL;
+    }
     return up_print(out);
 }
+
+/* ---- the stream ---- */
 
 /* A chat.completion.chunk with one choice whose delta is `delta`. */
 static cJSON *chunk(const up_stream_state *st, cJSON *delta, const char *finish)
@@ -188,63 +165,138 @@ static cJSON *chunk(const up_stream_state *st, cJSON *delta, const char *finish)
     return c;
 }
 
-static int anthropic_event(up_stream_state *st, const char *event, const char *data, size_t len,
-                           up_emit_fn emit, void *arg)
+/* A delta carrying one tool call piece. */
+static cJSON *tool_delta(cJSON *call)
 {
+    cJSON *delta = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(delta, "tool_calls"), call);
+    return delta;
+}
+
+typedef up_cause (*event_fn)(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg);
+
+static up_cause bad(up_stream_state *st, const char *why)
+{
+    snprintf(st->error, sizeof(st->error), "%s", why);
+    return UP_E_BAD_REPLY;
+}
+
+static up_cause on_message_start(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+    snprintf(st->id, sizeof(st->id), "chatcmpl-%.100s", cJSON_IsString(id) ? id->valuestring : "anthropic");
+    up_copy_str(st->model, sizeof(st->model), cJSON_GetObjectItemCaseSensitive(m, "model"));
+    st->created = (long)time(NULL);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "usage");
+    if (cJSON_IsObject(u)) {
+        read_usage(u, &st->usage);
+        st->have_usage = true;
+    }
+    cJSON *delta = cJSON_CreateObject();
+    cJSON_AddStringToObject(delta, "role", "assistant");
+    cJSON_AddStringToObject(delta, "content", "");
+    st->role_sent = true;
+    emit(arg, chunk(st, delta, NULL));
+    return UP_OK;
+}
+
+static up_cause on_block_start(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "content_block");
+    if (strcmp(type_of(b), "tool_use")) return UP_OK; /* text opens empty; thinking is skipped */
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(j, "index");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "id");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+    if (!cJSON_IsNumber(index) || !cJSON_IsString(id) || !cJSON_IsString(name))
+        return bad(st, "a tool_use content_block_start without index, id or name");
+    st->in_tool = true;
+    st->tool_block = index->valueint;
+    emit(arg, chunk(st, tool_delta(tool_call(st->n_tools++, id->valuestring, name->valuestring, "")), NULL));
+    return UP_OK;
+}
+
+static up_cause on_block_delta(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "delta");
+    const char *type = type_of(d);
+    if (!strcmp(type, "text_delta")) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(d, "text");
+        if (!cJSON_IsString(text)) return bad(st, "a text_delta without text");
+        st->text_bytes += strlen(text->valuestring);
+        cJSON *delta = cJSON_CreateObject();
+        cJSON_AddStringToObject(delta, "content", text->valuestring);
+        emit(arg, chunk(st, delta, NULL));
+    } else if (!strcmp(type, "input_json_delta")) {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(j, "index");
+        const cJSON *part = cJSON_GetObjectItemCaseSensitive(d, "partial_json");
+        if (!st->in_tool || !cJSON_IsNumber(index) || index->valueint != st->tool_block || !cJSON_IsString(part))
+            return bad(st, "an input_json_delta outside a tool_use block, or without partial_json");
+        st->text_bytes += strlen(part->valuestring);
+        emit(arg, chunk(st, tool_delta(tool_call(st->n_tools - 1, NULL, NULL, part->valuestring)), NULL));
+    } /* thinking_delta, signature_delta, citations_delta: no OpenAI form */
+    return UP_OK;
+}
+
+static up_cause on_block_stop(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    (void)emit;
+    (void)arg;
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(j, "index");
+    if (st->in_tool && cJSON_IsNumber(index) && index->valueint == st->tool_block) st->in_tool = false;
+    return UP_OK;
+}
+
+static up_cause on_message_delta(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "delta"), "stop_reason");
+    snprintf(st->finish_reason, sizeof(st->finish_reason), "%s", finish_from_stop(cJSON_IsString(stop) ? stop->valuestring : NULL));
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "usage"), "output_tokens");
+    if (up_json_count(out, UP_MAX_TOKENS, &st->usage.completion_tokens)) st->have_usage = true;
+    emit(arg, chunk(st, cJSON_CreateObject(), st->finish_reason));
+    return UP_OK;
+}
+
+static up_cause on_message_stop(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    (void)j;
+    (void)emit;
+    (void)arg;
+    st->done = true;
+    return UP_OK;
+}
+
+/* An error event (e.g. overloaded_error mid-stream): the upstream failed. */
+static up_cause on_error(up_stream_state *st, const cJSON *j, up_emit_fn emit, void *arg)
+{
+    (void)emit;
+    (void)arg;
+    up_copy_str(st->error, sizeof(st->error), cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"));
+    if (!st->error[0]) snprintf(st->error, sizeof(st->error), "the stream carried an error event");
+    return UP_E_UPSTREAM;
+}
+
+static up_cause anthropic_event(up_stream_state *st, const char *event, const char *data, size_t len,
+                                up_emit_fn emit, void *arg)
+{
+    static const struct { const char *type; event_fn fn; } events[] = {
+        {"message_start", on_message_start}, {"content_block_start", on_block_start},
+        {"content_block_delta", on_block_delta}, {"content_block_stop", on_block_stop},
+        {"message_delta", on_message_delta}, {"message_stop", on_message_stop}, {"error", on_error},
+    }; /* ping and unknown (future) events: nothing to say */
     cJSON *j = cJSON_ParseWithLength(data, len);
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(type)) {
+    if (!cJSON_IsObject(j) || !type_of(j)[0]) {
         cJSON_Delete(j);
         snprintf(st->error, sizeof(st->error), "a stream event ('%.40s') is not a JSON object with a type", event);
-        return -1;
+        return UP_E_BAD_REPLY;
     }
-    const char *t = type->valuestring;
-    int rc = 0;
-    if (!strcmp(t, "message_start")) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
-        snprintf(st->id, sizeof(st->id), "chatcmpl-%.100s", cJSON_IsString(id) ? id->valuestring : "anthropic");
-        up_copy_str(st->model, sizeof(st->model), cJSON_GetObjectItemCaseSensitive(m, "model"));
-        st->created = (long)time(NULL);
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "usage");
-        if (cJSON_IsObject(u)) {
-            read_usage(u, &st->usage);
-            st->have_usage = true;
-        }
-        cJSON *delta = cJSON_CreateObject();
-        cJSON_AddStringToObject(delta, "role", "assistant");
-        cJSON_AddStringToObject(delta, "content", "");
-        st->role_sent = true;
-        emit(arg, chunk(st, delta, NULL));
-    } else if (!strcmp(t, "content_block_delta")) {
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "delta"), "text");
-        if (cJSON_IsString(text)) {
-            st->text_bytes += strlen(text->valuestring);
-            cJSON *delta = cJSON_CreateObject();
-            cJSON_AddStringToObject(delta, "content", text->valuestring);
-            emit(arg, chunk(st, delta, NULL));
-        }
-    } else if (!strcmp(t, "message_delta")) {
-        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "delta"), "stop_reason");
-        snprintf(st->finish_reason, sizeof(st->finish_reason), "%s",
-                 finish_from_stop(cJSON_IsString(stop) ? stop->valuestring : NULL));
-        const cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "usage"), "output_tokens");
-        if (cJSON_IsNumber(out)) {
-            st->usage.completion_tokens = (long)out->valuedouble;
-            st->have_usage = true;
-        }
-        emit(arg, chunk(st, cJSON_CreateObject(), st->finish_reason));
-    } else if (!strcmp(t, "message_stop")) {
-        st->done = true;
-    } else if (!strcmp(t, "error")) {
-        up_copy_str(st->error, sizeof(st->error), cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message"));
-        if (!st->error[0]) snprintf(st->error, sizeof(st->error), "the stream carried an error event");
-        rc = -1;
-    } /* ping, content_block_start, content_block_stop: nothing to say */
+    up_cause rc = UP_OK;
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        if (!strcmp(type_of(j), events[i].type)) rc = events[i].fn(st, j, emit, arg);
     cJSON_Delete(j);
     return rc;
 }
 
 const up_provider_ops up_anthropic_ops = {
-    "anthropic", "/messages", "x-api-key: %s", anthropic_headers, anthropic_body, anthropic_translate, anthropic_event,
+    "anthropic", "/messages", "x-api-key: %s", anthropic_headers, up_anthropic_body, anthropic_translate, anthropic_event,
 };

@@ -9,14 +9,23 @@
  * Around each transfer: the first-byte and idle timers, retries with
  * jittered exponential backoff (connect errors, 429 with Retry-After, 5xx,
  * a stream cut before its end) as long as nothing reached the client, and a
- * circuit breaker per upstream. Errors reach the client in OpenAI's shape,
- * naming the upstream and never its key.
+ * circuit breaker per upstream; retries and breaker transitions go to the
+ * caller's logger. Every ending has a cause (errors.c); errors reach the
+ * client in OpenAI's shape, naming the upstream and never its key.
+ *
+ * Backpressure: while the caller has paused a stream, on_body answers
+ * CURL_WRITEFUNC_PAUSE, so libcurl keeps the bytes it read and stops reading
+ * the socket; resuming runs curl_easy_pause from a timer on the loop, never
+ * from inside a libcurl callback, where the caller may well be when its
+ * output drains.
  */
 #include "provider.h"
 #include "sse.h"
 
 #include <event2/event.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +41,11 @@ const up_provider_ops *up_provider_for(up_provider p)
 
 #define MAX_BODY (32u << 20)      /* a whole answer larger than this is refused */
 #define MAX_ERROR_BODY (64u << 10)
-#define MAX_SSE_LINE (4u << 20)
+#define MAX_SSE_LINE (4u << 20)   /* and an event's data */
+#define READ_CHUNK (16L << 10)    /* what one read hands on_body: the most kept unparsed at a pause */
 
 typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state;
+static const char *const breaker_names[] = {"closed", "open", "half-open"};
 
 typedef struct {
     up_def def;
@@ -44,6 +55,7 @@ typedef struct {
     breaker_state breaker;
     double open_until;
     bool probing;
+    unsigned long long errors;    /* failed attempts, since start */
 } upstream;
 
 struct up_client {
@@ -53,9 +65,11 @@ struct up_client {
     upstream *ups;
     int n;
     up_request *requests;
+    up_log_fn log;
+    void *log_arg;
 };
 
-typedef enum { FAIL_NONE, FAIL_CONNECT, FAIL_TIMEOUT, FAIL_STATUS, FAIL_MALFORMED, FAIL_BROKEN, FAIL_TOO_LARGE } fail_kind;
+typedef enum { T_NONE, T_FIRST_BYTE, T_IDLE, T_BACKOFF, T_DEFERRED, T_PAUSED, T_RESUME } timer_kind;
 
 struct up_request {
     up_client *c;
@@ -71,18 +85,20 @@ struct up_request {
     int attempt;
     long status;
     bool got_byte, chunk_sent, counted_in_flight, probe;
+    bool paused;                  /* up_pause: no reading, no chunks */
+    bool curl_paused;             /* on_body answered CURL_WRITEFUNC_PAUSE: libcurl holds that data */
+    char *pending;                /* the unparsed rest of a read that a pause cut short */
+    size_t pending_len;
+    bool ended;                   /* the transfer completed while `pending` waited */
     char *resp;
     size_t resp_len, resp_cap;
     sse_parser sse;
     up_stream_state st;
     size_t prompt_chars;
-    fail_kind fail;
-    char fail_detail[300];
-    struct event *timer;          /* first byte / idle / backoff / deferred answer */
-    enum { T_NONE, T_FIRST_BYTE, T_IDLE, T_BACKOFF, T_DEFERRED } timer_kind;
+    up_error err;                 /* err.cause != UP_OK: this attempt failed */
+    struct event *timer;          /* first byte / idle / backoff / deferred answer / pause limit / resume */
+    timer_kind timer_kind;
     double retry_after;
-    up_result deferred;           /* an answer decided before any transfer */
-    char deferred_body[768];
     up_request *prev, *next;
 };
 
@@ -99,23 +115,21 @@ static struct timeval tv_of(double s)
     return tv;
 }
 
-/* ---- error bodies ---- */
+static void warn(const up_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* An OpenAI-style error body. Text from upstreams passes through scrub()
- * first, so a key an upstream echoes never reaches the client. */
-static void error_body(char *out, size_t len, const char *message, const char *type, const char *code)
+static void warn(const up_client *c, const char *fmt, ...)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", message);
-    cJSON_AddStringToObject(e, "type", type);
-    cJSON_AddNullToObject(e, "param");
-    cJSON_AddStringToObject(e, "code", code);
-    char *s = up_print(root);
-    snprintf(out, len, "%s", s ? s : "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
-    cJSON_free(s);
+    if (!c->log) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->log(c->log_arg, UP_LOG_WARN, msg);
 }
 
+/* Text from upstreams passes through scrub() before it reaches a client, so
+ * a key an upstream echoes never does. */
 static void scrub(char *text, const char *key)
 {
     if (!key || strlen(key) < 4) return;
@@ -141,7 +155,8 @@ static void request_free(up_request *r)
     if (r->probe) r->u->probing = false;
     sse_free(&r->sse);
     free(r->resp);
-    free(r->body);
+    free(r->pending);
+    cJSON_free(r->body);
     if (r->prev) r->prev->next = r->next;
     else if (c->requests == r) c->requests = r->next;
     if (r->next) r->next->prev = r->prev;
@@ -156,21 +171,37 @@ static void finish(up_request *r, const up_result *res)
     cb.on_done(arg, res);
 }
 
-/* Breaker bookkeeping after each attempt. A 429 says nothing about health:
- * the upstream is up and asking us to slow down, which Retry-After handles. */
-static void note_attempt(up_request *r, bool healthy)
+static void set_breaker(up_client *c, upstream *u, breaker_state to)
+{
+    if (u->breaker == to) return;
+    warn(c, "upstream '%s': circuit breaker %s -> %s (%d failures in a row%s)", u->def.name, breaker_names[u->breaker],
+         breaker_names[to], u->failures, to == BREAKER_OPEN ? "; requests fail fast during the cool-down" : "");
+    u->breaker = to;
+}
+
+void up_client_health(const up_client *c, int i, up_health *out)
+{
+    const upstream *u = &c->ups[i];
+    *out = (up_health){breaker_names[u->breaker], u->in_flight, u->failures, u->errors};
+}
+
+/* Breaker bookkeeping after each attempt, by what its cause says about the
+ * upstream's health (a 429 says nothing: the upstream is up and asking us
+ * to slow down, which Retry-After handles). */
+static void note_attempt(up_request *r)
 {
     upstream *u = r->u;
-    if (r->fail == FAIL_STATUS && r->status == 429) return;
-    if (healthy) {
+    int health = up_cause_health(r->err.cause);
+    if (health > 0) {
         u->failures = 0;
-        u->breaker = BREAKER_CLOSED;
-        return;
-    }
-    u->failures++;
-    if (u->breaker == BREAKER_HALF_OPEN || u->failures >= u->def.breaker_failures) {
-        u->breaker = BREAKER_OPEN;
-        u->open_until = now_s() + u->def.breaker_cooldown_s;
+        set_breaker(r->c, u, BREAKER_CLOSED);
+    } else if (health < 0) {
+        u->failures++;
+        u->errors++;
+        if (u->breaker == BREAKER_HALF_OPEN || u->failures >= u->def.breaker_failures) {
+            u->open_until = now_s() + u->def.breaker_cooldown_s;
+            set_breaker(r->c, u, BREAKER_OPEN);
+        }
     }
 }
 
@@ -186,22 +217,67 @@ static void emit_chunk(void *arg, cJSON *chunk)
     cJSON_free(s);
 }
 
+#define SSE_PAUSED 1 /* on_sse_event stopped the parser: the caller paused */
+
 static int on_sse_event(void *arg, const char *event, const char *data, size_t len)
 {
     up_request *r = arg;
-    if (r->ops->on_event(&r->st, event, data, len, emit_chunk, r) != 0) {
-        r->fail = FAIL_MALFORMED;
-        snprintf(r->fail_detail, sizeof(r->fail_detail), "%s", r->st.error);
-        return -1;
-    }
-    return 0;
+    up_cause cause = r->ops->on_event(&r->st, event, data, len, emit_chunk, r);
+    if (cause == UP_OK) return r->paused ? SSE_PAUSED : 0; /* no chunk after a pause */
+    up_error_set(&r->err, cause, NULL, cause == UP_E_UPSTREAM ? "upstream '%s' failed mid-stream: %s" : "upstream '%s' sent a malformed answer: %s",
+                 r->u->def.name, r->st.error);
+    return -1;
 }
 
-static void arm_timer(up_request *r, int kind, double seconds)
+static void arm_timer(up_request *r, timer_kind kind, double seconds)
 {
     r->timer_kind = kind;
     struct timeval tv = tv_of(seconds);
     evtimer_add(r->timer, &tv);
+}
+
+static size_t keep_body(up_request *r, const char *data, size_t n)
+{
+    size_t limit = r->status == 200 ? MAX_BODY : MAX_ERROR_BODY;
+    if (r->resp_len + n > limit) {
+        if (r->status != 200) return n; /* keep the start of an error body */
+        up_error_set(&r->err, UP_E_BAD_REPLY, NULL, "upstream '%s' sent an answer larger than 32 MiB", r->u->def.name);
+        snprintf(r->err.code, sizeof(r->err.code), "upstream_response_too_large");
+        return 0;
+    }
+    if (r->resp_len + n + 1 > r->resp_cap) {
+        size_t cap = (r->resp_len + n + 1) * 2;
+        char *p = realloc(r->resp, cap);
+        if (!p) {
+            up_error_set(&r->err, UP_E_NOMEM, NULL, "junction ran out of memory reading upstream '%s'", r->u->def.name);
+            return 0;
+        }
+        r->resp = p;
+        r->resp_cap = cap;
+    }
+    memcpy(r->resp + r->resp_len, data, n);
+    r->resp_len += n;
+    r->resp[r->resp_len] = '\0';
+    return n;
+}
+
+/* Parse stream bytes; a pause stops after the current event and keeps the
+ * rest for up_resume. False (r->err set) when the stream is malformed. */
+static bool feed_stream(up_request *r, const char *data, size_t n)
+{
+    int rc = sse_feed(&r->sse, data, n);
+    if (rc == SSE_PAUSED && r->sse.consumed < n) {
+        r->pending_len = n - r->sse.consumed;
+        r->pending = malloc(r->pending_len);
+        if (r->pending) memcpy(r->pending, data + r->sse.consumed, r->pending_len);
+        else up_error_set(&r->err, UP_E_NOMEM, NULL, "junction ran out of memory pausing upstream '%s'", r->u->def.name);
+        return r->pending != NULL;
+    }
+    if (rc == 0 || rc == SSE_PAUSED) return true;
+    if (r->err.cause == UP_OK)
+        up_error_set(&r->err, UP_E_BAD_REPLY, NULL, "upstream '%s' sent a malformed answer: the event stream is "
+                     "malformed, or a line or event passed 4 MiB", r->u->def.name);
+    return false;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -212,64 +288,79 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         r->got_byte = true;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     }
+    if (r->status != 200 || !r->stream) {
+        arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
+        return keep_body(r, data, n);
+    }
+    if (r->paused || r->pending) { /* libcurl keeps these bytes and stops reading until up_resume */
+        r->curl_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
     arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
-    if (r->status == 200 && r->stream) {
-        if (sse_feed(&r->sse, data, n) != 0) {
-            if (r->fail == FAIL_NONE) {
-                r->fail = FAIL_MALFORMED;
-                snprintf(r->fail_detail, sizeof(r->fail_detail), "the event stream is malformed");
-            }
-            return 0; /* aborts the transfer */
-        }
-        return n;
-    }
-    size_t limit = r->status == 200 ? MAX_BODY : MAX_ERROR_BODY;
-    if (r->resp_len + n > limit) {
-        if (r->status != 200) return n; /* keep the start of an error body */
-        r->fail = FAIL_TOO_LARGE;
-        return 0;
-    }
-    if (r->resp_len + n + 1 > r->resp_cap) {
-        size_t cap = (r->resp_len + n + 1) * 2;
-        char *p = realloc(r->resp, cap);
-        if (!p) return 0;
-        r->resp = p;
-        r->resp_cap = cap;
-    }
-    memcpy(r->resp + r->resp_len, data, n);
-    r->resp_len += n;
-    r->resp[r->resp_len] = '\0';
-    return n;
+    return feed_stream(r, data, n) ? n : 0; /* 0 aborts the transfer */
 }
 
 /* ---- attempts ---- */
 
 static void start_attempt(up_request *r);
 
-static void on_request_timer(evutil_socket_t fd, short what, void *arg);
-
-/* The upstream's own error message, if its body says one. */
-static void upstream_message(const up_request *r, char *out, size_t len)
+/* The upstream refused or failed (HTTP status != 200): the error its body
+ * describes, in OpenAI's terms. OpenAI says {"error": {"message", "type",
+ * "param", "code"}}, Anthropic {"type": "error", "error": {"type", "message"}}. */
+static void status_error(up_request *r)
 {
-    out[0] = '\0';
+    static const struct { long from, to; up_cause cause; const char *what; } by_status[] = {
+        {429, 429, UP_E_RATE_LIMITED, "is rate limiting"},
+        {401, 401, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
+        {403, 403, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
+        {400, 499, UP_E_REJECTED, "rejected the request"},
+        {0, 999, UP_E_UPSTREAM, "failed"},
+    };
+    size_t i = 0;
+    while (r->status < by_status[i].from || r->status > by_status[i].to) i++;
     cJSON *j = r->resp ? cJSON_ParseWithLength(r->resp, r->resp_len) : NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : NULL;
-    if (cJSON_IsString(m)) snprintf(out, len, "%s", m->valuestring);
-    else if (cJSON_IsString(e)) snprintf(out, len, "%s", e->valuestring);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+    const char *text = cJSON_IsString(msg) ? msg->valuestring : cJSON_IsString(e) ? e->valuestring : "no message";
+    up_error_set(&r->err, by_status[i].cause, NULL, "upstream '%s' %s (HTTP %ld): %s", r->u->def.name, by_status[i].what,
+                 r->status, text);
+    r->err.upstream_status = (int)r->status;
+    if (by_status[i].cause == UP_E_REJECTED) { /* the upstream's own words reach the client */
+        static const struct { const char *key; size_t off, size; } keep[] = {
+            {"type", offsetof(up_error, type), sizeof(r->err.type)},
+            {"code", offsetof(up_error, code), sizeof(r->err.code)},
+            {"param", offsetof(up_error, param), sizeof(r->err.param)},
+        };
+        for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, keep[k].key);
+            char *field = (char *)&r->err + keep[k].off;
+            if (cJSON_IsString(v)) snprintf(field, keep[k].size, "%s", v->valuestring);
+            else if (k > 0) field[0] = '\0'; /* code and param: null upstream, null here */
+        }
+    }
     cJSON_Delete(j);
-    scrub(out, r->u->key);
 }
 
-static void fail_request(up_request *r, int status, const char *type, const char *code, const char *fmt, const char *detail)
+/* The HTTP status a failed request gives the client. */
+static int client_status(const up_error *e)
 {
-    char msg[512], body[1024];
-    snprintf(msg, sizeof(msg), fmt, r->u->def.name, detail);
-    scrub(msg, r->u->key);
-    error_body(body, sizeof(body), msg, type, code);
-    up_result res = {.status = status, .body = body, .body_len = strlen(body), .attempts = r->attempt,
+    return e->cause == UP_E_REJECTED && e->upstream_status ? e->upstream_status : up_cause_status(e->cause);
+}
+
+/* Answer with r->err. */
+static void fail_request(up_request *r)
+{
+    up_result res = {.status = client_status(&r->err), .error = r->err, .attempts = r->attempt,
                      .stream_broken = r->chunk_sent, .usage = r->st.usage};
+    scrub(res.error.message, r->u->key);
+    scrub(res.error.param, r->u->key);
+    char *body = up_print(up_error_json(&res.error));
+    static const char fallback[] = "{\"error\":{\"message\":\"junction ran out of memory\",\"type\":\"server_error\","
+                                   "\"param\":null,\"code\":\"out_of_memory\"}}";
+    res.body = body ? body : fallback;
+    res.body_len = strlen(res.body);
     finish(r, &res);
+    cJSON_free(body);
 }
 
 static void succeed(up_request *r, const char *body, size_t len, const up_usage *usage, const char *finish_reason)
@@ -279,20 +370,74 @@ static void succeed(up_request *r, const char *body, size_t len, const up_usage 
     finish(r, &res);
 }
 
-static bool retryable(const up_request *r)
+/* A stream ended well: the usage chunk if the client asked, then done. */
+static void stream_succeeded(up_request *r)
 {
-    switch (r->fail) {
-    case FAIL_CONNECT:
-    case FAIL_TIMEOUT:
-    case FAIL_BROKEN: return true;
-    case FAIL_STATUS: return r->status == 429 || r->status >= 500;
-    default: return false;
+    up_usage u = r->st.usage;
+    if (!r->st.have_usage) {
+        u.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
+        u.completion_tokens = (long)(r->st.text_bytes + 3) / 4;
+        u.estimated = true;
     }
+    if (r->include_usage) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "id", r->st.id);
+        cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+        cJSON_AddNumberToObject(c, "created", (double)r->st.created);
+        cJSON_AddStringToObject(c, "model", r->st.model);
+        cJSON_AddArrayToObject(c, "choices");
+        cJSON *uj = cJSON_AddObjectToObject(c, "usage");
+        cJSON_AddNumberToObject(uj, "prompt_tokens", (double)u.prompt_tokens);
+        cJSON_AddNumberToObject(uj, "completion_tokens", (double)u.completion_tokens);
+        cJSON_AddNumberToObject(uj, "total_tokens", (double)(u.prompt_tokens + u.completion_tokens));
+        if (u.estimated) cJSON_AddBoolToObject(uj, "estimated", 1); /* the upstream gave no counts */
+        emit_chunk(r, c);
+    }
+    char finish_reason[32];
+    snprintf(finish_reason, sizeof(finish_reason), "%s", r->st.finish_reason);
+    succeed(r, "", 0, &u, finish_reason);
+}
+
+/* What curl's end of a transfer means, when nothing decided it before. */
+static void classify_end(up_request *r, CURLcode code)
+{
+    const char *name = r->u->def.name;
+    if (code == CURLE_OPERATION_TIMEDOUT)
+        up_error_set(&r->err, UP_E_TIMEOUT, NULL, "upstream '%s' did not answer in time%s", name,
+                     r->got_byte ? " (the total_timeout_s passed)" : "");
+    else if (code != CURLE_OK && r->got_byte && r->stream && r->status == 200)
+        up_error_set(&r->err, UP_E_STREAM_BROKEN, NULL, "upstream '%s' broke off: %s", name, curl_easy_strerror(code));
+    else if (code != CURLE_OK)
+        up_error_set(&r->err, UP_E_CONNECT, NULL, "upstream '%s' could not be reached: %s", name, curl_easy_strerror(code));
+    else if (r->status != 200)
+        status_error(r);
+    else if (r->stream && !r->st.done)
+        up_error_set(&r->err, UP_E_STREAM_BROKEN, NULL, "upstream '%s' broke off: the connection closed before the stream's end", name);
+}
+
+/* Another try, after a jittered exponential backoff (a longer Retry-After
+ * from the upstream wins)? Only while nothing reached the client. */
+static bool retry_later(up_request *r)
+{
+    if (!up_cause_retryable(r->err.cause) || r->chunk_sent || r->attempt > r->u->def.max_retries) return false;
+    unsigned rnd = 0;
+    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) rnd = (unsigned)(now_s() * 1e6);
+    double delay = 0.1 * pow(2.0, r->attempt - 1) * (0.5 + (rnd % 1000) / 1000.0);
+    if (r->err.cause == UP_E_RATE_LIMITED && r->retry_after > delay) delay = r->retry_after;
+    if (delay > 30) return false;
+    char http[24] = "";
+    if (r->err.upstream_status) snprintf(http, sizeof(http), ", HTTP %d", r->err.upstream_status);
+    warn(r->c, "upstream '%s': attempt %d of %d failed (%s%s); retrying in %.2f s", r->u->def.name, r->attempt,
+         r->u->def.max_retries + 1, up_cause_name(r->err.cause), http, delay);
+    arm_timer(r, T_BACKOFF, delay);
+    return true;
 }
 
 /* The transfer ended (curl's result, or our timer): decide what follows. */
 static void attempt_ended(up_request *r, CURLcode code)
 {
+    /* the whole answer is here, but a pause left part of it unparsed: end at up_resume */
+    bool wait_for_resume = r->pending && r->err.cause == UP_OK && code == CURLE_OK;
     if (r->easy) {
         curl_off_t retry_after = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry_after);
@@ -302,114 +447,70 @@ static void attempt_ended(up_request *r, CURLcode code)
         curl_easy_cleanup(r->easy);
         r->easy = NULL;
     }
-    evtimer_del(r->timer);
-    if (r->fail == FAIL_NONE) {
-        if (code == CURLE_OPERATION_TIMEDOUT) r->fail = FAIL_TIMEOUT;
-        else if (code != CURLE_OK) {
-            r->fail = r->got_byte && r->stream && r->status == 200 ? FAIL_BROKEN : FAIL_CONNECT;
-            snprintf(r->fail_detail, sizeof(r->fail_detail), "%s", curl_easy_strerror(code));
-        } else if (r->status != 200) r->fail = FAIL_STATUS;
-        else if (r->stream && !r->st.done) {
-            r->fail = FAIL_BROKEN;
-            snprintf(r->fail_detail, sizeof(r->fail_detail), "the connection closed before the stream's end");
-        }
+    r->curl_paused = false;
+    if (wait_for_resume) {
+        r->ended = true;
+        return; /* the pause timer still runs */
     }
+    evtimer_del(r->timer);
+    if (r->err.cause == UP_OK) classify_end(r, code);
     /* A whole answer is translated now, so a malformed one counts as a failure. */
     char *answer = NULL;
     up_usage usage = {0};
     char finish_reason[32] = "";
-    if (r->fail == FAIL_NONE && !r->stream) {
+    if (r->err.cause == UP_OK && !r->stream) {
         answer = r->ops->translate(r->resp ? r->resp : "", r->resp_len, &usage, finish_reason, sizeof(finish_reason));
-        if (!answer) {
-            r->fail = FAIL_MALFORMED;
-            snprintf(r->fail_detail, sizeof(r->fail_detail), "not a valid %s response", r->ops->name);
-        }
+        if (!answer)
+            up_error_set(&r->err, UP_E_BAD_REPLY, NULL, "upstream '%s' sent a malformed answer: not a valid %s response",
+                         r->u->def.name, r->ops->name);
     }
-    bool healthy = r->fail == FAIL_NONE || (r->fail == FAIL_STATUS && r->status < 500);
-    note_attempt(r, healthy);
+    note_attempt(r);
+    if (r->err.cause != UP_OK) {
+        if (!retry_later(r)) fail_request(r);
+        return;
+    }
+    if (r->stream) {
+        stream_succeeded(r);
+        return;
+    }
+    if (usage.estimated) {
+        usage.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
+        usage.completion_tokens = (long)(r->resp_len + 3) / 4;
+    }
+    succeed(r, answer, strlen(answer), &usage, finish_reason);
+    cJSON_free(answer);
+}
 
-    if (r->fail != FAIL_NONE && retryable(r) && !r->chunk_sent && r->attempt <= r->u->def.max_retries) {
-        /* jittered exponential backoff; a Retry-After from the upstream wins if longer */
-        unsigned rnd = 0;
-        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) rnd = (unsigned)(now_s() * 1e6);
-        double delay = 0.1 * pow(2.0, r->attempt - 1) * (0.5 + (rnd % 1000) / 1000.0);
-        if (r->fail == FAIL_STATUS && r->status == 429 && r->retry_after > delay) delay = r->retry_after;
-        if (delay <= 30) {
-            arm_timer(r, T_BACKOFF, delay);
+static void check_finished(up_client *c);
+
+/* After up_resume, from the loop (never inside a libcurl callback): first
+ * the bytes a pause left unparsed, then what libcurl kept. Either may
+ * pause the stream again, or end it. */
+static void resume_transfer(up_request *r)
+{
+    if (r->pending) {
+        char *rest = r->pending;
+        size_t n = r->pending_len;
+        r->pending = NULL;
+        r->pending_len = 0;
+        bool ok = feed_stream(r, rest, n);
+        free(rest);
+        if (!ok) {
+            attempt_ended(r, CURLE_WRITE_ERROR);
             return;
         }
+        if (r->paused) return; /* paused again: up_pause armed its timer */
     }
-
-    char msg[300];
-    switch (r->fail) {
-    case FAIL_NONE:
-        if (r->stream) {
-            up_usage u = r->st.usage;
-            if (!r->st.have_usage) {
-                u.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
-                u.completion_tokens = (long)(r->st.text_bytes + 3) / 4;
-                u.estimated = true;
-            }
-            if (r->include_usage) {
-                cJSON *c = cJSON_CreateObject();
-                cJSON_AddStringToObject(c, "id", r->st.id);
-                cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
-                cJSON_AddNumberToObject(c, "created", (double)r->st.created);
-                cJSON_AddStringToObject(c, "model", r->st.model);
-                cJSON_AddArrayToObject(c, "choices");
-                cJSON *uj = cJSON_AddObjectToObject(c, "usage");
-                cJSON_AddNumberToObject(uj, "prompt_tokens", (double)u.prompt_tokens);
-                cJSON_AddNumberToObject(uj, "completion_tokens", (double)u.completion_tokens);
-                cJSON_AddNumberToObject(uj, "total_tokens", (double)(u.prompt_tokens + u.completion_tokens));
-                if (u.estimated) cJSON_AddBoolToObject(uj, "estimated", 1); /* the upstream gave no counts */
-                emit_chunk(r, c);
-            }
-            snprintf(finish_reason, sizeof(finish_reason), "%s", r->st.finish_reason);
-            succeed(r, "", 0, &u, finish_reason);
-        } else {
-            if (usage.estimated) {
-                usage.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
-                usage.completion_tokens = (long)(r->resp_len + 3) / 4;
-            }
-            succeed(r, answer, strlen(answer), &usage, finish_reason);
-            cJSON_free(answer);
-        }
+    if (r->ended) {
+        attempt_ended(r, CURLE_OK);
         return;
-    case FAIL_TIMEOUT:
-        fail_request(r, 504, "server_error", "upstream_timeout", "upstream '%s' did not answer in time%s",
-                     r->got_byte ? " (the stream went idle)" : "");
-        return;
-    case FAIL_CONNECT:
-        fail_request(r, 502, "server_error", "upstream_unreachable", "upstream '%s' could not be reached: %s", r->fail_detail);
-        return;
-    case FAIL_BROKEN:
-        fail_request(r, 502, "server_error", "upstream_stream_broken", "upstream '%s' broke off: %s", r->fail_detail);
-        return;
-    case FAIL_MALFORMED:
-        fail_request(r, 502, "server_error", "upstream_malformed_response", "upstream '%s' sent a malformed answer: %s", r->fail_detail);
-        return;
-    case FAIL_TOO_LARGE:
-        fail_request(r, 502, "server_error", "upstream_response_too_large", "upstream '%s' sent an answer larger than %s",
-                     "32 MiB");
-        return;
-    case FAIL_STATUS:
-        upstream_message(r, msg, sizeof(msg));
-        if (r->status == 429) {
-            fail_request(r, 429, "rate_limit_error", "upstream_rate_limited", "upstream '%s' is rate limiting: %s", msg);
-        } else if (r->status == 401 || r->status == 403) {
-            char detail[400];
-            snprintf(detail, sizeof(detail), "HTTP %ld (check the key in its api_key_env): %s", r->status, msg);
-            fail_request(r, 502, "server_error", "upstream_auth_failed", "upstream '%s' refused junction's credentials: %s", detail);
-        } else if (r->status >= 400 && r->status < 500) {
-            char detail[400];
-            snprintf(detail, sizeof(detail), "HTTP %ld: %s", r->status, msg);
-            fail_request(r, 400, "invalid_request_error", "upstream_rejected", "upstream '%s' rejected the request: %s", detail);
-        } else {
-            char detail[400];
-            snprintf(detail, sizeof(detail), "HTTP %ld: %s", r->status, msg[0] ? msg : "no message");
-            fail_request(r, 502, "server_error", "upstream_error", "upstream '%s' failed: %s", detail);
-        }
-        return;
+    }
+    arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
+    if (r->curl_paused) { /* libcurl may hand over the bytes it kept right here, or finish the transfer */
+        up_client *c = r->c;
+        r->curl_paused = false;
+        curl_easy_pause(r->easy, CURLPAUSE_CONT);
+        check_finished(c);
     }
 }
 
@@ -421,22 +522,25 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
     switch (r->timer_kind) {
     case T_FIRST_BYTE:
     case T_IDLE:
-        r->fail = FAIL_TIMEOUT;
+        up_error_set(&r->err, UP_E_TIMEOUT, NULL, "upstream '%s' did not answer in time%s", r->u->def.name,
+                     r->got_byte ? " (the stream went idle)" : "");
         attempt_ended(r, CURLE_OPERATION_TIMEDOUT);
+        break;
+    case T_PAUSED:
+        up_error_set(&r->err, UP_E_TOO_SLOW, NULL, "the client read the stream from upstream '%s' too slowly: it "
+                     "stayed paused for idle_timeout_s (%.0f s)", r->u->def.name, r->u->def.idle_timeout_s);
+        attempt_ended(r, CURLE_OK);
+        break;
+    case T_RESUME:
+        resume_transfer(r);
         break;
     case T_BACKOFF:
         start_attempt(r);
         break;
-    case T_DEFERRED: {
-        /* the answer lives in r, which finish() frees before calling back */
-        char body[sizeof(r->deferred_body)];
-        up_result res = r->deferred;
-        memcpy(body, r->deferred_body, sizeof(body));
-        res.body = body;
-        finish(r, &res);
+    case T_DEFERRED:
+        fail_request(r);
         break;
-    }
-    default:
+    case T_NONE:
         break;
     }
 }
@@ -446,8 +550,7 @@ static void start_attempt(up_request *r)
     r->attempt++;
     r->status = 0;
     r->got_byte = false;
-    r->fail = FAIL_NONE;
-    r->fail_detail[0] = '\0';
+    memset(&r->err, 0, sizeof(r->err));
     r->resp_len = 0;
     sse_free(&r->sse);
     sse_init(&r->sse, MAX_SSE_LINE, on_sse_event, r);
@@ -455,8 +558,7 @@ static void start_attempt(up_request *r)
     const up_def *d = &r->u->def;
     r->easy = curl_easy_init();
     if (!r->easy) {
-        r->fail = FAIL_CONNECT;
-        snprintf(r->fail_detail, sizeof(r->fail_detail), "out of memory");
+        up_error_set(&r->err, UP_E_NOMEM, NULL, "junction ran out of memory starting a transfer to upstream '%s'", d->name);
         attempt_ended(r, CURLE_OUT_OF_MEMORY);
         return;
     }
@@ -468,6 +570,7 @@ static void start_attempt(up_request *r)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, READ_CHUNK);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->connect_timeout_s * 1000));
@@ -478,8 +581,7 @@ static void start_attempt(up_request *r)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (curl_multi_add_handle(r->c->multi, e) != CURLM_OK) {
-        r->fail = FAIL_CONNECT;
-        snprintf(r->fail_detail, sizeof(r->fail_detail), "the transfer could not start");
+        up_error_set(&r->err, UP_E_CONNECT, NULL, "upstream '%s' could not be reached: the transfer could not start", d->name);
         attempt_ended(r, CURLE_FAILED_INIT);
         return;
     }
@@ -626,13 +728,42 @@ const up_def *up_client_find(const up_client *c, const char *name)
 int up_client_count(const up_client *c) { return c->n; }
 const up_def *up_client_def(const up_client *c, int i) { return i >= 0 && i < c->n ? &c->ups[i].def : NULL; }
 
-/* Answer without a transfer, from the loop, after up_start has returned. */
-static up_request *defer_answer(up_request *r, int status, const char *type, const char *code, const char *msg)
+void up_client_set_logger(up_client *c, up_log_fn fn, void *arg)
 {
-    error_body(r->deferred_body, sizeof(r->deferred_body), msg, type, code);
-    r->deferred = (up_result){.status = status, .body = r->deferred_body, .body_len = strlen(r->deferred_body)};
+    c->log = fn;
+    c->log_arg = arg;
+}
+
+/* Answer r->err without a transfer, from the loop, after up_start has returned. */
+static up_request *defer_answer(up_request *r)
+{
     arm_timer(r, T_DEFERRED, 0);
     return r;
+}
+
+static struct curl_slist *request_headers(const up_request *r)
+{
+    const upstream *u = r->u;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h) h = curl_slist_append(h, r->stream ? "Accept: text/event-stream" : "Accept: application/json");
+    if (h) h = r->ops->add_headers(h);
+    if (h && u->key) {
+        char line[1024];
+        if (u->def.api_key_header[0]) snprintf(line, sizeof(line), "%s: %s", u->def.api_key_header, u->key);
+        else snprintf(line, sizeof(line), r->ops->key_header, u->key);
+        struct curl_slist *with = curl_slist_append(h, line);
+        memset(line, 0, sizeof(line));
+        if (!with) curl_slist_free_all(h);
+        h = with;
+    }
+    for (int i = 0; h && i < u->def.n_headers; i++) {
+        char line[400];
+        snprintf(line, sizeof(line), "%s: %s", u->def.headers[i].name, u->def.headers[i].value);
+        struct curl_slist *with = curl_slist_append(h, line);
+        if (!with) curl_slist_free_all(h);
+        h = with;
+    }
+    return h;
 }
 
 up_request *up_start(up_client *c, const char *def_name, const cJSON *request, const up_callbacks *cb, void *arg)
@@ -653,54 +784,58 @@ up_request *up_start(up_client *c, const char *def_name, const cJSON *request, c
     r->next = c->requests;
     if (r->next) r->next->prev = r;
     c->requests = r;
-    char msg[300];
     if (!u) {
         static upstream none; /* so request_free has something to read */
         r->u = &none;
-        snprintf(msg, sizeof(msg), "no upstream is named '%.64s'", def_name);
-        return defer_answer(r, 404, "invalid_request_error", "model_not_found", msg);
+        up_error_set(&r->err, UP_E_NO_SUCH_UPSTREAM, "model", "no upstream is named '%.64s'", def_name);
+        return defer_answer(r);
     }
     r->u = u;
     r->ops = up_provider_for(u->def.provider);
-    double now = now_s();
-    if (u->breaker == BREAKER_OPEN && now >= u->open_until) u->breaker = BREAKER_HALF_OPEN;
+    r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(request, "stream"));
+    r->include_usage = r->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                        cJSON_GetObjectItemCaseSensitive(request, "stream_options"), "include_usage"));
+    r->prompt_chars = up_prompt_chars(request);
+    r->body = r->ops->build_body(request, &u->def, r->stream, &r->err);
+    if (!r->body) return defer_answer(r);
+    if (u->breaker == BREAKER_OPEN && now_s() >= u->open_until) set_breaker(c, u, BREAKER_HALF_OPEN);
     if (u->breaker == BREAKER_OPEN || (u->breaker == BREAKER_HALF_OPEN && u->probing)) {
-        snprintf(msg, sizeof(msg), "upstream '%s' is failing (%d errors in a row); junction stopped sending it "
-                 "requests for %.0f s", u->def.name, u->failures, u->def.breaker_cooldown_s);
-        return defer_answer(r, 503, "server_error", "upstream_circuit_open", msg);
+        up_error_set(&r->err, UP_E_CIRCUIT_OPEN, NULL, "upstream '%s' is failing (%d errors in a row); junction stopped "
+                     "sending it requests for %.0f s", u->def.name, u->failures, u->def.breaker_cooldown_s);
+        return defer_answer(r);
     }
     if (u->in_flight >= u->def.max_in_flight) {
-        snprintf(msg, sizeof(msg), "upstream '%s' already has %d requests in flight (max_in_flight)", u->def.name, u->in_flight);
-        return defer_answer(r, 503, "server_error", "upstream_busy", msg);
+        up_error_set(&r->err, UP_E_BUSY, NULL, "upstream '%s' already has %d requests in flight (max_in_flight)",
+                     u->def.name, u->in_flight);
+        return defer_answer(r);
+    }
+    snprintf(r->url, sizeof(r->url), "%s%s", u->def.base_url, r->ops->path);
+    r->headers = request_headers(r);
+    if (!r->headers) {
+        up_error_set(&r->err, UP_E_NOMEM, NULL, "junction ran out of memory preparing the request to upstream '%s'", u->def.name);
+        return defer_answer(r);
     }
     if (u->breaker == BREAKER_HALF_OPEN) r->probe = u->probing = true;
     u->in_flight++;
     r->counted_in_flight = true;
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(request, "stream");
-    r->stream = cJSON_IsTrue(stream);
-    r->include_usage = r->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-                                        cJSON_GetObjectItemCaseSensitive(request, "stream_options"), "include_usage"));
-    r->prompt_chars = up_prompt_chars(request);
-    r->body = r->ops->build_body(request, &u->def, r->stream);
-    snprintf(r->url, sizeof(r->url), "%s%s", u->def.base_url, r->ops->path);
-    r->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    r->headers = curl_slist_append(r->headers, r->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    r->headers = r->ops->add_headers(r->headers);
-    if (u->key) {
-        char line[1024];
-        if (u->def.api_key_header[0]) snprintf(line, sizeof(line), "%s: %s", u->def.api_key_header, u->key);
-        else snprintf(line, sizeof(line), r->ops->key_header, u->key);
-        r->headers = curl_slist_append(r->headers, line);
-        memset(line, 0, sizeof(line));
-    }
-    for (int i = 0; i < u->def.n_headers; i++) {
-        char line[400];
-        snprintf(line, sizeof(line), "%s: %s", u->def.headers[i].name, u->def.headers[i].value);
-        r->headers = curl_slist_append(r->headers, line);
-    }
-    if (!r->body || !r->headers) return defer_answer(r, 500, "server_error", "out_of_memory", "out of memory");
     start_attempt(r);
     return r;
 }
 
 void up_cancel(up_request *r) { request_free(r); }
+
+/* Only a stream on its way (a transfer running) is paused. */
+void up_pause(up_request *r)
+{
+    if (!r->stream || r->paused || (!r->easy && !r->ended)) return;
+    r->paused = true;
+    arm_timer(r, T_PAUSED, r->u->def.idle_timeout_s);
+}
+
+void up_resume(up_request *r)
+{
+    if (!r->paused) return;
+    r->paused = false;
+    if (r->curl_paused || r->pending || r->ended) arm_timer(r, T_RESUME, 0); /* data waits: go on from the loop */
+    else arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
+}

@@ -127,10 +127,22 @@ int up_def_from_json(up_def *d, const cJSON *obj, const cJSON **bad, char *err, 
     if (!strcmp(d->name, "local") || !strcmp(d->name, "auto"))
         return fail(bad, cJSON_GetObjectItemCaseSensitive(obj, "name"), err, errlen,
                     "upstream name '%s' is reserved%s", d->name, " (local and auto select the engine)");
+    if (!d->base_url[0])
+        return fail(bad, cJSON_GetObjectItemCaseSensitive(obj, "name"), err, errlen, "upstream '%s': base_url is required (e.g. \"https://api.openai.com/v1\")%s",
+                    d->name, "");
     if (strncmp(d->base_url, "http://", 7) && strncmp(d->base_url, "https://", 8))
         return fail(bad, cJSON_GetObjectItemCaseSensitive(obj, "base_url"), err, errlen,
                     "upstream '%s': base_url must start with http:// or https://%s", d->name, "");
     size_t n = strlen(d->base_url);
     while (n > 0 && d->base_url[n - 1] == '/') d->base_url[--n] = '\0'; /* paths are appended */
     return 0;
+}
+
+bool up_def_warning(const up_def *d, char *msg, size_t len)
+{
+    if (d->model[0]) return false;
+    snprintf(msg, len, "upstream '%s' has no \"model\": requests go out with the client's \"model\", which is "
+             "'%s' when clients pick this upstream by name; set \"model\" to the model the upstream serves",
+             d->name, d->name);
+    return true;
 }

@@ -53,6 +53,8 @@ static int process_line(sse_parser *p, const char *line, size_t len)
     size_t vlen = colon ? len - nlen - 1 : 0;
     if (vlen > 0 && value[0] == ' ') { value++; vlen--; }
     if (nlen == 4 && !memcmp(line, "data", 4)) {
+        /* many short data lines join into one: the limit holds for the whole */
+        if (p->data_len + vlen + 1 > p->max_line) return -1;
         size_t need = p->data_len + vlen + 2;
         if (grow(&p->data, &p->data_cap, need)) return -1;
         if (p->has_data) p->data[p->data_len++] = '\n';
@@ -84,7 +86,10 @@ int sse_feed(sse_parser *p, const char *buf, size_t len)
             p->started = 1;
             int rc = process_line(p, line, ll);
             p->line_len = 0;
-            if (rc) return rc;
+            if (rc) {
+                p->consumed = i + 1;
+                return rc;
+            }
             continue;
         }
         if (p->line_len + 1 > p->max_line) return -1;

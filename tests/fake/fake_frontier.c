@@ -13,6 +13,15 @@
  *   badsse     a stream whose second event is not JSON
  *   huge       a 40 MiB body                hang     never answer
  *   nousage    a stream without token counts
+ *   long:N     stream (or answer) N words "w1 w2 ... wN" as fast as the client takes them
+ *   reject     a 400 whose error carries type, code and param (Anthropic's
+ *              shape has type only), as a provider refusing a field does
+ * A request with "tools" whose last message is not a tool result gets a
+ * tool call of its first tool with the arguments {"city":"Paris","days":3},
+ * in the provider's real wire format: OpenAI tool_calls (whole only), or
+ * Anthropic tool_use content blocks (whole, or streamed as a tool_use
+ * content_block_start and input_json_delta pieces). Tool results count as
+ * the user's text, so the answer after one echoes it.
  * With FAKE_EXPECT_KEY set, a request carrying another key gets 401, with
  * the key it sent echoed in the message (as real APIs partly do).
  * Every request, and every connection the client closes while waiting, is
@@ -47,6 +56,7 @@ static flaky_entry flaky[64];
 
 typedef struct answer {
     struct evhttp_request *req;
+    char tool[64];          /* non-empty: answer with a call of this tool */
     bool anthropic, stream, include_usage, drop, bad_sse;
     int drip_ms;
     char **words;
@@ -83,8 +93,13 @@ static void send_error(struct evhttp_request *req, int status, const char *messa
     cJSON *root = cJSON_CreateObject();
     if (anthropic) cJSON_AddStringToObject(root, "type", "error");
     cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "type", status == 429 ? "rate_limit_error" : status == 401 ? "authentication_error" : "api_error");
+    cJSON_AddStringToObject(e, "type", status == 429 ? "rate_limit_error" : status == 401 ? "authentication_error" :
+                                       status == 400 ? "invalid_request_error" : "api_error");
     cJSON_AddStringToObject(e, "message", message);
+    if (status == 400 && !anthropic) {
+        cJSON_AddStringToObject(e, "param", "tools[0].function.name");
+        cJSON_AddStringToObject(e, "code", "invalid_value");
+    }
     char *s = cJSON_PrintUnformatted(root);
     send_json(req, status, s, status == 429 ? "Retry-After" : NULL, "1");
     free(s);
@@ -169,6 +184,43 @@ static cJSON *openai_chunk(const char *content, const char *finish, bool role)
     return c;
 }
 
+static void send_block_stop(answer *a, int index)
+{
+    cJSON *stop = cJSON_CreateObject();
+    cJSON_AddStringToObject(stop, "type", "content_block_stop");
+    cJSON_AddNumberToObject(stop, "index", index);
+    send_event(a, "content_block_stop", stop);
+}
+
+#define TOOL_ID "toolu_fake1"
+#define TOOL_ARGS_1 "{\"city\": \"Par"
+#define TOOL_ARGS_2 "is\", \"days\": 3}"
+
+/* Anthropic's streamed tool_use block: its start, then the input as JSON text in pieces. */
+static void stream_tool_use(answer *a)
+{
+    cJSON *start = cJSON_CreateObject();
+    cJSON_AddStringToObject(start, "type", "content_block_start");
+    cJSON_AddNumberToObject(start, "index", 1);
+    cJSON *block = cJSON_AddObjectToObject(start, "content_block");
+    cJSON_AddStringToObject(block, "type", "tool_use");
+    cJSON_AddStringToObject(block, "id", TOOL_ID);
+    cJSON_AddStringToObject(block, "name", a->tool);
+    cJSON_AddObjectToObject(block, "input");
+    send_event(a, "content_block_start", start);
+    const char *pieces[] = {"", TOOL_ARGS_1, TOOL_ARGS_2};
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "type", "content_block_delta");
+        cJSON_AddNumberToObject(d, "index", 1);
+        cJSON *delta = cJSON_AddObjectToObject(d, "delta");
+        cJSON_AddStringToObject(delta, "type", "input_json_delta");
+        cJSON_AddStringToObject(delta, "partial_json", pieces[i]);
+        send_event(a, "content_block_delta", d);
+    }
+    send_block_stop(a, 1);
+}
+
 /* One step of a streamed answer; re-arms itself until the end. */
 static void stream_step(evutil_socket_t fd, short what, void *arg)
 {
@@ -188,6 +240,13 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
             cJSON_AddNumberToObject(u, "input_tokens", a->prompt_tokens);
             cJSON_AddNumberToObject(u, "output_tokens", 1);
             send_event(a, "message_start", m);
+            cJSON *start = cJSON_CreateObject();
+            cJSON_AddStringToObject(start, "type", "content_block_start");
+            cJSON_AddNumberToObject(start, "index", 0);
+            cJSON *block = cJSON_AddObjectToObject(start, "content_block");
+            cJSON_AddStringToObject(block, "type", "text");
+            cJSON_AddStringToObject(block, "text", "");
+            send_event(a, "content_block_start", start);
             cJSON *ping = cJSON_CreateObject();
             cJSON_AddStringToObject(ping, "type", "ping");
             send_event(a, "ping", ping);
@@ -225,9 +284,11 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
         a->next++;
     } else {
         if (a->anthropic) {
+            send_block_stop(a, 0);
+            if (a->tool[0]) stream_tool_use(a);
             cJSON *d = cJSON_CreateObject();
             cJSON_AddStringToObject(d, "type", "message_delta");
-            cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "delta"), "stop_reason", "end_turn");
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "delta"), "stop_reason", a->tool[0] ? "tool_use" : "end_turn");
             cJSON_AddNumberToObject(cJSON_AddObjectToObject(d, "usage"), "output_tokens", a->n_words);
             send_event(a, "message_delta", d);
             cJSON *s = cJSON_CreateObject();
@@ -276,7 +337,15 @@ static void send_whole(answer *a)
         cJSON_AddStringToObject(block, "type", "text");
         cJSON_AddStringToObject(block, "text", text);
         cJSON_AddItemToArray(content, block);
-        cJSON_AddStringToObject(root, "stop_reason", "end_turn");
+        if (a->tool[0]) {
+            cJSON *use = cJSON_CreateObject();
+            cJSON_AddStringToObject(use, "type", "tool_use");
+            cJSON_AddStringToObject(use, "id", TOOL_ID);
+            cJSON_AddStringToObject(use, "name", a->tool);
+            cJSON_AddItemToObject(use, "input", cJSON_Parse(TOOL_ARGS_1 TOOL_ARGS_2));
+            cJSON_AddItemToArray(content, use);
+        }
+        cJSON_AddStringToObject(root, "stop_reason", a->tool[0] ? "tool_use" : "end_turn");
         cJSON *u = cJSON_AddObjectToObject(root, "usage");
         cJSON_AddNumberToObject(u, "input_tokens", a->prompt_tokens);
         cJSON_AddNumberToObject(u, "output_tokens", a->n_words);
@@ -291,7 +360,16 @@ static void send_whole(answer *a)
         cJSON *m = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         cJSON_AddStringToObject(m, "content", text);
-        cJSON_AddStringToObject(ch, "finish_reason", "stop");
+        if (a->tool[0]) {
+            cJSON *call = cJSON_CreateObject();
+            cJSON_AddStringToObject(call, "id", "call_fake1");
+            cJSON_AddStringToObject(call, "type", "function");
+            cJSON *fn = cJSON_AddObjectToObject(call, "function");
+            cJSON_AddStringToObject(fn, "name", a->tool);
+            cJSON_AddStringToObject(fn, "arguments", TOOL_ARGS_1 TOOL_ARGS_2);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "tool_calls"), call);
+        }
+        cJSON_AddStringToObject(ch, "finish_reason", a->tool[0] ? "tool_calls" : "stop");
         cJSON_AddItemToArray(choices, ch);
         cJSON *u = cJSON_AddObjectToObject(root, "usage");
         cJSON_AddNumberToObject(u, "prompt_tokens", a->prompt_tokens);
@@ -312,14 +390,37 @@ static void delayed_whole(evutil_socket_t fd, short what, void *arg)
     send_whole(arg);
 }
 
-static const char *last_user_text(const cJSON *body)
+/* The text of a content value: a string, or the last text (or tool_result
+ * content) among its blocks. */
+static const char *content_text(const cJSON *c, bool *tool_result)
+{
+    if (cJSON_IsString(c)) return c->valuestring;
+    const char *t = NULL;
+    for (const cJSON *b = cJSON_IsArray(c) ? c->child : NULL; b; b = b->next) {
+        const cJSON *type = cJSON_GetObjectItem(b, "type");
+        const char *ty = cJSON_IsString(type) ? type->valuestring : "";
+        const cJSON *text = cJSON_GetObjectItem(b, !strcmp(ty, "tool_result") ? "content" : "text");
+        if (cJSON_IsString(text)) t = text->valuestring;
+        if (!strcmp(ty, "tool_result")) *tool_result = true;
+    }
+    return t;
+}
+
+/* The last user message's text (a tool result counts); whether it is a tool result. */
+static const char *last_user_text(const cJSON *body, bool *tool_result)
 {
     const char *t = "";
     const cJSON *msgs = cJSON_GetObjectItem(body, "messages");
     for (const cJSON *m = msgs ? msgs->child : NULL; m; m = m->next) {
-        const cJSON *c = cJSON_GetObjectItem(m, "content");
         const cJSON *r = cJSON_GetObjectItem(m, "role");
-        if (cJSON_IsString(c) && cJSON_IsString(r) && !strcmp(r->valuestring, "user")) t = c->valuestring;
+        bool is_tool = cJSON_IsString(r) && !strcmp(r->valuestring, "tool");
+        if (!cJSON_IsString(r) || (strcmp(r->valuestring, "user") && !is_tool)) continue;
+        bool result = is_tool;
+        const char *c = content_text(cJSON_GetObjectItem(m, "content"), &result);
+        if (c) {
+            t = c;
+            *tool_result = result;
+        }
     }
     return t;
 }
@@ -377,7 +478,8 @@ static void handle(struct evhttp_request *req, void *arg)
             return;
         }
     }
-    const char *text = last_user_text(body);
+    bool after_tool = false;
+    const char *text = last_user_text(body, &after_tool);
     const char *fault = evhttp_find_header(in, "X-Fake-Fault");
     const char *directive = strstr(text, "#fault:");
     char fault_buf[64] = "";
@@ -399,6 +501,18 @@ static void handle(struct evhttp_request *req, void *arg)
     a->drop = !strcmp(fault, "drop");
     a->bad_sse = !strcmp(fault, "badsse");
 
+    const cJSON *tools = cJSON_GetObjectItem(body, "tools");
+    if (cJSON_IsArray(tools) && tools->child && !after_tool) {
+        const cJSON *t0 = tools->child;
+        const cJSON *name = cJSON_GetObjectItem(anthropic ? t0 : cJSON_GetObjectItem(t0, "function"), "name");
+        snprintf(a->tool, sizeof(a->tool), "%s", cJSON_IsString(name) ? name->valuestring : "unnamed");
+    }
+    if (!strcmp(fault, "reject")) {
+        send_error(req, 400, "the fake refuses this request", anthropic);
+        answer_free(a);
+        cJSON_Delete(body);
+        return;
+    }
     if (!strcmp(fault, "429") || !strcmp(fault, "500")) {
         send_error(req, atoi(fault), "the fake was told to fail", anthropic);
         answer_free(a);
@@ -431,7 +545,8 @@ static void handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(b, "{\"pad\":\"");
         static char chunk[1 << 16];
         memset(chunk, 'x', sizeof(chunk));
-        for (int i = 0; i < 640; i++) evbuffer_add(b, chunk, sizeof(chunk));
+        /* by reference: copying 40 MiB first made the answer's first byte slow under ASan */
+        for (int i = 0; i < 640; i++) evbuffer_add_reference(b, chunk, sizeof(chunk), NULL, NULL);
         evbuffer_add_printf(b, "\"}");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
         evhttp_send_reply(req, 200, NULL, b);
@@ -450,9 +565,16 @@ static void handle(struct evhttp_request *req, void *arg)
     /* the answer: "Hello from the fake PROVIDER! You said: TEXT" */
     char full[1024];
     snprintf(full, sizeof(full), "Hello from the fake %s! You said: %.900s", anthropic ? "anthropic" : "openai", text);
-    a->words = calloc(256, sizeof(char *));
-    for (char *tok = strtok(full, " \n\t"); tok && a->n_words < 256; tok = strtok(NULL, " \n\t"))
+    int n_long = !strncmp(fault, "long:", 5) ? atoi(fault + 5) : 0;
+    n_long = n_long < 0 ? 0 : n_long > 100000 ? 100000 : n_long;
+    a->words = calloc(256 + (size_t)n_long, sizeof(char *));
+    for (char *tok = strtok(full, " \n\t"); tok && a->n_words < 256 && !n_long; tok = strtok(NULL, " \n\t"))
         a->words[a->n_words++] = strdup(tok);
+    for (int i = 1; i <= n_long; i++) {
+        char w[16];
+        snprintf(w, sizeof(w), "w%d", i);
+        a->words[a->n_words++] = strdup(w);
+    }
     cJSON_Delete(body);
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(evcon, on_client_closed, a);

@@ -1,6 +1,8 @@
 /* test_upstream.c: forwarding to upstream APIs through the real daemon and
  * the fake frontier: both providers, streamed and whole, every fault, the
- * retries, the circuit breaker, cancellation, and keys kept secret. */
+ * retries, the circuit breaker, cancellation, and keys kept secret; every
+ * standard parameter passed through to OpenAI upstreams, upstream 4xx
+ * errors with their structure, and Anthropic tool calls both ways. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -44,7 +47,7 @@ static int setup(void **state)
     char cfg[4096];
     int p = fake.port;
     snprintf(cfg, sizeof(cfg),
-             "{\"upstreams\": [\n"
+             "{\"max_output_buffer_bytes\": 4096, \"upstreams\": [\n"
              " {\"name\":\"frontier\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1/\",\"model\":\"gpt-fake\","
              "  \"api_key_env\":\"JT_OPENAI_KEY\",\"headers\":{\"X-Custom\":\"yes\"},\"max_retries\":2,\"breaker_failures\":1000,\"zone\":\"external\","
              "  \"price_input_per_mtok\":2.5,\"price_output_per_mtok\":10},\n"
@@ -83,7 +86,7 @@ static int teardown(void **state)
 
 static cJSON *chat(const char *model, const char *prompt, const char *extra, long *status, http_response *raw)
 {
-    char body[2048];
+    char body[4096];
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
              "{\"role\":\"user\",\"content\":\"%s\"}]%s%s}", model, prompt, extra ? "," : "", extra ? extra : "");
@@ -96,6 +99,30 @@ static const char *error_code(const cJSON *j)
 {
     const cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
     return cJSON_IsString(c) ? c->valuestring : "";
+}
+
+/* The body the fake received in the request whose text contains `marker`
+ * (the last such request). Caller frees. */
+static cJSON *recorded_body(const char *marker)
+{
+    char *rec = fake_record(&fake);
+    assert_non_null(rec);
+    const char *line = NULL;
+    for (const char *p = strstr(rec, marker); p; p = strstr(p + 1, marker)) line = p;
+    assert_non_null(line);
+    while (line > rec && line[-1] != '\n') line--;
+    cJSON *r = cJSON_ParseWithLength(line, strcspn(line, "\n"));
+    assert_non_null(r);
+    cJSON *b = cJSON_DetachItemFromObject(r, "body");
+    cJSON_Delete(r);
+    free(rec);
+    assert_non_null(b);
+    return b;
+}
+
+static const cJSON *error_field(const cJSON *j, const char *key)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), key);
 }
 
 /* Split an SSE body strictly: every event is "data: X\n\n". Returns the
@@ -501,6 +528,338 @@ static void test_client_disconnect_cancels_upstream(void **state)
     free(log);
 }
 
+/* ---- the front door's parameters (issue #9) ---- */
+
+/* Every standard parameter reaches an OpenAI upstream as the client sent it,
+ * and a field junction does not know too; only "model" is replaced.
+ * (Needs gateway/chat_request.c to let these fields through.) */
+#define ALL_PARAMS \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"d\"," \
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}},\"strict\":true}}]," \
+    "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"parallel_tool_calls\":false," \
+    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"w\",\"schema\":{\"type\":\"object\"}}}," \
+    "\"logit_bias\":{\"50256\":-100,\"11\":2.5},\"reasoning_effort\":\"low\",\"metadata\":{\"team\":\"a\"}," \
+    "\"store\":false,\"service_tier\":\"flex\",\"user\":\"user-7\",\"max_completion_tokens\":321," \
+    "\"modalities\":[\"text\"],\"prediction\":{\"type\":\"content\",\"content\":\"maybe\"}," \
+    "\"web_search_options\":{\"search_context_size\":\"low\"},\"x_vendor_knob\":{\"deep\":[1,null,\"two\"]}"
+
+static void check_passed_through(const char *marker, const char *extra, bool stream)
+{
+    char sent[4096];
+    snprintf(sent, sizeof(sent),
+             "{\"model\":\"frontier\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+             "{\"role\":\"user\",\"content\":\"%s\"}],%s}", marker, extra);
+    long status;
+    http_response raw;
+    cJSON *j = http_post_json(daemon_.url, "/v1/chat/completions", sent, &status, &raw);
+    if (status != 200) fprintf(stderr, "status %ld: %s\n", status, raw.body);
+    assert_int_equal(status, 200);
+    cJSON_Delete(j);
+    http_response_free(&raw);
+    cJSON *got = recorded_body(marker);
+    cJSON *want = cJSON_Parse(sent);
+    assert_non_null(want);
+    cJSON_ReplaceItemInObject(want, "model", cJSON_CreateString("gpt-fake"));
+    if (stream) { /* junction asks for the counts it accounts with */
+        cJSON *opts = cJSON_GetObjectItem(want, "stream_options");
+        if (!opts) opts = cJSON_AddObjectToObject(want, "stream_options");
+        cJSON_DeleteItemFromObject(opts, "include_usage");
+        cJSON_AddTrueToObject(opts, "include_usage");
+    }
+    /* each field on its own, so a failure names it */
+    for (const cJSON *w = want->child; w; w = w->next) {
+        const cJSON *g = cJSON_GetObjectItem(got, w->string);
+        if (!g || !cJSON_Compare(w, g, 1)) fail_msg("field '%s' did not arrive unchanged", w->string);
+    }
+    assert_int_equal(cJSON_GetArraySize(got), cJSON_GetArraySize(want));
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+}
+
+static void test_openai_passes_every_parameter(void **state)
+{
+    (void)state;
+    check_passed_through("pass through whole", ALL_PARAMS, false);
+}
+
+static void test_openai_passes_every_parameter_streamed(void **state)
+{
+    (void)state;
+    check_passed_through("pass through streamed", ALL_PARAMS ",\"stream\":true,\"stream_options\":{\"include_usage\":false}", true);
+}
+
+/* An upstream's 4xx reaches the client with its own type, code and param. */
+static void test_upstream_4xx_keeps_its_structure(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = chat("frontier", "refuse me #fault:reject", NULL, &status, NULL);
+    assert_int_equal(status, 400);
+    assert_string_equal(error_field(j, "type")->valuestring, "invalid_request_error");
+    assert_string_equal(error_field(j, "code")->valuestring, "invalid_value");
+    assert_string_equal(error_field(j, "param")->valuestring, "tools[0].function.name");
+    const char *msg = error_field(j, "message")->valuestring;
+    assert_non_null(strstr(msg, "'frontier'"));
+    assert_non_null(strstr(msg, "the fake refuses this request"));
+    cJSON_Delete(j);
+    assert_int_equal(fake_count(&fake, "refuse me #fault:reject"), 1); /* a refusal is not retried */
+    /* Anthropic's errors have a type only: code and param are null */
+    j = chat("claude", "refuse me too #fault:reject", NULL, &status, NULL);
+    assert_int_equal(status, 400);
+    assert_string_equal(error_field(j, "type")->valuestring, "invalid_request_error");
+    assert_true(cJSON_IsNull(error_field(j, "code")));
+    assert_true(cJSON_IsNull(error_field(j, "param")));
+    assert_non_null(strstr(error_field(j, "message")->valuestring, "'claude'"));
+    cJSON_Delete(j);
+}
+
+#define WEATHER_TOOL \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\"," \
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"integer\"}}}}}]," \
+    "\"tool_choice\":\"required\""
+
+/* Anthropic answers with a tool_use block: the client gets OpenAI tool_calls. */
+static void test_anthropic_tool_call_whole(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = chat("claude", "weather in Paris whole", WEATHER_TOOL, &status, NULL);
+    assert_int_equal(status, 200);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "tool_calls");
+    const cJSON *call = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "tool_calls"), 0);
+    assert_string_equal(cJSON_GetObjectItem(call, "id")->valuestring, "toolu_fake1");
+    assert_string_equal(cJSON_GetObjectItem(call, "type")->valuestring, "function");
+    const cJSON *fn = cJSON_GetObjectItem(call, "function");
+    assert_string_equal(cJSON_GetObjectItem(fn, "name")->valuestring, "get_weather");
+    cJSON *args = cJSON_Parse(cJSON_GetObjectItem(fn, "arguments")->valuestring);
+    assert_string_equal(cJSON_GetObjectItem(args, "city")->valuestring, "Paris");
+    assert_int_equal(cJSON_GetObjectItem(args, "days")->valueint, 3);
+    cJSON_Delete(args);
+    cJSON_Delete(j);
+    /* what went upstream: Anthropic's tool definitions and choice */
+    cJSON *b = recorded_body("weather in Paris whole");
+    const cJSON *tool = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "tools"), 0);
+    assert_string_equal(cJSON_GetObjectItem(tool, "name")->valuestring, "get_weather");
+    assert_string_equal(cJSON_GetObjectItem(tool, "description")->valuestring, "Weather in a city");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tool, "input_schema"), "type")->valuestring, "object");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "tool_choice"), "type")->valuestring, "any");
+    cJSON_Delete(b);
+}
+
+/* The same streamed: a tool_use block and its input_json_delta pieces
+ * become tool_calls deltas whose arguments join into the JSON. */
+static void test_anthropic_tool_call_streamed(void **state)
+{
+    (void)state;
+    long status;
+    http_response raw;
+    cJSON *j = chat("claude", "weather in Paris streamed", WEATHER_TOOL ",\"stream\":true", &status, &raw);
+    cJSON_Delete(j);
+    assert_int_equal(status, 200);
+    char **ev;
+    int n = sse_events(raw.body, &ev);
+    assert_string_equal(ev[n - 1], "[DONE]");
+    char args[256] = "", name[64] = "", id[64] = "", finish[32] = "";
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *c = cJSON_Parse(ev[i]);
+        assert_non_null(c);
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0);
+        const cJSON *f = cJSON_GetObjectItem(ch, "finish_reason");
+        if (cJSON_IsString(f)) snprintf(finish, sizeof(finish), "%s", f->valuestring);
+        const cJSON *call = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "tool_calls"), 0);
+        if (call) {
+            assert_int_equal(cJSON_GetObjectItem(call, "index")->valueint, 0);
+            const cJSON *fn = cJSON_GetObjectItem(call, "function");
+            if (cJSON_GetObjectItem(call, "id")) {
+                snprintf(id, sizeof(id), "%s", cJSON_GetObjectItem(call, "id")->valuestring);
+                snprintf(name, sizeof(name), "%s", cJSON_GetObjectItem(fn, "name")->valuestring);
+            }
+            strncat(args, cJSON_GetObjectItem(fn, "arguments")->valuestring, sizeof(args) - strlen(args) - 1);
+        }
+        cJSON_Delete(c);
+    }
+    assert_string_equal(id, "toolu_fake1");
+    assert_string_equal(name, "get_weather");
+    assert_string_equal(args, "{\"city\": \"Paris\", \"days\": 3}");
+    assert_string_equal(finish, "tool_calls");
+    free_events(ev, n);
+    http_response_free(&raw);
+}
+
+/* The client's side of a tool round goes to Anthropic as tool_use and
+ * tool_result blocks; the answer after it reads the result. */
+static void test_anthropic_tool_results_sent(void **state)
+{
+    (void)state;
+    long status;
+    const char *body =
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":\"weather round trip?\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"toolu_fake1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"toolu_fake1\",\"content\":\"sunny 15 C\"}]," WEATHER_TOOL "}";
+    cJSON *j = http_post_json(daemon_.url, "/v1/chat/completions", body, &status, NULL);
+    assert_int_equal(status, 200);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "content")->valuestring,
+                        "Hello from the fake anthropic! You said: sunny 15 C");
+    assert_string_equal(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "stop");
+    cJSON_Delete(j);
+    cJSON *b = recorded_body("weather round trip?");
+    const cJSON *msgs = cJSON_GetObjectItem(b, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 3);
+    const cJSON *use = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "content"), 0);
+    assert_string_equal(cJSON_GetObjectItem(use, "type")->valuestring, "tool_use");
+    assert_string_equal(cJSON_GetObjectItem(use, "id")->valuestring, "toolu_fake1");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(use, "input"), "city")->valuestring, "Paris");
+    const cJSON *result_turn = cJSON_GetArrayItem(msgs, 2);
+    assert_string_equal(cJSON_GetObjectItem(result_turn, "role")->valuestring, "user");
+    const cJSON *result = cJSON_GetArrayItem(cJSON_GetObjectItem(result_turn, "content"), 0);
+    assert_string_equal(cJSON_GetObjectItem(result, "type")->valuestring, "tool_result");
+    assert_string_equal(cJSON_GetObjectItem(result, "tool_use_id")->valuestring, "toolu_fake1");
+    assert_string_equal(cJSON_GetObjectItem(result, "content")->valuestring, "sunny 15 C");
+    cJSON_Delete(b);
+}
+
+/* json_schema has an Anthropic form (output_config.format); json_object
+ * has none: a 400 naming the field, and nothing goes upstream. */
+static void test_anthropic_response_format(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = chat("claude", "structured please",
+                    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"r\",\"schema\":"
+                    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":false}}}",
+                    &status, NULL);
+    assert_int_equal(status, 200);
+    cJSON_Delete(j);
+    cJSON *b = recorded_body("structured please");
+    const cJSON *fmt = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "output_config"), "format");
+    assert_string_equal(cJSON_GetObjectItem(fmt, "type")->valuestring, "json_schema");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fmt, "schema"), "type")->valuestring, "object");
+    assert_null(cJSON_GetObjectItem(b, "response_format"));
+    cJSON_Delete(b);
+
+    j = chat("claude", "json mode please", "\"response_format\":{\"type\":\"json_object\"}", &status, NULL);
+    assert_int_equal(status, 400);
+    assert_string_equal(error_field(j, "param")->valuestring, "response_format");
+    assert_string_equal(error_field(j, "code")->valuestring, "unsupported_parameter");
+    assert_non_null(strstr(error_field(j, "message")->valuestring, "json_schema"));
+    cJSON_Delete(j);
+    assert_int_equal(fake_count(&fake, "json mode please"), 0);
+}
+
+/* An upstream without base_url is told so, not told about the scheme. */
+static void test_missing_base_url(void **state)
+{
+    (void)state;
+    char path[64];
+    write_temp_file(path, "{\"upstreams\": [{\"name\": \"nourl\", \"model\": \"m\"}]}");
+    const char *args[] = {"serve", "--config", path, "--check-config", NULL};
+    char *out;
+    assert_int_equal(run_junction(args, &out), 2);
+    assert_non_null(strstr(out, "upstream 'nourl': base_url is required"));
+    assert_null(strstr(out, "must start with"));
+    free(out);
+    unlink(path);
+}
+
+/* ---- backpressure ---- */
+
+/* A raw connection whose receive buffer is tiny, so the daemon's output
+ * backs up as soon as the client stops reading. */
+static int slow_client(const char *model, const char *prompt)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)daemon_.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char body[256], req[512];
+    snprintf(body, sizeof(body), "{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             model, prompt);
+    snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    assert_int_equal(tcp_send_all(fd, req, strlen(req)), 0);
+    return fd;
+}
+
+/* A client that reads slowly gets the whole stream, in order: the daemon
+ * paused the upstream (its output limit is 4 KiB, and twice that would end
+ * the request) and resumed it with nothing lost. */
+static void test_slow_reader_gets_everything(void **state)
+{
+    (void)state;
+    enum { WORDS = 3000 };
+    int fd = slow_client("frontier", "read me slowly #fault:long:3000");
+    size_t cap = 1 << 20, len = 0;
+    char *all = malloc(cap);
+    double t0 = now_seconds();
+    for (;;) {
+        if (len + 1024 + 1 > cap) all = realloc(all, cap *= 2);
+        ssize_t n = recv(fd, all + len, 1024, 0);
+        if (n <= 0) break;
+        len += (size_t)n;
+        usleep(2000);
+        if (now_seconds() - t0 > 60) break;
+    }
+    close(fd);
+    all[len] = '\0';
+    assert_non_null(strstr(all, "HTTP/1.1 200"));
+    const char *p = all;
+    for (int i = 1; i <= WORDS; i++) {
+        char want[48];
+        snprintf(want, sizeof(want), "\"content\":\"%sw%d\"", i > 1 ? " " : "", i);
+        const char *at = strstr(p, want);
+        if (!at) fail_msg("word %d missing or out of order", i);
+        p = at + strlen(want);
+    }
+    assert_non_null(strstr(p, "data: [DONE]"));
+    free(all);
+}
+
+/* A client that stops reading: the paused stream ends after idle_timeout_s
+ * (strict: 0.5 s) with too_slow, and the upstream transfer is closed. */
+static void test_stalled_reader_ends_too_slow(void **state)
+{
+    (void)state;
+    int before = fake_count(&fake, "\"closed\"");
+    int fd = slow_client("strict", "never read me #fault:long:20000");
+    int after = before;
+    for (int i = 0; i < 500 && after == before; i++) {
+        usleep(20000);
+        after = fake_count(&fake, "\"closed\"");
+    }
+    assert_int_equal(after, before + 1);
+    char *log = daemon_log_wait(&daemon_, "error=too_slow", 5.0);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "error=too_slow"));
+    free(log);
+    close(fd);
+}
+
+/* Retries are logged at warn, with the attempt, the cause and the delay;
+ * so are breaker transitions. (Needs the gateway to install a logger with
+ * up_client_set_logger.) */
+static void test_retries_logged(void **state)
+{
+    (void)state;
+    long status;
+    cJSON *j = chat("frontier", "log my retries #fault:500", NULL, &status, NULL);
+    assert_int_equal(status, 502);
+    cJSON_Delete(j);
+    char *log = daemon_log_wait(&daemon_, "attempt 2 of 3 failed", 2.0);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "upstream 'frontier': attempt 1 of 3 failed (upstream, HTTP 500); retrying in"));
+    assert_non_null(strstr(log, "upstream 'frontier': attempt 2 of 3 failed"));
+    /* and test_circuit_breaker's round, each transition */
+    assert_non_null(strstr(log, "upstream 'fragile': circuit breaker closed -> open"));
+    assert_non_null(strstr(log, "upstream 'fragile': circuit breaker open -> half-open"));
+    assert_non_null(strstr(log, "upstream 'fragile': circuit breaker half-open -> closed"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +882,17 @@ int main(void)
         cmocka_unit_test(test_key_never_echoed),
         cmocka_unit_test(test_circuit_breaker),
         cmocka_unit_test(test_client_disconnect_cancels_upstream),
+        cmocka_unit_test(test_openai_passes_every_parameter),
+        cmocka_unit_test(test_openai_passes_every_parameter_streamed),
+        cmocka_unit_test(test_upstream_4xx_keeps_its_structure),
+        cmocka_unit_test(test_anthropic_tool_call_whole),
+        cmocka_unit_test(test_anthropic_tool_call_streamed),
+        cmocka_unit_test(test_anthropic_tool_results_sent),
+        cmocka_unit_test(test_anthropic_response_format),
+        cmocka_unit_test(test_retries_logged),
+        cmocka_unit_test(test_missing_base_url),
+        cmocka_unit_test(test_slow_reader_gets_everything),
+        cmocka_unit_test(test_stalled_reader_ends_too_slow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -84,6 +84,24 @@ static void test_line_limit(void **s)
     assert_int_equal(e.n, 1);
 }
 
+/* Many short data lines join into one event: the limit holds for the
+ * joined data too, so a stream of them cannot grow it without end. */
+static void test_event_data_limit(void **s)
+{
+    (void)s;
+    events e = {{0}, 0};
+    sse_parser p;
+    sse_init(&p, 16, collect, &e);
+    assert_int_equal(sse_feed(&p, "data: 12345\ndata: 1234\n\n", 25), 0); /* 5 + '\n' + 4 = 10 */
+    assert_int_equal(e.n, 1);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) rc = sse_feed(&p, "data: 12345\n", 12);
+    assert_int_equal(rc, -1);
+    assert_true(p.data_len <= 16);
+    sse_free(&p);
+    assert_int_equal(e.n, 1);
+}
+
 static int stop_at_second(void *arg, const char *event, const char *data, size_t len)
 {
     (void)event;
@@ -98,9 +116,14 @@ static void test_callback_can_stop(void **s)
     int count = 0;
     sse_parser p;
     sse_init(&p, 64, stop_at_second, &count);
-    assert_int_equal(sse_feed(&p, "data: 1\n\ndata: 2\n\ndata: 3\n\n", 27), 7);
-    sse_free(&p);
+    const char *stream = "data: 1\n\ndata: 2\r\n\r\ndata: 3\n\n";
+    assert_int_equal(sse_feed(&p, stream, strlen(stream)), 7);
     assert_int_equal(count, 2);
+    /* the rest, fed later, continues where the stop was (the CR's LF skipped) */
+    assert_int_equal(p.consumed, strlen("data: 1\n\ndata: 2\r\n\r"));
+    assert_int_equal(sse_feed(&p, stream + p.consumed, strlen(stream) - p.consumed), 0);
+    sse_free(&p);
+    assert_int_equal(count, 3);
 }
 
 int main(void)
@@ -111,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_named_events_comments_multiline),
         cmocka_unit_test(test_bom_and_incomplete_tail),
         cmocka_unit_test(test_line_limit),
+        cmocka_unit_test(test_event_data_limit),
         cmocka_unit_test(test_callback_can_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
