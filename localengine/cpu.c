@@ -8,6 +8,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 unsigned eng_cpu_features(void)
 {
@@ -16,7 +19,8 @@ unsigned eng_cpu_features(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) f |= ENG_CPU_AVX2;
     if (__builtin_cpu_supports("fma")) f |= ENG_CPU_FMA;
-    if (__builtin_cpu_supports("f16c")) f |= ENG_CPU_F16C;
+    unsigned a, b, c, d; /* clang 14 knows no "f16c" for __builtin_cpu_supports */
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C)) f |= ENG_CPU_F16C;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vnni"))

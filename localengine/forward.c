@@ -12,33 +12,13 @@
  * the inner loops are integer or fp16 dot products; rows of the output are
  * split across the context's compute threads.
  */
-#include "model.h"
-#include "threadpool.h"
+#include "context.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct eng_ctx {
-    eng_model *m;
-    eng_pool *pool;
-    int n_ctx, n_batch;          /* n_ctx positions per sequence */
-    int n_seq;
-    int *seq_pos;                /* tokens in each sequence's cache */
-    int *b_seq, *b_pos, *b_tok;  /* the batch being computed: [n_batch] */
-    bool *b_want;
-    eng_kv_type kv_type;
-    size_t kv_elem;              /* bytes per cached value */
-    uint8_t *k_cache, *v_cache;  /* [n_layer][n_seq][n_ctx][kv_dim] */
-    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;  /* [n_batch][...] scratch */
-    uint8_t *act;                /* converted activations, [n_batch][act_row] */
-    size_t act_row;
-    float *scores;               /* [n_threads][n_ctx] attention weights */
-    float *logits;               /* [n_logit_rows][n_vocab] */
-    int n_logit_rows, logits_cap, logits_first;  /* row r is token index logits_first + r */
-};
 
 /* ---- matrix products ---- */
 
@@ -299,20 +279,33 @@ static void attention_heads(void *p, int ith, int nth)
 
 /* ---- one batch ---- */
 
+void eng_forward_output(eng_ctx *c, const int *rows, int n, float *out)
+{
+    const eng_model *m = c->m;
+    int E = m->info.n_embd;
+    for (int i = 0; i < n; i++) rmsnorm(c->xb + (size_t)i * E, c->x + (size_t)rows[i] * E, m->output_norm, E, m->info.rms_eps);
+    if (n) matmul(c, &m->output, c->xb, out, n);
+}
+
 /* The T tokens in c->b_tok (sequence b_seq, position b_pos) through the
  * model; logits for those with b_want, in order, into `logits`. Tokens of
  * different sequences share every matrix product; only attention looks at
- * each token's own sequence. */
-static void forward_batch(eng_ctx *c, int T, float *logits)
+ * each token's own sequence. A token of a sequence scored only up to layer
+ * L (b_depth) leaves the batch after it: such tokens come last, so the
+ * tokens of each layer are a prefix of the batch. */
+void eng_forward_batch(eng_ctx *c, int n_tok, int first_layer, float *logits)
 {
     eng_model *m = c->m;
     const eng_model_info *h = &m->info;
-    int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff;
+    int E = h->n_embd, hd = E / h->n_head, kv_dim = hd * h->n_head_kv, F = h->n_ff, T = n_tok;
 
-    for (int t = 0; t < T; t++)
-        eng_weight_row(&m->token_embd, c->b_tok[t], c->x + (size_t)t * E);
+    if (first_layer == 0)
+        for (int t = 0; t < T; t++)
+            eng_weight_row(&m->token_embd, c->b_tok[t], c->x + (size_t)t * E);
 
-    for (int l = 0; l < h->n_layer; l++) {
+    for (int l = first_layer; l < h->n_layer; l++) {
+        while (T > 0 && c->b_depth[T - 1] <= l) T--; /* tokens stopped before this layer */
+        if (T == 0) break;
         const eng_layer *L = &m->layers[l];
         for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, h->rms_eps);
 
@@ -343,12 +336,16 @@ static void forward_batch(eng_ctx *c, int T, float *logits)
         }
         matmul(c, &L->w_down, c->hb, c->xb, T);
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->xb[i];
+
+        if (c->b_features) eng_features_after_layer(c, l + 1, T); /* pooling, stopped tokens' residuals */
     }
+    while (T > 0 && c->b_depth[T - 1] < h->n_layer) T--; /* the tokens that reached the end */
 
     int n_out = 0;
     for (int t = 0; t < T; t++)
-        if (c->b_want[t]) rmsnorm(c->xb + (size_t)n_out++ * E, c->x + (size_t)t * E, m->output_norm, E, h->rms_eps);
-    if (n_out) matmul(c, &m->output, c->xb, logits, n_out);
+        if (c->b_want[t]) c->b_rows[n_out++] = t;
+    eng_forward_output(c, c->b_rows, n_out, logits);
+    if (c->b_features) eng_features_score(c, T);
 }
 
 /* ---- context ---- */
@@ -356,6 +353,11 @@ static void forward_batch(eng_ctx *c, int T, float *logits)
 int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err, size_t errlen)
 {
     const eng_model_info *h = &m->info;
+    if (m->vocab_only) {
+        snprintf(err, errlen, "%s was loaded for its vocabulary only and cannot run; load it with eng_model_load",
+                 h->name);
+        return -1;
+    }
     /* The first context lays the weights out for the kernels (a no-op after
      * that), so tools that only tokenize never pay for it. */
     if (eng_model_repack(m, err, errlen) != 0) return -1;
@@ -381,6 +383,9 @@ int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err,
     c->b_pos = malloc(sizeof(int) * (size_t)B);
     c->b_tok = malloc(sizeof(int) * (size_t)B);
     c->b_want = malloc(sizeof(bool) * (size_t)B);
+    c->b_depth = malloc(sizeof(int) * (size_t)B);
+    c->b_rows = malloc(sizeof(int) * (size_t)B);
+    c->feat = calloc((size_t)c->n_seq, sizeof(eng_seq_feat));
     c->k_cache = malloc(kv_bytes);
     c->v_cache = malloc(kv_bytes);
     c->x = malloc(sizeof(float) * (size_t)B * E);
@@ -395,7 +400,8 @@ int eng_ctx_new(eng_ctx **out, eng_model *m, const eng_ctx_params *p, char *err,
     c->act = malloc(c->act_row * (size_t)B);
     c->scores = malloc(sizeof(float) * (size_t)eng_pool_size(c->pool) * c->n_ctx);
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb ||
-        !c->hb2 || !c->act || !c->scores || !c->seq_pos || !c->b_seq || !c->b_pos || !c->b_tok || !c->b_want) {
+        !c->hb2 || !c->act || !c->scores || !c->seq_pos || !c->b_seq || !c->b_pos || !c->b_tok || !c->b_want ||
+        !c->b_depth || !c->b_rows || !c->feat) {
         eng_ctx_free(c);
         goto nomem;
     }
@@ -428,6 +434,9 @@ void eng_ctx_free(eng_ctx *c)
     free(c->b_pos);
     free(c->b_tok);
     free(c->b_want);
+    free(c->b_depth);
+    free(c->b_rows);
+    eng_features_free_all(c);
     free(c);
 }
 
@@ -438,7 +447,47 @@ int eng_seq_pos(const eng_ctx *c, int seq) { return seq >= 0 && seq < c->n_seq ?
 
 void eng_seq_truncate(eng_ctx *c, int seq, int pos)
 {
-    if (seq >= 0 && seq < c->n_seq && pos >= 0 && pos < c->seq_pos[seq]) c->seq_pos[seq] = pos;
+    if (seq >= 0 && seq < c->n_seq && pos >= 0 && pos < c->seq_pos[seq]) {
+        c->seq_pos[seq] = pos;
+        eng_features_truncate(c, seq, pos);
+    }
+}
+
+/* Stable sort of batch entries [0, T) by depth, deepest first, so that the
+ * tokens of each layer are a prefix (the deepest keep their order, and with
+ * it the order of their logits). */
+static void sort_by_depth(eng_ctx *c, int T)
+{
+    for (int i = 1; i < T; i++) {
+        int tok = c->b_tok[i], seq = c->b_seq[i], pos = c->b_pos[i], depth = c->b_depth[i];
+        bool want = c->b_want[i];
+        int j = i;
+        for (; j > 0 && c->b_depth[j - 1] < depth; j--) {
+            c->b_tok[j] = c->b_tok[j - 1];
+            c->b_seq[j] = c->b_seq[j - 1];
+            c->b_pos[j] = c->b_pos[j - 1];
+            c->b_depth[j] = c->b_depth[j - 1];
+            c->b_want[j] = c->b_want[j - 1];
+        }
+        c->b_tok[j] = tok;
+        c->b_seq[j] = seq;
+        c->b_pos[j] = pos;
+        c->b_depth[j] = depth;
+        c->b_want[j] = want;
+    }
+}
+
+int eng_reserve_logits(eng_ctx *c, int rows, char *err, size_t errlen)
+{
+    if (rows <= c->logits_cap) return 0;
+    float *l = realloc(c->logits, sizeof(float) * (size_t)rows * c->m->info.n_vocab);
+    if (!l) {
+        snprintf(err, errlen, "out of memory for %d rows of logits", rows);
+        return -1;
+    }
+    c->logits = l;
+    c->logits_cap = rows;
+    return 0;
 }
 
 int eng_decode_batch(eng_ctx *c, const eng_batch_item *items, int n, char *err, size_t errlen)
@@ -473,29 +522,29 @@ int eng_decode_batch(eng_ctx *c, const eng_batch_item *items, int n, char *err, 
     }
     free(added);
     if (rc != 0) return -1;
-    if (wanted > c->logits_cap) {
-        float *l = realloc(c->logits, sizeof(float) * (size_t)wanted * V);
-        if (!l) {
-            snprintf(err, errlen, "out of memory for %d rows of logits", wanted);
-            return -1;
-        }
-        c->logits = l;
-        c->logits_cap = wanted;
-    }
+    if (eng_reserve_logits(c, wanted, err, errlen) != 0 || eng_features_admit(c, items, n, err, errlen) != 0) return -1;
     c->n_logit_rows = wanted;
     c->logits_first = 0;
     int row = 0;
     for (int done = 0; done < n;) {
         int T = n - done < c->n_batch ? n - done : c->n_batch, rows = 0;
+        bool stopped = false;
+        c->b_features = false;
         for (int t = 0; t < T; t++) {
             const eng_batch_item *it = &items[done + t];
+            eng_seq_feat *f = &c->feat[it->seq];
             c->b_tok[t] = it->token;
             c->b_seq[t] = it->seq;
             c->b_pos[t] = c->seq_pos[it->seq]++;
             c->b_want[t] = it->logits;
+            c->b_depth[t] = eng_features_depth(c, it->seq);
+            stopped |= c->b_depth[t] < c->m->info.n_layer;
+            c->b_features |= f->collecting;
+            f->n_tokens += f->collecting;
             rows += it->logits;
         }
-        forward_batch(c, T, c->logits + (size_t)row * V);
+        if (stopped) sort_by_depth(c, T);
+        eng_forward_batch(c, T, 0, c->logits + (size_t)row * V);
         row += rows;
         done += T;
     }

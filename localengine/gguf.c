@@ -338,7 +338,13 @@ int gguf_open(gguf_file **out, const char *path, char *err, size_t errlen)
         return -1;
     }
     f->size = (size_t)st.st_size;
-    if (f->size > 0) {
+    if (f->size == 0) {
+        snprintf(err, errlen, "%s is empty: not a GGUF file", path);
+        close(fd);
+        free(f);
+        return -1;
+    }
+    {
         void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
             snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));

@@ -71,6 +71,10 @@ typedef struct {
 
 /* Load and validate a Llama GGUF file. */
 int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen);
+/* Load only the tokenizer of a GGUF file (e.g. llama.cpp's vocabulary-only
+ * ggml-vocab-*.gguf, which has no tensors): eng_tokenize, eng_token_* and
+ * the info's n_vocab, llama2_chat and name work; eng_ctx_new refuses it. */
+int eng_model_load_vocab(eng_model **out, const char *path, char *err, size_t errlen);
 void eng_model_free(eng_model *m);
 const eng_model_info *eng_model_get_info(const eng_model *m);
 
@@ -107,7 +111,9 @@ void eng_ctx_free(eng_ctx *c);
 /* Several sequences at once: each item appends one token to its sequence;
  * all items go through the model together (one pass over the weights per
  * n_batch items), each attending to its own sequence only. Logits are kept
- * for the items with `logits` set: eng_get_logits(c, k) is the k-th of them. */
+ * for the items with `logits` set: eng_get_logits(c, k) is the k-th of them.
+ * Items of a sequence collecting features stopped at a layer (below) must
+ * not ask for logits; a sequence holding a stopped prefill takes no items. */
 typedef struct {
     int token, seq;
     bool logits;
@@ -130,6 +136,82 @@ int eng_ctx_pos(const eng_ctx *c);
 /* Forget positions >= pos (e.g. after a probe, or to restart). */
 void eng_ctx_truncate(eng_ctx *c, int pos);
 
+/* ---- Features for the classifier ----
+ *
+ * One forward pass over a (chat-formatted) prompt yields the features the
+ * classifier's heads read, at no extra cost to a local answer: the KV cache
+ * it fills is the one generation continues from. Collection is per
+ * sequence, so a prompt's slices can arrive over several eng_decode_batch
+ * calls, mixed with other sequences' items; sums accumulate in the context
+ * and are read out at the end.
+ *
+ *   eng_seq_features_begin(c, seq, &p)   from now on, seq's new tokens are scored
+ *   eng_decode_batch(...) ...             items of seq: logits = false while stopped
+ *   eng_seq_features_end(c, seq, &f)     the features; collection stops
+ *   then, if answered locally:  eng_seq_finish_layers(c, seq) when stopped
+ *                               (logits of the last token: eng_get_logits(c, 0)),
+ *                               else the last item asked for its logits;
+ *                               generation continues from the same cache
+ *   or, if answered elsewhere:  eng_seq_truncate(c, seq, 0)
+ *
+ * Only tokens decoded between begin and end are scored: truncate the
+ * sequence (to 0, or to where the scored text starts) before begin when its
+ * cache holds a reused prefix. */
+typedef struct {
+    int stop_layer;   /* new tokens go through layers [0, stop_layer) only (the head reads no deeper);
+                         0 or n_layer = all layers. While stopped: no NLL, no entropy, no logits. */
+    int pool_layer;   /* mean-pool the residual stream after this many layers (1..n_layer, at most
+                         stop_layer when stopped); 0 = no pooling */
+    int nll_from;     /* tokens at positions >= nll_from (the user's text) count in the NLL ... */
+    int nll_to;       /* ... and < nll_to; 0 = to the end. Ignored when stopped. */
+} eng_feature_params;
+
+typedef struct {
+    int n_tokens;        /* tokens that went through the pass while collecting (the prompt length) */
+    int n_scored;        /* tokens in the NLL; 0 when stopped or no position was in range */
+    float nll_mean;      /* mean and max of -log p(token | the tokens before it), in nats; 0 when n_scored is 0 */
+    float nll_max;
+    float entropy_last;  /* entropy (nats) of the next-token distribution after the last token; 0 when stopped */
+    float *pooled;       /* [n_pooled] mean of the residual stream after pool_layer layers; malloc'd, NULL when not pooled */
+    int n_pooled;        /* n_embd, or 0 */
+    int layers_done;     /* layers the tokens went through: stop_layer, or n_layer */
+} eng_features;
+
+/* Start collecting for `seq`. Fails for a bad sequence or parameters, a
+ * sequence already collecting, or one holding a stopped prefill that was
+ * neither finished nor truncated. */
+int eng_seq_features_begin(eng_ctx *c, int seq, const eng_feature_params *p, char *err, size_t errlen);
+/* Stop collecting and fill *out (out->pooled: the caller frees it with
+ * eng_features_free). -1 when seq is not collecting, or when out of memory
+ * for `pooled`. The stopped tokens (if any) stay in the sequence, waiting
+ * for eng_seq_finish_layers or eng_seq_truncate. */
+int eng_seq_features_end(eng_ctx *c, int seq, eng_features *out, char *err, size_t errlen);
+void eng_features_free(eng_features *f);
+/* Run a layer-stopped prefill of `seq` through its remaining layers (the
+ * stored residual stream, n x n_embd floats, then freed), writing their KV,
+ * so that the sequence equals one prefilled with all layers and generation
+ * can continue; the last token's logits are then eng_get_logits(c, 0). Also
+ * ends collection if still active (its features are lost: call
+ * eng_seq_features_end first). -1 when seq has no stopped tokens. */
+int eng_seq_finish_layers(eng_ctx *c, int seq, char *err, size_t errlen);
+/* True while `seq` holds stopped tokens: its further items are refused
+ * until eng_seq_finish_layers or eng_seq_truncate. */
+bool eng_seq_stopped(const eng_ctx *c, int seq);
+
+/* The single-sequence convenience (CLI: route, calibrate): sequence 0 is
+ * truncated to empty, the n tokens are decoded with collection on, and the
+ * features returned; the cache keeps the prompt (stopped or not), so a
+ * caller may continue as above (not stopped: the last token's logits are
+ * eng_get_logits(c, n - 1), as after eng_decode). */
+int eng_prompt_features(eng_ctx *c, const int *tokens, int n, const eng_feature_params *p, eng_features *out,
+                        char *err, size_t errlen);
+
+/* Shorten a prompt to at most `max` tokens in place, keeping its head
+ * (max / 2 tokens) and its tail; *pos (e.g. nll_from), if given, is moved to
+ * where the same token now is (to the tail's start if it was cut out).
+ * Returns the new count. */
+int eng_keep_head_tail(int *tokens, int n, int max, int *pos);
+
 /* ---- Sampling ---- */
 
 typedef struct {
@@ -142,11 +224,26 @@ typedef struct {
     float presence_penalty;   /* 0: off */
     int penalty_last_n;       /* recent tokens the penalties look at */
     uint64_t seed;
+    const struct eng_logit_bias *logit_bias;  /* added to the logits before anything else (OpenAI's
+                                                 logit_bias); borrowed: eng_sampler_new copies it */
+    int n_logit_bias;
 } eng_sampling;
 
+/* Token `token` gets `bias` added to its logit; -100 effectively bans it,
+ * +100 effectively forces it. Entries for one token add up. */
+typedef struct eng_logit_bias {
+    int token;
+    float bias;               /* -100..100 */
+} eng_logit_bias;
+
 void eng_sampling_defaults(eng_sampling *s);
+/* 0 when the settings are valid for model m; else -1 with what is wrong
+ * (e.g. a logit_bias token outside the vocabulary or a bias outside
+ * [-100, 100]). eng_sampler_new refuses what this refuses. */
+int eng_sampling_check(const eng_model *m, const eng_sampling *s, char *err, size_t errlen);
 
 typedef struct eng_sampler eng_sampler;
+/* -1: out of memory, or settings eng_sampling_check refuses. */
 int eng_sampler_new(eng_sampler **out, const eng_model *m, const eng_sampling *s);
 void eng_sampler_free(eng_sampler *s);
 /* Pick the next token from `logits`; remembers it for the penalties. */

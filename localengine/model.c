@@ -125,6 +125,45 @@ static const char *weight_type_summary(eng_model *m)
     return t->name;
 }
 
+/* The name and chat format, from the metadata. */
+static void describe(eng_model *m, const char *path)
+{
+    gguf_str name, tmpl;
+    const char *base = strrchr(path, '/');
+    if (gguf_get_str(m->file, "general.name", &name) && name.len > 0)
+        snprintf(m->name, sizeof(m->name), "%.*s", (int)(name.len > 200 ? 200 : name.len), name.ptr);
+    else
+        snprintf(m->name, sizeof(m->name), "%s", base ? base + 1 : path);
+    m->info.name = m->name;
+    m->info.llama2_chat = gguf_get_str(m->file, "tokenizer.chat_template", &tmpl) &&
+                          memmem(tmpl.ptr, tmpl.len, "[INST]", 6) != NULL;
+}
+
+int eng_model_load_vocab(eng_model **out, const char *path, char *err, size_t errlen)
+{
+    eng_model *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char detail[512];
+    if (gguf_open(&m->file, path, err, errlen) != 0) {
+        free(m);
+        return -1;
+    }
+    if (eng_vocab_load(&m->vocab, m->file, detail, sizeof(detail)) != 0) {
+        snprintf(err, errlen, "%s: %s", path, detail);
+        eng_model_free(m);
+        return -1;
+    }
+    m->vocab_only = true;
+    m->info.n_vocab = m->vocab.n;
+    m->info.weight_type = "none";
+    describe(m, path);
+    *out = m;
+    return 0;
+}
+
 int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen)
 {
     eng_types_init();
@@ -172,17 +211,8 @@ int eng_model_load(eng_model **out, const char *path, char *err, size_t errlen)
 #undef W
 #undef N
     }
-    gguf_str name;
-    const char *base = strrchr(path, '/');
-    if (gguf_get_str(m->file, "general.name", &name) && name.len > 0)
-        snprintf(m->name, sizeof(m->name), "%.*s", (int)(name.len > 200 ? 200 : name.len), name.ptr);
-    else
-        snprintf(m->name, sizeof(m->name), "%s", base ? base + 1 : path);
-    h->name = m->name;
+    describe(m, path);
     h->weight_type = weight_type_summary(m);
-    gguf_str tmpl;
-    h->llama2_chat = gguf_get_str(m->file, "tokenizer.chat_template", &tmpl) &&
-                     memmem(tmpl.ptr, tmpl.len, "[INST]", 6) != NULL;
     for (uint64_t i = 0; i < m->file->n_tensors; i++) h->weight_bytes += m->file->tensors[i].n_bytes;
     *out = m;
     return 0;

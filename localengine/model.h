@@ -34,6 +34,7 @@ struct eng_model {
     eng_layer *layers;
     void *repacked;              /* anonymous mapping behind repacked weights */
     size_t repacked_bytes;
+    bool vocab_only;             /* eng_model_load_vocab: no weights, no layers */
 };
 
 /* The i-th matrix the forward pass multiplies by (NULL past the last): the

@@ -1,6 +1,7 @@
 /* sampler.c: choosing the next token from the logits.
  *
- * Order, as llama.cpp applies it: penalties on recent tokens (repetition,
+ * Order, as llama.cpp applies it: the caller's logit bias (OpenAI's
+ * logit_bias), penalties on recent tokens (repetition,
  * frequency, presence), then greedy if temperature is 0, else top-k, top-p,
  * min-p, temperature, and a draw from a seeded PRNG so that a seed makes a
  * run reproducible.
@@ -9,6 +10,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,7 @@ struct eng_sampler {
     float *work;          /* penalized logits */
     int *order;           /* candidate ids, sorted by logit */
     float *prob;
+    eng_logit_bias *bias;  /* the caller's logit_bias, copied */
 };
 
 void eng_sampling_defaults(eng_sampling *s)
@@ -35,11 +38,43 @@ void eng_sampling_defaults(eng_sampling *s)
     s->seed = 0x9e3779b97f4a7c15ULL;
 }
 
+int eng_sampling_check(const eng_model *m, const eng_sampling *s, char *err, size_t errlen)
+{
+    if (s->n_logit_bias < 0 || (s->n_logit_bias > 0 && !s->logit_bias)) {
+        snprintf(err, errlen, "logit_bias: %d entries given without a list", s->n_logit_bias);
+        return -1;
+    }
+    for (int i = 0; i < s->n_logit_bias; i++) {
+        const eng_logit_bias *b = &s->logit_bias[i];
+        if (b->token < 0 || b->token >= m->info.n_vocab) {
+            snprintf(err, errlen, "logit_bias: token id %d is outside the model's vocabulary (0..%d)", b->token,
+                     m->info.n_vocab - 1);
+            return -1;
+        }
+        if (!(b->bias >= -100.0f && b->bias <= 100.0f)) {
+            snprintf(err, errlen, "logit_bias: the bias for token %d must be a number from -100 to 100", b->token);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int eng_sampler_new(eng_sampler **out, const eng_model *m, const eng_sampling *p)
 {
+    char err[128];
+    if (eng_sampling_check(m, p, err, sizeof(err)) != 0) return -1;
     eng_sampler *s = calloc(1, sizeof(*s));
     if (!s) return -1;
     s->p = *p;
+    if (p->n_logit_bias > 0) {
+        s->bias = malloc(sizeof(eng_logit_bias) * (size_t)p->n_logit_bias);
+        if (!s->bias) {
+            free(s);
+            return -1;
+        }
+        memcpy(s->bias, p->logit_bias, sizeof(eng_logit_bias) * (size_t)p->n_logit_bias);
+    }
+    s->p.logit_bias = s->bias;
     s->n_vocab = m->info.n_vocab;
     if (s->p.penalty_last_n < 0) s->p.penalty_last_n = 0;
     s->recent = calloc((size_t)s->p.penalty_last_n + 1, sizeof(int));
@@ -62,6 +97,7 @@ void eng_sampler_free(eng_sampler *s)
     free(s->work);
     free(s->order);
     free(s->prob);
+    free(s->bias);
     free(s);
 }
 
@@ -115,6 +151,7 @@ int eng_sampler_sample(eng_sampler *s, const float *logits)
     int V = s->n_vocab;
     float *l = s->work;
     memcpy(l, logits, sizeof(float) * (size_t)V);
+    for (int i = 0; i < p->n_logit_bias; i++) l[p->logit_bias[i].token] += p->logit_bias[i].bias;
     apply_penalties(s, l);
 
     int best = 0;

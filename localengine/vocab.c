@@ -8,6 +8,7 @@
  */
 #include "vocab.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,10 @@ int eng_vocab_load(eng_vocab *v, const gguf_file *f, char *err, size_t errlen)
         }
         unsigned byte;
         char tail;
-        if (t == TOKEN_BYTE && s.len == 6 && sscanf(v->blob + v->offset[i], "<0x%2X>%c", &byte, &tail) == 1)
+        /* "<0xHH>": sscanf alone would also take a sign ("<0x-1>") */
+        const char *b = v->blob + v->offset[i];
+        if (t == TOKEN_BYTE && s.len == 6 && isxdigit((unsigned char)b[3]) && isxdigit((unsigned char)b[4]) &&
+            sscanf(b, "<0x%2X>%c", &byte, &tail) == 1 && byte < 256)
             v->byte_token[byte] = i;
     }
     uint64_t id;
