@@ -1,4 +1,6 @@
-/* cli.c: argument helpers shared by the engine subcommands. */
+/* cli.c: argument helpers shared by the engine subcommands, so that every
+ * command words its errors alike and exits alike: 2 for a usage error (a bad
+ * or missing argument), 1 for a runtime error (a file that cannot be loaded). */
 #include "cli.h"
 
 #include <errno.h>
@@ -24,7 +26,8 @@ int cli_number(const char *cmd, int argc, char **argv, int *i, double min, doubl
     errno = 0;
     double x = strtod(v, &end);
     if (end == v || *end || errno || x < min || x > max) {
-        fprintf(stderr, "junction %s: %s: expected a number from %g to %g, got '%s'\n", cmd, flag, min, max, v);
+        /* %.16g: ranges print as plain integers (1073741824, not 1.07374e+09) */
+        fprintf(stderr, "junction %s: %s: expected a number from %.16g to %.16g, got '%s'\n", cmd, flag, min, max, v);
         return -1;
     }
     *out = x;
@@ -76,16 +79,16 @@ int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx *
     char err[1024];
     if (!o->model) {
         fprintf(stderr, "junction %s: no model given; use -m FILE\n", cmd);
-        return -1;
+        return 2;
     }
     if (eng_model_load(m, o->model, err, sizeof(err)) != 0) {
         fprintf(stderr, "junction %s: %s\n", cmd, err);
-        return -1;
+        return 1;
     }
     if (c && eng_ctx_new(c, *m, &o->ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "junction %s: %s\n", cmd, err);
         eng_model_free(*m);
-        return -1;
+        return 1;
     }
     return 0;
 }

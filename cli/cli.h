@@ -29,7 +29,9 @@ int cli_number(const char *cmd, int argc, char **argv, int *i, double min, doubl
     "  -b, --batch-size N     tokens per prompt-processing batch (default 512)\n" \
     "  --kv-type f16|f32      KV cache element type (default f16; f32 for exact comparisons)\n"
 
-/* Load the model and a context; prints errors. Returns 0 on success. */
+/* Load the model and a context (c NULL: the model only); prints errors.
+ * Returns 0, or the exit status to use: 2 when no model was given, 1 when it
+ * could not be loaded. */
 int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx **c);
 
 #endif

@@ -1,6 +1,9 @@
 /* cmd_bench.c: `junction bench`: prompt-processing and generation speed of
  * the local engine, like llama-bench: pp = one batch of -p tokens, tg = -n
- * tokens decoded one at a time, each repeated -r times. */
+ * tokens decoded one at a time, each repeated -r times. With --features L:
+ * what classifying a prompt on the local model adds to a request (the
+ * scoring pass stopped at layer L for one routed upstream; the finished or
+ * full pass against a plain prefill for one routed locally). */
 #include "cli.h"
 #include "commands.h"
 #include "junction_version.h"
@@ -29,12 +32,69 @@ static void mean_sd(const double *x, int n, double *mean, double *sd)
     *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
 }
 
+/* -p 64,256,1024: up to `max` sizes; their count, or -1 after the error. */
+static int prompt_sizes(int argc, char **argv, int *i, int *out, int max)
+{
+    const char *v = *i + 1 < argc ? argv[++*i] : "";
+    int n = 0;
+    for (char *end; *v && n < max; v = *end == ',' ? end + 1 : end) {
+        long x = strtol(v, &end, 10);
+        if (end == v || (*end && *end != ',') || x < 0 || x > 1 << 16) break;
+        out[n++] = (int)x;
+        if (!*end) return n;
+    }
+    fprintf(stderr, "junction bench: -p: expected up to %d prompt sizes from 0 to 65536, like 64,256,1024\n", max);
+    return -1;
+}
+
+static double elapsed_ms(double t0) { return (now_s() - t0) * 1e3; }
+
+/* Per prompt size, mean milliseconds over `reps` of: a plain prefill; the
+ * full pass with features (NLL over all tokens, pooled at L); the pass
+ * stopped at layer L (pooled at L); finishing that pass's layers. */
+static int bench_features(eng_ctx *c, const eng_model_info *info, int L, const int *ids, const int *sizes, int n_sizes,
+                          int reps, int threads, char *err, size_t errlen)
+{
+    printf("Classification overhead: %s (%s), %d thread(s), head at layer %d of %d, mean of %d run(s), ms\n\n", info->name,
+           info->weight_type, threads, L, info->n_layer, reps);
+    printf("| prompt tokens | plain prefill | full pass + features | added, routed local (full pass) "
+           "| stopped at layer %d = added, routed upstream | finish the rest | added, routed local (stopped + finish) |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|\n", L);
+    for (int k = 0; k < n_sizes; k++) {
+        double plain = 0, full = 0, stopped = 0, finish = 0, t0;
+        for (int r = 0; r < reps; r++) {
+            eng_features f;
+            eng_ctx_truncate(c, 0);
+            t0 = now_s();
+            if (eng_decode(c, ids, sizes[k], false, err, errlen)) return -1;
+            plain += elapsed_ms(t0);
+            t0 = now_s();
+            if (eng_prompt_features(c, ids, sizes[k], &(eng_feature_params){.pool_layer = L, .nll_from = 1}, &f, err, errlen))
+                return -1;
+            full += elapsed_ms(t0);
+            eng_features_free(&f);
+            t0 = now_s();
+            if (eng_prompt_features(c, ids, sizes[k], &(eng_feature_params){.stop_layer = L, .pool_layer = L}, &f, err, errlen))
+                return -1;
+            stopped += elapsed_ms(t0);
+            eng_features_free(&f);
+            t0 = now_s();
+            if (eng_seq_finish_layers(c, 0, err, errlen)) return -1;
+            finish += elapsed_ms(t0);
+        }
+        plain /= reps, full /= reps, stopped /= reps, finish /= reps;
+        printf("| %d | %.0f | %.0f | %+.0f | %.0f | %.0f | %+.0f |\n", sizes[k], plain, full, full - plain, stopped, finish,
+               stopped + finish - plain);
+    }
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     cli_engine_opts o;
     cli_engine_defaults(&o);
-    int n_prompt = 128, n_gen = 64, reps = 3, parallel = 1;
-    bool json = false;
+    int n_prompt = 128, n_gen = 64, reps = 3, parallel = 1, features = 0, sizes[8] = {128}, n_sizes = 1;
+    bool json = false, membw = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double x;
@@ -47,31 +107,46 @@ int cmd_bench(int argc, char **argv)
                    "one at a time) in tokens per second, mean ± stddev over -r repetitions, and\n"
                    "the peak resident memory. With --parallel N, generation runs N sequences\n"
                    "together (one token of each per step) and reports their aggregate rate. `junction bench --membw -t N` measures memory read\n"
-                   "bandwidth instead (the ceiling for generation).\n" CLI_ENGINE_HELP);
+                   "bandwidth instead (the ceiling for generation).\n"
+                   "`junction bench --features L -p 64,256,1024` measures what classifying each prompt adds:\n"
+                   "the scoring pass stopped at layer L (a request routed upstream), and the full pass\n"
+                   "with features or the stopped pass finished, against a plain prefill (routed locally).\n" CLI_ENGINE_HELP);
             return 0;
         }
-        if (!strcmp(a, "-p")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_prompt = (int)x; }
+        if (!strcmp(a, "-p")) { if ((n_sizes = prompt_sizes(argc, argv, &i, sizes, 8)) < 0) return 2; n_prompt = sizes[0]; }
+        else if (!strcmp(a, "--features")) { if (cli_number("bench", argc, argv, &i, 1, 1024, &x)) return 2; features = (int)x; }
         else if (!strcmp(a, "-n")) { if (cli_number("bench", argc, argv, &i, 0, 1 << 16, &x)) return 2; n_gen = (int)x; }
         else if (!strcmp(a, "-r")) { if (cli_number("bench", argc, argv, &i, 1, 1000, &x)) return 2; reps = (int)x; }
         else if (!strcmp(a, "--parallel")) { if (cli_number("bench", argc, argv, &i, 1, 256, &x)) return 2; parallel = (int)x; }
         else if (!strcmp(a, "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json")) { json = true; i++; }
-        else if (!strcmp(a, "--membw")) {
-            int t = o.ctx.n_threads ? o.ctx.n_threads : 1;
-            double bw = eng_measure_read_bandwidth(t, (size_t)512 << 20);
-            printf("memory read bandwidth, %d thread(s), 512 MiB: %.1f GB/s\n", t, bw / 1e9);
-            return bw > 0 ? 0 : 1;
-        }
+        else if (!strcmp(a, "--membw")) membw = true; /* measured after all options: -t may follow */
         else {
             fprintf(stderr, "junction bench: unknown or incomplete option '%s'; see --help\n", a);
             return 2;
         }
     }
+    if (membw) {
+        int t = o.ctx.n_threads ? o.ctx.n_threads : 1;
+        double bw = eng_measure_read_bandwidth(t, (size_t)512 << 20);
+        if (bw <= 0) {
+            fprintf(stderr, "junction bench: memory bandwidth cannot be measured here (out of memory?)\n");
+            return 1;
+        }
+        printf("memory read bandwidth, %d thread(s), 512 MiB: %.1f GB/s\n", t, bw / 1e9);
+        return 0;
+    }
+    if (n_sizes > 1 && !features) {
+        fprintf(stderr, "junction bench: several prompt sizes are for --features; give one -p\n");
+        return 2;
+    }
+    for (int k = 0; features && k < n_sizes; k++) n_prompt = sizes[k] > n_prompt ? sizes[k] : n_prompt;
     if (o.ctx.n_ctx == 0) o.ctx.n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 1;
     o.ctx.n_seq = parallel;
-    if (o.ctx.n_batch == 0) o.ctx.n_batch = n_prompt > parallel ? n_prompt : parallel;
+    if (o.ctx.n_batch == 0 && !features) o.ctx.n_batch = n_prompt > parallel ? n_prompt : parallel;
     eng_model *m;
     eng_ctx *c;
-    if (cli_load("bench", &o, &m, &c) != 0) return 1;
+    int loaded = cli_load("bench", &o, &m, &c);
+    if (loaded != 0) return loaded;
     const eng_model_info *info = eng_model_get_info(m);
     int *ids = malloc(sizeof(int) * (size_t)(n_prompt > 0 ? n_prompt : 1));
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
@@ -87,6 +162,16 @@ int cmd_bench(int argc, char **argv)
     /* one warm-up pass touches every weight page */
     eng_ctx_truncate(c, 0);
     if (eng_decode(c, ids, n_prompt > 0 ? (n_prompt < 8 ? n_prompt : 8) : 1, false, err, sizeof(err))) goto fail;
+    if (features) {
+        if (features >= info->n_layer) {
+            snprintf(err, sizeof(err), "--features %d: the head's layer must be below the model's %d layers", features,
+                     info->n_layer);
+            goto fail;
+        }
+        if (bench_features(c, info, features, ids, sizes, n_sizes, reps, o.ctx.n_threads, err, sizeof(err))) goto fail;
+        rc = 0;
+        goto done;
+    }
     for (int r = 0; r < reps; r++) {
         if (n_prompt > 0) {
             eng_ctx_truncate(c, 0);

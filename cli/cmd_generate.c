@@ -1,5 +1,7 @@
 /* cmd_generate.c: `junction generate`: run the local engine on a prompt,
- * streaming the text as it is produced, then print timings. */
+ * streaming the text as it is produced, then print why it stopped (as the
+ * API's finish_reason: stop or length) and the timings. A full context ends
+ * the generation like -n does, with "length"; it is not an error. */
 #include "cli.h"
 #include "commands.h"
 
@@ -69,7 +71,13 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--presence-penalty")) { if (cli_number("generate", argc, argv, &i, -2, 2, &x)) return 2; sp.presence_penalty = (float)x; }
         else if (!strcmp(a, "--repeat-last-n")) { if (cli_number("generate", argc, argv, &i, 0, 1 << 20, &x)) return 2; sp.penalty_last_n = (int)x; }
         else if (!strcmp(a, "--seed")) { if (cli_number("generate", argc, argv, &i, 0, 9007199254740991.0, &x)) return 2; sp.seed = (uint64_t)x; }
-        else if (!strcmp(a, "--stop") && i + 1 < argc && n_stops < MAX_STOPS) stops[n_stops++] = argv[++i];
+        else if (!strcmp(a, "--stop") && i + 1 < argc) {
+            if (n_stops == MAX_STOPS) {
+                fprintf(stderr, "junction generate: at most %d --stop strings\n", MAX_STOPS);
+                return 2;
+            }
+            stops[n_stops++] = argv[++i];
+        }
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
         else {
             fprintf(stderr, "junction generate: unknown or incomplete option '%s'; see --help\n", a);
@@ -82,10 +90,14 @@ int cmd_generate(int argc, char **argv)
     }
     eng_model *m;
     eng_ctx *c;
-    if (eng_textstop_init(&out, stops, n_stops) != 0) return 1;
-    if (cli_load("generate", &o, &m, &c) != 0) {
-        eng_textstop_free(&out);
+    if (eng_textstop_init(&out, stops, n_stops) != 0) {
+        fprintf(stderr, "junction generate: out of memory\n");
         return 1;
+    }
+    int loaded = cli_load("generate", &o, &m, &c);
+    if (loaded != 0) {
+        eng_textstop_free(&out);
+        return loaded;
     }
     int rc = 1;
     eng_sampler *smp = NULL;
@@ -97,6 +109,14 @@ int cmd_generate(int argc, char **argv)
     }
     eng_tokenize(m, prompt, strlen(prompt), true, ids, n);
     for (int i = 0; i < n; i++) eng_sampler_accept(smp, ids[i]);
+    /* the context's positions, as eng_ctx_new sizes it */
+    int n_ctx = o.ctx.n_ctx > 0 ? o.ctx.n_ctx : eng_model_get_info(m)->n_ctx_train;
+    if (n > n_ctx) {
+        fprintf(stderr, "junction generate: the prompt is %d tokens and the context holds %d; shorten it, "
+                        "or give a larger -c\n", n, n_ctx);
+        rc = 2;
+        goto done;
+    }
 
     char err[512];
     fwrite(prompt, 1, strlen(prompt), stdout);
@@ -108,11 +128,15 @@ int cmd_generate(int argc, char **argv)
     }
     double t1 = now_s();
     int produced = 0;
+    const char *finish = "length", *why = n_predict > 0 ? " (-n tokens generated)" : "";
     const float *logits = eng_get_logits(c, n - 1);
     while (produced < n_predict) {
         int tok = eng_sampler_sample(smp, logits);
         produced++;
-        if (tok == eng_token_eos(m) && !ignore_eos) break;
+        if (tok == eng_token_eos(m) && !ignore_eos) {
+            finish = "stop", why = " (end of sequence)";
+            break;
+        }
         char piece[256];
         int len = eng_token_to_piece(m, tok, piece, sizeof(piece));
         const char *show;
@@ -120,8 +144,15 @@ int cmd_generate(int argc, char **argv)
         bool stop = eng_textstop_add(&out, piece, (size_t)(len < 256 ? len : 256), &show, &show_len);
         fwrite(show, 1, show_len, stdout);
         fflush(stdout);
-        if (stop) break;
+        if (stop) {
+            finish = "stop", why = " (a --stop string)";
+            break;
+        }
         if (produced == n_predict) break;
+        if (eng_ctx_pos(c) >= n_ctx) {
+            why = " (the context is full; a larger -c holds more)";
+            break;
+        }
         if (eng_decode(c, &tok, 1, false, err, sizeof(err)) != 0) {
             fprintf(stderr, "\njunction generate: %s\n", err);
             goto done;
@@ -134,6 +165,7 @@ int cmd_generate(int argc, char **argv)
     fwrite(rest, 1, rest_len, stdout);
     double t2 = now_s();
     printf("\n");
+    fprintf(stderr, "\nfinish: %s%s", finish, why);
     fprintf(stderr, "\nprompt: %d tokens in %.1f ms (%.2f tok/s)\ngeneration: %d tokens in %.1f ms (%.2f tok/s)\n",
             n, (t1 - t0) * 1e3, n / (t1 - t0), produced, (t2 - t1) * 1e3, produced / (t2 - t1));
     rc = 0;

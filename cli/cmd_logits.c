@@ -72,9 +72,10 @@ int cmd_logits(int argc, char **argv)
     }
     eng_model *m;
     eng_ctx *c;
-    if (cli_load("logits", &o, &m, &c) != 0) {
+    int loaded = cli_load("logits", &o, &m, &c);
+    if (loaded != 0) {
         free(ids);
-        return 1;
+        return loaded;
     }
     int rc = 1;
     if (text) {

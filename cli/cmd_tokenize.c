@@ -1,4 +1,7 @@
-/* cmd_tokenize.c: `junction tokenize -m MODEL TEXT`: token ids, one line. */
+/* cmd_tokenize.c: `junction tokenize -m MODEL TEXT`: token ids, one line.
+ * Only the vocabulary is loaded, so vocabulary-only GGUF files (llama.cpp's
+ * ggml-vocab-*.gguf) work too, and a large model tokenizes without its
+ * weights being touched. */
 #include "cli.h"
 #include "commands.h"
 
@@ -36,8 +39,16 @@ int cmd_tokenize(int argc, char **argv)
         fprintf(stderr, "junction tokenize: no text given\n");
         return 2;
     }
+    if (!o.model) {
+        fprintf(stderr, "junction tokenize: no model given; use -m FILE\n");
+        return 2;
+    }
     eng_model *m;
-    if (cli_load("tokenize", &o, &m, NULL) != 0) return 1;
+    char err[1024];
+    if (eng_model_load_vocab(&m, o.model, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction tokenize: %s\n", err);
+        return 1;
+    }
     int n = eng_tokenize(m, text, strlen(text), bos, NULL, 0);
     int *ids = n >= 0 ? malloc(sizeof(int) * (size_t)(n + 1)) : NULL;
     if (!ids) {

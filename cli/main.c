@@ -24,6 +24,9 @@ static const command commands[] = {
     {"logits", cmd_logits, "print the engine's logits for a token sequence (JSON)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"audit", cmd_audit, "spend, savings and latency per group, from the ledger"},
+    {"pull", cmd_pull, "download a model (alias, hf:OWNER/REPO/FILE.gguf or URL) into the cache"},
+    {"models", cmd_models, "list or delete the cached models"},
 };
 
 static void usage(FILE *out)

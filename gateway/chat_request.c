@@ -3,16 +3,20 @@
  * Clients are written against OpenAI, so a bad request gets the answer OpenAI
  * would give: status 400, type invalid_request_error, `param` naming the
  * offending field (e.g. "messages[2].role") and the same `code`s. The
- * top-level fields are a table: name, JSON type, range. A request that passes
- * here is well-formed; whether a backend can serve it is decided later.
+ * top-level fields are a table: name, JSON type, range. junction checks the
+ * fields it reads itself; any other field passes untouched (an upstream may
+ * know it: OpenAI adds parameters faster than any gateway), and whether the
+ * local engine can honour a request is its own table, gw_local_unsupported.
  */
 #include "internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
-typedef enum { F_STRING, F_BOOL, F_NUMBER, F_INTEGER, F_OBJECT, F_MESSAGES, F_STOP, F_PROMPT } field_kind;
+typedef enum { F_STRING, F_BOOL, F_NUMBER, F_INTEGER, F_OBJECT, F_ARRAY, F_MESSAGES, F_STOP, F_PROMPT,
+               F_LOGIT_BIAS, F_TOOL_CHOICE } field_kind;
 
 typedef struct {
     const char *name;
@@ -37,6 +41,12 @@ static const field_rule chat_fields[] = {
     {"logprobs", F_BOOL, 0, 0},
     {"top_logprobs", F_INTEGER, 0, 20},
     {"user", F_STRING, 0, 0},
+    {"logit_bias", F_LOGIT_BIAS, -100, 100},
+    {"tools", F_ARRAY, 0, 0},
+    {"tool_choice", F_TOOL_CHOICE, 0, 0},
+    {"parallel_tool_calls", F_BOOL, 0, 0},
+    {"response_format", F_OBJECT, 0, 0},
+    {"metadata", F_OBJECT, 0, 0},
 };
 
 /* POST /v1/completions (the legacy text API). */
@@ -56,11 +66,10 @@ static const field_rule completion_fields[] = {
     {"seed", F_INTEGER, -9007199254740991.0, 9007199254740991.0},
     {"echo", F_BOOL, 0, 0},
     {"user", F_STRING, 0, 0},
+    {"logit_bias", F_LOGIT_BIAS, -100, 100},
 };
 
 static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
-static const char *const message_keys[] = {"role", "content", "name", "tool_calls",
-                                           "tool_call_id", "function_call", "refusal"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define INVALID "invalid_request_error"
@@ -157,13 +166,9 @@ static int check_content(const cJSON *content, const char *param, gw_api_error *
         snprintf(p, sizeof(p), "%s[%d]", param, j);
         if (!cJSON_IsObject(part)) return wrong_type(e, p, "an object", part);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0) {
-            snprintf(p, sizeof(p), "%s[%d].type", param, j);
-            gw_api_error_set(e, 400, INVALID, "invalid_value", p,
-                             "Invalid value for '%s': junction supports only content parts of "
-                             "type 'text'.", p);
-            return -1;
-        }
+        snprintf(p, sizeof(p), "%s[%d].type", param, j);
+        if (!cJSON_IsString(type)) return wrong_type(e, p, "a string", type);
+        if (strcmp(type->valuestring, "text") != 0) continue; /* images, audio, files: for upstreams */
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         snprintf(p, sizeof(p), "%s[%d].text", param, j);
         if (!cJSON_IsString(text)) return wrong_type(e, p, "a string", text);
@@ -177,14 +182,6 @@ static int check_message(const cJSON *m, int i, gw_api_error *e)
     char p[96];
     snprintf(p, sizeof(p), "messages[%d]", i);
     if (!cJSON_IsObject(m)) return wrong_type(e, p, "an object", m);
-    for (const cJSON *k = m->child; k; k = k->next) {
-        if (!in_list(k->string, message_keys, COUNT(message_keys))) {
-            snprintf(p, sizeof(p), "messages[%d].%.40s", i, k->string);
-            gw_api_error_set(e, 400, INVALID, "unknown_parameter", p,
-                             "Unrecognized request argument supplied: %s", p);
-            return -1;
-        }
-    }
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
     snprintf(p, sizeof(p), "messages[%d].role", i);
     if (!role) {
@@ -238,12 +235,37 @@ static int check_messages(const cJSON *v, gw_api_error *e)
     return 0;
 }
 
+/* {"token id": bias}: ids are decimal strings, biases in [-100, 100]. */
+static int check_logit_bias(const field_rule *f, const cJSON *v, gw_api_error *e)
+{
+    if (!cJSON_IsObject(v)) return wrong_type(e, f->name, "an object", v);
+    for (const cJSON *b = v->child; b; b = b->next) {
+        char p[96];
+        snprintf(p, sizeof(p), "logit_bias.%.40s", b->string);
+        char *end;
+        long id = strtol(b->string, &end, 10);
+        if (!b->string[0] || *end || id < 0 || id > INT32_MAX) {
+            gw_api_error_set(e, 400, INVALID, "invalid_value", p,
+                             "Invalid key in 'logit_bias': '%.40s' is not a token id (a non-negative integer).",
+                             b->string);
+            return -1;
+        }
+        field_rule bias = {p, F_NUMBER, f->min, f->max};
+        if (check_number(&bias, b, e) != 0) return -1;
+    }
+    return 0;
+}
+
 static int check_field(const field_rule *f, const cJSON *v, gw_api_error *e)
 {
     switch (f->kind) {
     case F_STRING: return cJSON_IsString(v) ? 0 : wrong_type(e, f->name, "a string", v);
     case F_BOOL: return cJSON_IsBool(v) ? 0 : wrong_type(e, f->name, "a boolean", v);
     case F_OBJECT: return cJSON_IsObject(v) ? 0 : wrong_type(e, f->name, "an object", v);
+    case F_ARRAY: return cJSON_IsArray(v) ? 0 : wrong_type(e, f->name, "an array", v);
+    case F_TOOL_CHOICE:
+        return cJSON_IsString(v) || cJSON_IsObject(v) ? 0 : wrong_type(e, f->name, "a string or an object", v);
+    case F_LOGIT_BIAS: return check_logit_bias(f, v, e);
     case F_NUMBER:
     case F_INTEGER: return check_number(f, v, e);
     case F_MESSAGES: return check_messages(v, e);
@@ -253,18 +275,14 @@ static int check_field(const field_rule *f, const cJSON *v, gw_api_error *e)
     return 0;
 }
 
-/* Every field known to `table`, typed and in range; `required` present. */
+/* Every field known to `table` typed and in range (others pass); `required` present. */
 static int check_fields(const cJSON *body, const field_rule *table, size_t n, const char *required, gw_api_error *e)
 {
     for (const cJSON *item = body->child; item; item = item->next) {
         const field_rule *f = NULL;
         for (size_t i = 0; i < n && !f; i++)
             if (strcmp(table[i].name, item->string) == 0) f = &table[i];
-        if (!f) {
-            gw_api_error_set(e, 400, INVALID, "unknown_parameter", item->string,
-                             "Unrecognized request argument supplied: %.64s", item->string);
-            return -1;
-        }
+        if (!f) continue;
         if (cJSON_IsNull(item) && strcmp(f->name, required) != 0) continue; /* null means "not set" */
         if (check_field(f, item, e) != 0) return -1;
     }
@@ -303,4 +321,72 @@ int gw_completion_request_validate(const cJSON *body, gw_api_error *e)
 {
     if (check_fields(body, completion_fields, COUNT(completion_fields), completion_fields[1].name, e) != 0) return -1;
     return check_stream_options(body, e);
+}
+
+/* ---- what the local engine cannot honour ----
+ * One row per parameter: present with a value that asks for something the
+ * engine lacks, the request gets a 400 naming it (the policy will route
+ * such requests upstream instead). */
+
+typedef bool (*asks_fn)(const cJSON *v);
+
+static bool non_empty_array(const cJSON *v) { return cJSON_GetArraySize(v) > 0; }
+static bool not_none(const cJSON *v) { return !(cJSON_IsString(v) && !strcmp(v->valuestring, "none")); }
+static bool not_one(const cJSON *v) { return !(cJSON_IsNumber(v) && v->valuedouble == 1); }
+static bool not_text_format(const cJSON *v)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(v, "type");
+    return !(cJSON_IsString(type) && !strcmp(type->valuestring, "text"));
+}
+static bool not_text_only(const cJSON *v)
+{
+    for (const cJSON *m = v ? v->child : NULL; m; m = m->next)
+        if (!cJSON_IsString(m) || strcmp(m->valuestring, "text") != 0) return true;
+    return false;
+}
+static bool always(const cJSON *v) { (void)v; return true; }
+
+static const struct {
+    const char *param;
+    asks_fn asks;
+    const char *why;
+} local_limits[] = {
+    {"tools", non_empty_array, "it has no tool calling"},
+    {"tool_choice", not_none, "it has no tool calling"},
+    {"functions", non_empty_array, "it has no tool calling"},
+    {"function_call", not_none, "it has no tool calling"},
+    {"response_format", not_text_format, "it has no JSON mode or structured output"},
+    {"n", not_one, "it answers with one choice per request"},
+    {"modalities", not_text_only, "it produces text only"},
+    {"audio", always, "it produces text only"},
+    {"prediction", always, "it has no predicted outputs"},
+    {"web_search_options", always, "it cannot search the web"},
+};
+
+static bool has_non_text_part(const cJSON *messages)
+{
+    for (const cJSON *m = messages ? messages->child : NULL; m; m = m->next) {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        for (const cJSON *p = cJSON_IsArray(content) ? content->child : NULL; p; p = p->next) {
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(p, "type");
+            if (cJSON_IsString(type) && strcmp(type->valuestring, "text") != 0) return true;
+        }
+    }
+    return false;
+}
+
+const char *gw_local_unsupported(const cJSON *body, const char **why)
+{
+    for (size_t i = 0; i < COUNT(local_limits); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, local_limits[i].param);
+        if (v && !cJSON_IsNull(v) && local_limits[i].asks(v)) {
+            *why = local_limits[i].why;
+            return local_limits[i].param;
+        }
+    }
+    if (has_non_text_part(cJSON_GetObjectItemCaseSensitive(body, "messages"))) {
+        *why = "it reads text only (no image, audio or file parts)";
+        return "messages";
+    }
+    return NULL;
 }

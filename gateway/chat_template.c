@@ -7,22 +7,26 @@
 #include "local.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Tokenize once: SentencePiece makes at most one token per byte, plus BOS. */
 static int append_tokens(const eng_model *m, const char *text, bool bos, int **ids, int *n, int *cap)
 {
-    int need = eng_tokenize(m, text, strlen(text), bos, NULL, 0);
-    if (need < 0) return -1;
-    if (*n + need > *cap) {
-        int c = (*n + need) * 2 + 16;
+    size_t len = strlen(text);
+    if (len + 2 > (size_t)(INT32_MAX / 2 - *n)) return -1;
+    int room = (int)len + 2;
+    if (*n + room > *cap) {
+        int c = (*n + room) * 2 + 16;
         int *p = realloc(*ids, sizeof(int) * (size_t)c);
         if (!p) return -1;
         *ids = p;
         *cap = c;
     }
-    eng_tokenize(m, text, strlen(text), bos, *ids + *n, need);
-    *n += need;
+    int got = eng_tokenize(m, text, len, bos, *ids + *n, room);
+    if (got < 0 || got > room) return -1;
+    *n += got;
     return 0;
 }
 
@@ -39,17 +43,31 @@ static int append_id(int id, int **ids, int *n, int *cap)
     return 0;
 }
 
-/* A message's text: a string, or its text parts joined. Heap string. */
+/* A text part's text, or NULL for other parts. */
+static const char *part_text(const cJSON *part)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+/* A message's text: a string, or its text parts joined (in one pass each
+ * way: bodies can hold thousands of parts). Heap string. */
 static char *message_text(const cJSON *msg)
 {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
     if (cJSON_IsString(c)) return strdup(c->valuestring);
     size_t n = 1;
     for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; p; p = p->next)
-        n += strlen(cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring);
-    char *s = calloc(1, n);
-    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; s && p; p = p->next)
-        strcat(s, cJSON_GetObjectItemCaseSensitive(p, "text")->valuestring);
+        n += part_text(p) ? strlen(part_text(p)) : 0;
+    char *s = malloc(n);
+    size_t at = 0;
+    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; s && p; p = p->next) {
+        const char *t = part_text(p);
+        size_t len = t ? strlen(t) : 0;
+        if (len) memcpy(s + at, t, len);
+        at += len;
+    }
+    if (s) s[at] = '\0';
     return s;
 }
 
@@ -66,14 +84,23 @@ int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **ou
             total += t ? strlen(t) + 2 : 0;
             free(t);
         }
-        char *all = calloc(1, total);
+        char *all = malloc(total);
+        size_t at = 0;
         for (const cJSON *msg = messages->child; all && msg; msg = msg->next) {
             char *t = message_text(msg);
             if (!t) continue;
-            if (all[0]) strcat(all, "\n\n");
-            strcat(all, t);
+            size_t len = strlen(t);
+            if (at && len + 2 < total - at) {
+                memcpy(all + at, "\n\n", 2);
+                at += 2;
+            }
+            if (len < total - at) {
+                memcpy(all + at, t, len);
+                at += len;
+            }
             free(t);
         }
+        if (all) all[at] = '\0';
         rc = all ? append_tokens(m, all, true, &ids, &n, &cap) : -1;
         free(all);
     } else {
@@ -126,6 +153,9 @@ int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **ou
         free(turn);
         free(system);
     }
+    /* no user turn at all (only a system prompt, say): the model still
+     * gets a start of text to continue from */
+    if (rc == 0 && n == 0) rc = append_id(eng_token_bos(m), &ids, &n, &cap);
     if (rc != 0 || n == 0) {
         free(ids);
         return -1;

@@ -1,72 +1,144 @@
 /* config.c: junction's settings, from a JSON file and from flags.
  *
- * One table describes every setting: its JSON key, its flag, its type and
- * range. The file loader and the flag parser both go through it, so a key
- * and its flag can never drift apart, and docs/configuration.md mirrors it.
- * Errors name the key and, for files, the line:column where it stands.
+ * One table describes every setting: its key, its flag, its type and range.
+ * The file loader and the flag parser both go through it, so a key and its
+ * flag can never drift apart, and docs/configuration.md mirrors it. Keys of
+ * nested objects are named with a dot ("ledger.path"), in the table as in
+ * errors. Errors name the key and, for files, the line:column where it
+ * stands. What needs the outside world (files, host names, the environment)
+ * is checked by gw_config_check, at the end, which `serve` and
+ * `--check-config` both run, so that they refuse exactly the same things.
  */
 #include "gateway.h"
 #include "internal.h"
 
+#include "gguf.h" /* the model check reads the header only; see gw_config_check */
+
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-typedef enum { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_LOG_LEVEL, OPT_UPSTREAMS, OPT_TEMPLATE } opt_type;
+typedef enum {
+    OPT_STRING,    /* char[]; `check` may validate it */
+    OPT_CHOICE,    /* char[], one of `choices` */
+    OPT_LOG_LEVEL, /* gw_log_level, one of log_level_names */
+    OPT_INT,       /* long long in [min, max] */
+    OPT_NUMBER,    /* double in [min, max] */
+    OPT_BOOL,      /* bool: JSON true/false; flag alone, or =true/=false */
+    OPT_OBJECTS,   /* char[]: a JSON array of objects, kept as compact text */
+    OPT_UPSTREAMS, /* cfg->upstreams, appended to */
+} opt_type;
+
+#define OPTF_EMPTY_OK 1u  /* a string that may be "" */
+
+typedef int (*string_check)(const char *v, char *err, size_t errlen);
 
 typedef struct {
-    const char *key;      /* JSON key */
+    const char *key;      /* JSON key; "a.b" is key b of the nested object a */
     const char *flag;     /* command-line flag */
     opt_type type;
     size_t offset;        /* into gw_config */
     size_t size;          /* of a string field */
     double min, max;      /* for numbers */
+    unsigned flags;
+    const char *const *choices; /* OPT_CHOICE: NULL-terminated */
+    string_check check;   /* OPT_STRING: extra validation, or NULL */
     const char *help;
 } config_option;
 
-#define STR_FIELD(f) offsetof(gw_config, f), sizeof(((gw_config *)0)->f)
-#define NUM_FIELD(f) offsetof(gw_config, f), 0
+static int check_listen(const char *v, char *err, size_t errlen);
+static int check_env_name(const char *v, char *err, size_t errlen);
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const template_names[] = {"auto", "llama2", "plain", NULL};
+static const char *const feature_modes[] = {"auto", "on", "off", NULL};
+
+#define STR(f) offsetof(gw_config, f), sizeof(((gw_config *)0)->f)
+#define NUM(f) offsetof(gw_config, f), 0
 
 static const config_option options[] = {
-    {"listen", "--listen", OPT_STRING, STR_FIELD(listen), 0, 0,
+    {"listen", "--listen", OPT_STRING, STR(listen), 0, 0, 0, NULL, check_listen,
      "address to listen on, host:port or [ipv6]:port (port 0: any free port)"},
-    {"log_level", "--log-level", OPT_LOG_LEVEL, NUM_FIELD(log_level), 0, 0,
-     "error, warn, info or debug"},
-    {"access_log", "--access-log", OPT_STRING, STR_FIELD(access_log), 0, 0,
+    {"log_level", "--log-level", OPT_LOG_LEVEL, NUM(log_level), 0, 0, 0, NULL, NULL,
+     "error, warn, info or debug (debug adds per-request timings and routing inputs)"},
+    {"access_log", "--access-log", OPT_STRING, STR(access_log), 0, 0, 0, NULL, NULL,
      "where access-log lines go: - (stderr), off, or a file path"},
-    {"max_body_bytes", "--max-body-bytes", OPT_INT, NUM_FIELD(max_body_bytes), 1, 1LL << 30,
+    {"max_body_bytes", "--max-body-bytes", OPT_INT, NUM(max_body_bytes), 1, 1LL << 30, 0, NULL, NULL,
      "largest request body accepted, in bytes"},
-    {"max_connections", "--max-connections", OPT_INT, NUM_FIELD(max_connections), 1, 1000000,
+    {"max_connections", "--max-connections", OPT_INT, NUM(max_connections), 1, 1000000, 0, NULL, NULL,
      "client connections open at once; more wait in the kernel's backlog"},
-    {"request_timeout_s", "--request-timeout", OPT_SECONDS, NUM_FIELD(request_timeout_s), 0.001, 86400,
+    {"max_output_buffer_bytes", "--max-output-buffer", OPT_INT, NUM(max_output_buffer_bytes), 4096, 1LL << 30, 0,
+     NULL, NULL, "a connection's unsent output before its stream pauses (twice this ends it)"},
+    {"request_timeout_s", "--request-timeout", OPT_NUMBER, NUM(request_timeout_s), 0.001, 86400, 0, NULL, NULL,
      "seconds to receive a request, and to keep an idle connection"},
-    {"drain_timeout_s", "--drain-timeout", OPT_SECONDS, NUM_FIELD(drain_timeout_s), 0, 86400,
+    {"drain_timeout_s", "--drain-timeout", OPT_NUMBER, NUM(drain_timeout_s), 0, 86400, 0, NULL, NULL,
      "seconds in-flight requests may take to finish after SIGTERM"},
-    {"workers", "--workers", OPT_INT, NUM_FIELD(workers), 0, 1024,
+    {"workers", "--workers", OPT_INT, NUM(workers), 0, 1024, 0, NULL, NULL,
      "worker threads for long jobs (0: one per CPU core)"},
-    {"model", "--model", OPT_STRING, STR_FIELD(model), 0, 0,
+    {"allow_unauthenticated_remote", "--allow-unauthenticated-remote", OPT_BOOL,
+     NUM(allow_unauthenticated_remote), 0, 0, 0, NULL, NULL,
+     "answer clients on other hosts that bring no key"},
+    {"model", "--model", OPT_STRING, STR(model), 0, 0, OPTF_EMPTY_OK, NULL, NULL,
      "GGUF model file for the local engine (empty: no local model)"},
-    {"ctx_size", "--ctx-size", OPT_INT, NUM_FIELD(ctx_size), 0, 1 << 20,
+    {"ctx_size", "--ctx-size", OPT_INT, NUM(ctx_size), 0, 1 << 20, 0, NULL, NULL,
      "local engine context in tokens (0: the model's training context)"},
-    {"threads", "--threads", OPT_INT, NUM_FIELD(threads), 0, 1024,
+    {"threads", "--threads", OPT_INT, NUM(threads), 0, 1024, 0, NULL, NULL,
      "local engine compute threads (0: one per CPU core)"},
-    {"parallel", "--parallel", OPT_INT, NUM_FIELD(parallel), 1, 256,
+    {"parallel", "--parallel", OPT_INT, NUM(parallel), 1, 256, 0, NULL, NULL,
      "local requests generated together, each with its own ctx_size of KV cache"},
-    {"queue_size", "--queue-size", OPT_INT, NUM_FIELD(queue_size), 0, 100000,
+    {"queue_size", "--queue-size", OPT_INT, NUM(queue_size), 0, 100000, 0, NULL, NULL,
      "local requests that may wait while the parallel ones run; more get 429"},
-    {"chat_template", "--chat-template", OPT_TEMPLATE, STR_FIELD(chat_template), 0, 0,
+    {"chat_template", "--chat-template", OPT_CHOICE, STR(chat_template), 0, 0, 0, template_names, NULL,
      "how chat messages become the local model's prompt: auto, llama2 or plain"},
-    {"upstreams", "--upstream", OPT_UPSTREAMS, NUM_FIELD(upstreams), 0, 0,
+    {"upstreams", "--upstream", OPT_UPSTREAMS, NUM(upstreams), 0, 0, 0, NULL, NULL,
      "add a remote model API: a JSON object as in the file's \"upstreams\" (repeatable)"},
+    {"ledger.path", "--ledger", OPT_STRING, STR(ledger.path), 0, 0, OPTF_EMPTY_OK, NULL, NULL,
+     "SQLite ledger file; empty: $XDG_STATE_HOME/junction/ledger.db; off: none"},
+    {"ledger.flush_ms", "--ledger-flush-ms", OPT_INT, NUM(ledger.flush_ms), 1, 60000, 0, NULL, NULL,
+     "longest a finished request's ledger row waits for its commit, in ms"},
+    {"ledger.retention_days", "--ledger-retention-days", OPT_INT, NUM(ledger.retention_days), 0, 36500, 0,
+     NULL, NULL, "ledger rows older than this many days are deleted (0: kept forever)"},
+    {"ledger.store_prompts", "--ledger-store-prompts", OPT_BOOL, NUM(ledger.store_prompts), 0, 0, 0, NULL, NULL,
+     "keep prompt and answer text in the ledger"},
+    {"ledger.reference_upstream", "--ledger-reference-upstream", OPT_STRING, STR(ledger.reference_upstream), 0,
+     0, OPTF_EMPTY_OK, NULL, NULL, "upstream that savings are priced against (empty: the dearest external one)"},
+    {"ledger.required", "--ledger-required", OPT_BOOL, NUM(ledger.required), 0, 0, 0, NULL, NULL,
+     "a degraded ledger makes /readyz not ready"},
+    {"admin.keys_env", "--admin-keys-env", OPT_STRING, STR(admin.keys_env), 0, 0, 0, NULL, check_env_name,
+     "environment variable holding the comma-separated admin keys"},
+    {"local.price_input_per_mtok", "--local-price-input-per-mtok", OPT_NUMBER,
+     NUM(local.price_input_per_mtok), 0, 1e6, 0, NULL, NULL, "local engine: USD per million input tokens"},
+    {"local.price_output_per_mtok", "--local-price-output-per-mtok", OPT_NUMBER,
+     NUM(local.price_output_per_mtok), 0, 1e6, 0, NULL, NULL, "local engine: USD per million output tokens"},
+    {"local.price_per_engine_second", "--local-price-per-engine-second", OPT_NUMBER,
+     NUM(local.price_per_engine_second), 0, 1e6, 0, NULL, NULL, "local engine: USD per second of engine time"},
+    {"classifier.difficulty_head", "--difficulty-head", OPT_STRING, STR(classifier.difficulty_head), 0, 0,
+     OPTF_EMPTY_OK, NULL, NULL, "difficulty head weights, JSON (empty: the head shipped with junction)"},
+    {"classifier.sensitivity_head", "--sensitivity-head", OPT_STRING, STR(classifier.sensitivity_head), 0, 0,
+     OPTF_EMPTY_OK, NULL, NULL, "sensitivity head weights, JSON (empty: the head shipped with junction)"},
+    {"classifier.model_features", "--classifier-model-features", OPT_CHOICE, STR(classifier.model_features), 0,
+     0, 0, feature_modes, NULL, "score prompts with the local model's forward pass: on, off or auto"},
+    {"classifier.layer", "--classifier-layer", OPT_INT, NUM(classifier.layer), 0, 1024, 0, NULL, NULL,
+     "layer whose hidden state the heads read (0: the model's n_layer/4)"},
+    {"classifier.max_tokens", "--classifier-max-tokens", OPT_INT, NUM(classifier.max_tokens), 1, 1 << 20, 0,
+     NULL, NULL, "prompt tokens the model features look at"},
+    {"classifier.detectors", "--classifier-detectors", OPT_OBJECTS, STR(classifier.detectors), 0, 0, 0, NULL,
+     NULL, "operator-defined detectors: a JSON array of objects"},
+    {"routing.sticky_idle_s", "--routing-sticky-idle", OPT_NUMBER, NUM(routing.sticky_idle_s), 0, 2592000, 0,
+     NULL, NULL, "seconds a conversation keeps its route while idle (0: no stickiness)"},
+    {"routing.annotate_body", "--routing-annotate-body", OPT_BOOL, NUM(routing.annotate_body), 0, 0, 0, NULL,
+     NULL, "add junction's routing details to the answer's body"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
-
-static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
 void gw_config_defaults(gw_config *cfg)
 {
@@ -76,12 +148,21 @@ void gw_config_defaults(gw_config *cfg)
     snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
     cfg->max_body_bytes = 1 << 20;
     cfg->max_connections = 1024;
+    cfg->max_output_buffer_bytes = 4 << 20;
     cfg->request_timeout_s = 60;
     cfg->drain_timeout_s = 30;
     cfg->workers = 0;
     cfg->queue_size = 16;
     cfg->parallel = 1;
     snprintf(cfg->chat_template, sizeof(cfg->chat_template), "auto");
+    cfg->ledger.flush_ms = 200;
+    cfg->ledger.retention_days = 90;
+    snprintf(cfg->admin.keys_env, sizeof(cfg->admin.keys_env), "JUNCTION_ADMIN_KEYS");
+    snprintf(cfg->classifier.model_features, sizeof(cfg->classifier.model_features), "auto");
+    cfg->classifier.max_tokens = 512;
+    snprintf(cfg->classifier.detectors, sizeof(cfg->classifier.detectors), "[]");
+    cfg->routing.sticky_idle_s = 3600;
+    cfg->routing.annotate_body = true;
 }
 
 static const config_option *find_by_key(const char *key)
@@ -89,6 +170,15 @@ static const config_option *find_by_key(const char *key)
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (strcmp(options[i].key, key) == 0) return &options[i];
     return NULL;
+}
+
+/* Is `name` the name of a nested object, like "ledger"? */
+static bool is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strncmp(options[i].key, name, n) == 0 && options[i].key[n] == '.') return true;
+    return false;
 }
 
 /* The short forms `junction generate` and `bench` also take. */
@@ -113,33 +203,70 @@ static const config_option *find_by_flag(const char *flag)
     return NULL;
 }
 
-int gw_parse_log_level(const char *s, gw_log_level *out)
+int gw_config_flag_takes_value(const char *flag)
 {
-    for (int i = 0; i <= GW_LOG_DEBUG; i++)
-        if (strcmp(s, log_level_names[i]) == 0) { *out = (gw_log_level)i; return 0; }
+    const config_option *o = find_by_flag(flag);
+    return o ? o->type != OPT_BOOL : -1;
+}
+
+static int choice_index(const char *const *choices, const char *v)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], v) == 0) return i;
     return -1;
 }
+
+/* "a, b or c" */
+static void list_choices(const char *const *choices, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; choices[i] && used < len; i++) {
+        const char *sep = i == 0 ? "" : choices[i + 1] ? ", " : " or ";
+        int n = snprintf(out + used, len - used, "%s%s", sep, choices[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+}
+
+int gw_parse_log_level(const char *s, gw_log_level *out)
+{
+    int i = choice_index(log_level_names, s);
+    if (i < 0) return -1;
+    *out = (gw_log_level)i;
+    return 0;
+}
+
+/* ---- values ---- */
 
 /* Store a string value; `where` prefixes error messages ("--listen" or "file:3:5: 'listen'"). */
 static int set_string(gw_config *cfg, const config_option *o, const char *v,
                       const char *where, char *err, size_t errlen)
 {
-    if (o->type == OPT_LOG_LEVEL) {
-        gw_log_level lvl;
-        if (gw_parse_log_level(v, &lvl) != 0) {
-            snprintf(err, errlen, "%s: unknown log level '%.40s'; use error, warn, info or debug", where, v);
+    if (o->type == OPT_LOG_LEVEL || o->type == OPT_CHOICE) {
+        const char *const *choices = o->type == OPT_LOG_LEVEL ? log_level_names : o->choices;
+        int i = choice_index(choices, v);
+        if (i < 0) {
+            char list[128];
+            list_choices(choices, list, sizeof(list));
+            snprintf(err, errlen, "%s: unknown %s '%.40s'; use %s", where,
+                     o->type == OPT_LOG_LEVEL ? "log level" : "value", v, list);
             return -1;
         }
-        cfg->log_level = lvl;
-        return 0;
-    }
-    if (o->type == OPT_TEMPLATE && strcmp(v, "auto") && strcmp(v, "llama2") && strcmp(v, "plain")) {
-        snprintf(err, errlen, "%s: unknown chat template '%.40s'; use auto, llama2 or plain", where, v);
-        return -1;
+        if (o->type == OPT_LOG_LEVEL) {
+            cfg->log_level = (gw_log_level)i;
+            return 0;
+        }
     }
     size_t n = strlen(v);
-    if ((n == 0 && o->offset != offsetof(gw_config, model)) || n >= o->size) {
-        snprintf(err, errlen, "%s: expected a non-empty string of at most %zu bytes", where, o->size - 1);
+    if ((n == 0 && !(o->flags & OPTF_EMPTY_OK)) || n >= o->size) {
+        snprintf(err, errlen, "%s: expected a %sstring of at most %zu bytes", where,
+                 o->flags & OPTF_EMPTY_OK ? "" : "non-empty ", o->size - 1);
+        return -1;
+    }
+    char detail[384];
+    if (o->check && o->check(v, detail, sizeof(detail)) != 0) {
+        snprintf(err, errlen, "%s: %s", where, detail);
         return -1;
     }
     memcpy((char *)cfg + o->offset, v, n + 1);
@@ -149,20 +276,51 @@ static int set_string(gw_config *cfg, const config_option *o, const char *v,
 static int set_number(gw_config *cfg, const config_option *o, double v,
                       const char *where, char *err, size_t errlen)
 {
+    /* %.16g: ranges and values print as plain integers up to 2^53 */
     if (!isfinite(v) || v < o->min || v > o->max) {
-        snprintf(err, errlen, "%s: %g is out of range; expected %s from %g to %g", where, v,
+        snprintf(err, errlen, "%s: %.16g is out of range; expected %s from %.16g to %.16g", where, v,
                  o->type == OPT_INT ? "an integer" : "a number", o->min, o->max);
         return -1;
     }
     if (o->type == OPT_INT) {
         if (v != floor(v)) {
-            snprintf(err, errlen, "%s: expected an integer, got %g", where, v);
+            snprintf(err, errlen, "%s: expected an integer, got %.16g", where, v);
             return -1;
         }
         *(long long *)((char *)cfg + o->offset) = (long long)v;
     } else {
         *(double *)((char *)cfg + o->offset) = v;
     }
+    return 0;
+}
+
+static void set_bool(gw_config *cfg, const config_option *o, bool v) { *(bool *)((char *)cfg + o->offset) = v; }
+
+/* An array of objects, stored as compact JSON text. `bad` gets the offending element. */
+static int set_objects(gw_config *cfg, const config_option *o, const cJSON *v, const cJSON **bad,
+                       const char *where, char *err, size_t errlen)
+{
+    *bad = NULL;
+    if (!cJSON_IsArray(v)) {
+        snprintf(err, errlen, "%s: expected an array of objects", where);
+        return -1;
+    }
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (!cJSON_IsObject(e)) {
+            *bad = e;
+            snprintf(err, errlen, "%s: element %d is not an object", where, i);
+            return -1;
+        }
+    }
+    char *text = cJSON_PrintUnformatted(v);
+    if (!text || strlen(text) >= o->size) {
+        snprintf(err, errlen, "%s: %s", where, text ? "longer than the limit; keep it under 64 KiB" : "out of memory");
+        cJSON_free(text);
+        return -1;
+    }
+    memcpy((char *)cfg + o->offset, text, strlen(text) + 1);
+    cJSON_free(text);
     return 0;
 }
 
@@ -188,25 +346,53 @@ static int add_upstream(gw_config *cfg, const cJSON *obj, const cJSON **bad, cha
     return 0;
 }
 
+/* ---- flags ---- */
+
+static int apply_json_flag(gw_config *cfg, const config_option *o, const char *flag, const char *value,
+                           char *err, size_t errlen)
+{
+    cJSON *v = cJSON_Parse(value);
+    const cJSON *bad;
+    char detail[512];
+    int rc;
+    if (o->type == OPT_UPSTREAMS) {
+        rc = add_upstream(cfg, v, &bad, detail, sizeof(detail));
+        if (rc != 0) snprintf(err, errlen, "%s: %s", flag, v ? detail : "expected a JSON object");
+    } else {
+        rc = v ? set_objects(cfg, o, v, &bad, flag, err, errlen) : -1;
+        if (!v) snprintf(err, errlen, "%s: expected a JSON array of objects", flag);
+    }
+    cJSON_Delete(v);
+    return rc;
+}
+
 int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
                          char *err, size_t errlen)
 {
     const config_option *o = find_by_flag(flag);
     if (!o) return 1;
+    if (o->type == OPT_BOOL) {
+        if (!value || !strcmp(value, "true")) set_bool(cfg, o, true);
+        else if (!strcmp(value, "false")) set_bool(cfg, o, false);
+        else {
+            snprintf(err, errlen, "%s: expected true or false after '=', got '%.40s'", flag, value);
+            return -1;
+        }
+        return 0;
+    }
     if (!value) {
         snprintf(err, errlen, "%s needs a value", flag);
         return -1;
     }
-    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL || o->type == OPT_TEMPLATE)
-        return set_string(cfg, o, value, flag, err, errlen);
-    if (o->type == OPT_UPSTREAMS) {
-        cJSON *obj = cJSON_Parse(value);
-        const cJSON *bad;
-        char detail[512];
-        int rc = add_upstream(cfg, obj, &bad, detail, sizeof(detail));
-        if (rc != 0) snprintf(err, errlen, "%s: %s", flag, obj ? detail : "expected a JSON object");
-        cJSON_Delete(obj);
-        return rc;
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_CHOICE:
+    case OPT_LOG_LEVEL: return set_string(cfg, o, value, flag, err, errlen);
+    case OPT_UPSTREAMS:
+    case OPT_OBJECTS: return apply_json_flag(cfg, o, flag, value, err, errlen);
+    case OPT_INT:
+    case OPT_NUMBER:
+    case OPT_BOOL: break;
     }
     char *end;
     errno = 0;
@@ -217,6 +403,8 @@ int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
     }
     return set_number(cfg, o, v, flag, err, errlen);
 }
+
+/* ---- the file ---- */
 
 /* Where does the `index`-th object key of the document start, counting keys
  * at any depth in the order they are written? cJSON keeps no positions, so
@@ -265,13 +453,6 @@ static int member_index(const cJSON *node, const cJSON *target, int *counter)
     return -1;
 }
 
-static int upstream_index(const cJSON *array, const cJSON *item)
-{
-    int i = 0;
-    for (const cJSON *c = array->child; c && c != item; c = c->next) i++;
-    return i;
-}
-
 static void line_col(const char *text, const char *at, int *line, int *col)
 {
     *line = 1;
@@ -280,6 +461,23 @@ static void line_col(const char *text, const char *at, int *line, int *col)
         if (*p == '\n') { (*line)++; *col = 1; }
         else (*col)++;
     }
+}
+
+/* The file being loaded: where things stand in it. */
+typedef struct {
+    const char *path, *text;
+    const cJSON *root;
+} source;
+
+/* "path:line:col" of member `item` (or of an element of an array: the
+ * nearest member before it counts as its place). */
+static void place(const source *src, const cJSON *item, char *out, size_t len)
+{
+    int counter = 0, line, col;
+    int index = item ? member_index(src->root, item, &counter) : -1;
+    const char *at = index >= 0 ? nth_key(src->text, index) : NULL;
+    line_col(src->text, at ? at : src->text, &line, &col);
+    snprintf(out, len, "%s:%d:%d", src->path, line, col);
 }
 
 /* Read a whole small file into a NUL-terminated heap buffer. */
@@ -308,26 +506,91 @@ static char *read_small_file(const char *path, size_t limit, char *err, size_t e
     return buf;
 }
 
-static int apply_member(gw_config *cfg, const cJSON *item, const char *where,
-                        char *err, size_t errlen)
+static int load_upstreams(gw_config *cfg, const source *src, const cJSON *item, const char *where,
+                          char *err, size_t errlen)
 {
-    const config_option *o = find_by_key(item->string);
-    if (!o) {
-        snprintf(err, errlen, "%s: unknown key; see docs/configuration.md for the keys", where);
+    if (!cJSON_IsArray(item)) {
+        snprintf(err, errlen, "%s: expected an array of upstream objects", where);
         return -1;
     }
-    if (o->type == OPT_STRING || o->type == OPT_LOG_LEVEL || o->type == OPT_TEMPLATE) {
-        if (!cJSON_IsString(item)) {
-            snprintf(err, errlen, "%s: expected a string", where);
+    int i = 0;
+    for (const cJSON *u = item->child; u; u = u->next, i++) {
+        const cJSON *bad;
+        char detail[512], at[300];
+        if (add_upstream(cfg, u, &bad, detail, sizeof(detail)) != 0) {
+            place(src, bad ? bad : item, at, sizeof(at));
+            snprintf(err, errlen, "%s: upstreams[%d]: %s", at, i, detail);
             return -1;
         }
+    }
+    return 0;
+}
+
+static int load_value(gw_config *cfg, const source *src, const config_option *o, const cJSON *item,
+                      const char *where, char *err, size_t errlen)
+{
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_CHOICE:
+    case OPT_LOG_LEVEL:
+        if (!cJSON_IsString(item)) break;
         return set_string(cfg, o, item->valuestring, where, err, errlen);
+    case OPT_INT:
+    case OPT_NUMBER:
+        if (!cJSON_IsNumber(item)) break;
+        return set_number(cfg, o, item->valuedouble, where, err, errlen);
+    case OPT_BOOL:
+        if (!cJSON_IsBool(item)) break;
+        set_bool(cfg, o, cJSON_IsTrue(item));
+        return 0;
+    case OPT_OBJECTS: {
+        const cJSON *bad;
+        return set_objects(cfg, o, item, &bad, where, err, errlen);
     }
-    if (!cJSON_IsNumber(item)) {
-        snprintf(err, errlen, "%s: expected a number", where);
-        return -1;
+    case OPT_UPSTREAMS: return load_upstreams(cfg, src, item, where, err, errlen);
     }
-    return set_number(cfg, o, item->valuedouble, where, err, errlen);
+    static const char *const expected[] = {
+        [OPT_STRING] = "a string", [OPT_CHOICE] = "a string", [OPT_LOG_LEVEL] = "a string",
+        [OPT_INT] = "a number", [OPT_NUMBER] = "a number", [OPT_BOOL] = "true or false",
+    };
+    snprintf(err, errlen, "%s: expected %s", where, expected[o->type]);
+    return -1;
+}
+
+/* Apply the members of `obj`, whose keys are named `prefix`.key ("" at the top). */
+static int load_object(gw_config *cfg, const source *src, const cJSON *obj, const char *prefix,
+                       char *err, size_t errlen)
+{
+    for (const cJSON *item = obj->child; item; item = item->next) {
+        char key[160], at[300], where[512];
+        snprintf(key, sizeof(key), "%s%s%.64s", prefix, *prefix ? "." : "", item->string);
+        place(src, item, at, sizeof(at));
+        snprintf(where, sizeof(where), "%s: '%s'", at, key);
+        for (const cJSON *prev = obj->child; prev != item; prev = prev->next) {
+            if (strcmp(prev->string, item->string) == 0) {
+                snprintf(err, errlen, "%s: duplicate key", where);
+                return -1;
+            }
+        }
+        if (strchr(item->string, '.')) {
+            snprintf(err, errlen, "%s: unknown key; a key a.b is written as \"a\": {\"b\": ...}", where);
+            return -1;
+        }
+        const config_option *o = find_by_key(key);
+        if (o) {
+            if (load_value(cfg, src, o, item, where, err, errlen) != 0) return -1;
+        } else if (is_section(key)) {
+            if (!cJSON_IsObject(item)) {
+                snprintf(err, errlen, "%s: expected an object of %s.* keys", where, key);
+                return -1;
+            }
+            if (load_object(cfg, src, item, key, err, errlen) != 0) return -1;
+        } else {
+            snprintf(err, errlen, "%s: unknown key; see docs/configuration.md for the keys", where);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int gw_config_load_file(gw_config *cfg, const char *path, char *err, size_t errlen)
@@ -335,68 +598,77 @@ int gw_config_load_file(gw_config *cfg, const char *path, char *err, size_t errl
     char *text = read_small_file(path, 1 << 20, err, errlen);
     if (!text) return -1;
 
-    int rc = -1, line, col;
+    int rc = -1;
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &parse_end, 1);
     if (!root) {
+        int line, col;
         const char *at = parse_end ? parse_end : cJSON_GetErrorPtr();
         line_col(text, at ? at : text, &line, &col);
         snprintf(err, errlen, "%s:%d:%d: invalid JSON", path, line, col);
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
+    } else if (!cJSON_IsObject(root)) {
         snprintf(err, errlen, "%s:1:1: the configuration must be a JSON object", path);
-        goto out;
+    } else {
+        source src = {path, text, root};
+        rc = load_object(cfg, &src, root, "", err, errlen);
     }
-    for (const cJSON *item = root->child; item; item = item->next) {
-        int counter = 0, index = member_index(root, item, &counter);
-        const char *at = nth_key(text, index);
-        line_col(text, at ? at : text, &line, &col);
-        char where[512];
-        snprintf(where, sizeof(where), "%s:%d:%d: '%.64s'", path, line, col, item->string);
-        for (const cJSON *prev = root->child; prev != item; prev = prev->next) {
-            if (strcmp(prev->string, item->string) == 0) {
-                snprintf(err, errlen, "%s: duplicate key", where);
-                goto out;
-            }
-        }
-        const config_option *o = find_by_key(item->string);
-        if (o && o->type == OPT_UPSTREAMS) {
-            if (!cJSON_IsArray(item)) {
-                snprintf(err, errlen, "%s: expected an array of upstream objects", where);
-                goto out;
-            }
-            for (const cJSON *u = item->child; u; u = u->next) {
-                const cJSON *bad;
-                char detail[512];
-                if (add_upstream(cfg, u, &bad, detail, sizeof(detail)) != 0) {
-                    counter = 0;
-                    const char *bat = bad ? nth_key(text, member_index(root, bad, &counter)) : NULL;
-                    line_col(text, bat ? bat : at ? at : text, &line, &col);
-                    snprintf(err, errlen, "%s:%d:%d: upstreams[%d]: %s", path, line, col,
-                             upstream_index(item, u), detail);
-                    goto out;
-                }
-            }
-            continue;
-        }
-        if (apply_member(cfg, item, where, err, errlen) != 0) goto out;
-    }
-    rc = 0;
-out:
     cJSON_Delete(root);
     free(text);
     return rc;
 }
 
+/* ---- output ---- */
+
 void gw_config_print_flags(FILE *out)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        char both[48];
+        char both[64];
         const char *alias = short_flag_of(options[i].flag);
-        snprintf(both, sizeof(both), "%s%s%s", alias ? alias : "", alias ? ", " : "", options[i].flag);
-        fprintf(out, "  %-22s %s\n", both, options[i].help);
+        snprintf(both, sizeof(both), "%s%s%s%s", alias ? alias : "", alias ? ", " : "", options[i].flag,
+                 options[i].type == OPT_BOOL ? "[=false]" : "");
+        fprintf(out, "  %-38s %s\n", both, options[i].help);
     }
+}
+
+static cJSON *upstream_json(const up_def *d)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", d->name);
+    cJSON_AddStringToObject(j, "provider", d->provider == UP_ANTHROPIC ? "anthropic" : "openai");
+    cJSON_AddStringToObject(j, "base_url", d->base_url);
+    cJSON_AddStringToObject(j, "model", d->model);
+    cJSON_AddStringToObject(j, "api_key_env", d->api_key_env); /* the variable's name, not the key */
+    cJSON_AddStringToObject(j, "api_key_header", d->api_key_header);
+    cJSON *h = cJSON_AddObjectToObject(j, "headers");
+    for (int i = 0; i < d->n_headers; i++) cJSON_AddStringToObject(h, d->headers[i].name, d->headers[i].value);
+    cJSON_AddNumberToObject(j, "connect_timeout_s", d->connect_timeout_s);
+    cJSON_AddNumberToObject(j, "first_byte_timeout_s", d->first_byte_timeout_s);
+    cJSON_AddNumberToObject(j, "idle_timeout_s", d->idle_timeout_s);
+    cJSON_AddNumberToObject(j, "total_timeout_s", d->total_timeout_s);
+    cJSON_AddNumberToObject(j, "max_in_flight", d->max_in_flight);
+    cJSON_AddNumberToObject(j, "max_retries", d->max_retries);
+    cJSON_AddNumberToObject(j, "breaker_failures", d->breaker_failures);
+    cJSON_AddNumberToObject(j, "breaker_cooldown_s", d->breaker_cooldown_s);
+    cJSON_AddStringToObject(j, "zone", d->zone == UP_ZONE_PRIVATE ? "private" : "external");
+    cJSON_AddNumberToObject(j, "price_input_per_mtok", d->price_input_per_mtok);
+    cJSON_AddNumberToObject(j, "price_output_per_mtok", d->price_output_per_mtok);
+    return j;
+}
+
+/* The object that holds `key` ("ledger.path" -> root's "ledger"), created
+ * when missing; *leaf gets the last part of the key. */
+static cJSON *parent_of(cJSON *root, const char *key, const char **leaf)
+{
+    const char *dot = strchr(key, '.');
+    if (!dot) {
+        *leaf = key;
+        return root;
+    }
+    char section[64];
+    snprintf(section, sizeof(section), "%.*s", (int)(dot - key), key);
+    cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, section);
+    if (!obj) obj = cJSON_AddObjectToObject(root, section);
+    return parent_of(obj, dot + 1, leaf);
 }
 
 void gw_config_print_json(const gw_config *cfg, FILE *out)
@@ -404,29 +676,23 @@ void gw_config_print_json(const gw_config *cfg, FILE *out)
     cJSON *root = cJSON_CreateObject();
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const config_option *o = &options[i];
-        const char *p = (const char *)cfg + o->offset;
+        const char *p = (const char *)cfg + o->offset, *leaf;
+        cJSON *parent = parent_of(root, o->key, &leaf);
         switch (o->type) {
         case OPT_STRING:
-        case OPT_TEMPLATE: cJSON_AddStringToObject(root, o->key, p); break;
-        case OPT_LOG_LEVEL: cJSON_AddStringToObject(root, o->key, log_level_names[cfg->log_level]); break;
-        case OPT_INT: cJSON_AddNumberToObject(root, o->key, (double)*(const long long *)p); break;
-        case OPT_SECONDS: cJSON_AddNumberToObject(root, o->key, *(const double *)p); break;
+        case OPT_CHOICE: cJSON_AddStringToObject(parent, leaf, p); break;
+        case OPT_LOG_LEVEL: cJSON_AddStringToObject(parent, leaf, log_level_names[cfg->log_level]); break;
+        case OPT_INT: cJSON_AddNumberToObject(parent, leaf, (double)*(const long long *)p); break;
+        case OPT_NUMBER: cJSON_AddNumberToObject(parent, leaf, *(const double *)p); break;
+        case OPT_BOOL: cJSON_AddBoolToObject(parent, leaf, *(const bool *)p); break;
+        case OPT_OBJECTS: {
+            cJSON *v = cJSON_Parse(p);
+            cJSON_AddItemToObject(parent, leaf, v ? v : cJSON_CreateArray());
+            break;
+        }
         case OPT_UPSTREAMS: {
-            cJSON *arr = cJSON_AddArrayToObject(root, o->key);
-            for (int u = 0; u < cfg->n_upstreams; u++) {
-                const up_def *d = &cfg->upstreams[u];
-                cJSON *j = cJSON_CreateObject();
-                cJSON_AddStringToObject(j, "name", d->name);
-                cJSON_AddStringToObject(j, "provider", d->provider == UP_ANTHROPIC ? "anthropic" : "openai");
-                cJSON_AddStringToObject(j, "base_url", d->base_url);
-                cJSON_AddStringToObject(j, "model", d->model);
-                cJSON_AddStringToObject(j, "api_key_env", d->api_key_env); /* the variable's name, not the key */
-                cJSON_AddStringToObject(j, "zone", d->zone == UP_ZONE_PRIVATE ? "private" : "external");
-                cJSON_AddNumberToObject(j, "max_retries", d->max_retries);
-                cJSON_AddNumberToObject(j, "price_input_per_mtok", d->price_input_per_mtok);
-                cJSON_AddNumberToObject(j, "price_output_per_mtok", d->price_output_per_mtok);
-                cJSON_AddItemToArray(arr, j);
-            }
+            cJSON *arr = cJSON_AddArrayToObject(parent, leaf);
+            for (int u = 0; u < cfg->n_upstreams; u++) cJSON_AddItemToArray(arr, upstream_json(&cfg->upstreams[u]));
             break;
         }
         }
@@ -435,4 +701,289 @@ void gw_config_print_json(const gw_config *cfg, FILE *out)
     if (s) fprintf(out, "%s\n", s);
     free(s);
     cJSON_Delete(root);
+}
+
+/* ---- value checks (the table's `check`) ---- */
+
+static bool is_ipv4_text(const char *h)
+{
+    return strspn(h, "0123456789.") == strlen(h);
+}
+
+int gw_listen_parse(const char *listen, char *host, size_t hostlen, unsigned short *port,
+                    char *err, size_t errlen)
+{
+    static const char example[] = "(e.g. 127.0.0.1:8080 or [::1]:8080)";
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) {
+        snprintf(err, errlen, "listen address '%.200s' is not host:port or [ipv6]:port %s", listen, example);
+        return -1;
+    }
+    const char *h = listen;
+    size_t hlen = (size_t)(colon - listen);
+    bool bracketed = listen[0] == '[';
+    if (bracketed) {
+        if (hlen < 3 || colon[-1] != ']') {
+            snprintf(err, errlen, "listen address '%.200s': an IPv6 address goes in brackets before the port %s",
+                     listen, example);
+            return -1;
+        }
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= hostlen) {
+        snprintf(err, errlen, "listen address '%.200s': the host is too long", listen);
+        return -1;
+    }
+    const char *p = colon + 1;
+    char *end;
+    errno = 0;
+    long n = strtol(p, &end, 10);
+    if (!*p || *end || *p == '-' || *p == '+' || *p == ' ') {
+        snprintf(err, errlen, "listen address '%.200s': the port '%.20s' is not a number %s", listen, p, example);
+        return -1;
+    }
+    if (errno || n > 65535) {
+        snprintf(err, errlen, "listen address '%.200s': port %.20s is out of range; use 0 to 65535 "
+                 "(0 picks a free port)", listen, p);
+        return -1;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    unsigned char addr[16];
+    const char *problem = NULL;
+    if (bracketed) {
+        if (inet_pton(AF_INET6, host, addr) != 1) problem = "is not an IPv6 address";
+    } else if (strchr(host, ':')) {
+        problem = "looks like an IPv6 address: put it in brackets, as [::1]:8080";
+    } else if (is_ipv4_text(host)) {
+        if (inet_pton(AF_INET, host, addr) != 1) problem = "is not an IPv4 address";
+    } else if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != hlen) {
+        problem = "is not a host name (letters, digits, '-' and '.')";
+    }
+    if (problem) {
+        snprintf(err, errlen, "listen address '%.200s': host '%s' %s", listen, host, problem);
+        return -1;
+    }
+    *port = (unsigned short)n;
+    return 0;
+}
+
+static int check_listen(const char *v, char *err, size_t errlen)
+{
+    char host[256];
+    unsigned short port;
+    return gw_listen_parse(v, host, sizeof(host), &port, err, errlen);
+}
+
+static int check_env_name(const char *v, char *err, size_t errlen)
+{
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
+    if (!strchr(alpha, v[0]) || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789") !=
+                                     strlen(v)) {
+        snprintf(err, errlen, "'%.60s' is not an environment variable name (letters, digits and _)", v);
+        return -1;
+    }
+    return 0;
+}
+
+void gw_model_id(const char *model_path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(model_path, '/');
+    const char *name = slash ? slash + 1 : model_path;
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, ".gguf") == 0) n -= 5;
+    snprintf(out, outlen, "%.*s", (int)n, name);
+}
+
+/* ---- checks against the outside world (gw_config_check) ---- */
+
+int gw_config_ledger_path(const gw_config *cfg, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *p = cfg->ledger.path;
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int n;
+    if (!strcmp(p, "off")) n = snprintf(out, outlen, "%s", "");
+    else if (*p) n = snprintf(out, outlen, "%s", p);
+    else if (state && state[0] == '/') n = snprintf(out, outlen, "%s/junction/ledger.db", state);
+    else if (home && *home) n = snprintf(out, outlen, "%s/.local/state/junction/ledger.db", home);
+    else {
+        snprintf(err, errlen, "ledger.path: the default place is under $XDG_STATE_HOME or $HOME, and neither is "
+                              "set; set one, or give --ledger PATH (or --ledger off)");
+        return -1;
+    }
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(err, errlen, "ledger.path: the ledger's path is longer than %zu bytes", outlen - 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Can `path` be opened for appending, or created? It exists as a writable
+ * file, or its directory is writable; with `make_dirs`, the directories that
+ * are missing will be created, so the nearest existing one must be writable. */
+static int check_creatable(const char *what, const char *path, bool make_dirs, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode) || access(path, W_OK) != 0) {
+            snprintf(err, errlen, "%s: %s exists but is not a file this process may write", what, path);
+            return -1;
+        }
+        return 0;
+    }
+    char dir[GW_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    for (;;) {
+        if (!slash) snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+        if (stat(dir, &st) == 0 || !make_dirs || !slash || slash == dir) break;
+        slash = strrchr(dir, '/');
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot create %s: directory %s does not exist", what, path, dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "%s: cannot create %s: directory %s is not writable", what, path, dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_listen_host(const gw_config *cfg, FILE *report, char *err, size_t errlen)
+{
+    char host[256];
+    unsigned short port;
+    if (gw_listen_parse(cfg->listen, host, sizeof(host), &port, err, errlen) != 0) return -1;
+    unsigned char addr[16];
+    bool numeric = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    if (!numeric) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "listen address '%s': host '%s' does not resolve (%s)", cfg->listen, host,
+                     gai_strerror(rc));
+            return -1;
+        }
+        freeaddrinfo(res);
+    }
+    if (report) fprintf(report, "listen: %s (host %s, port %u%s)\n", cfg->listen, host, port,
+                        port == 0 ? ": any free one" : "");
+    return 0;
+}
+
+static int check_model(const gw_config *cfg, FILE *report, char *err, size_t errlen)
+{
+    if (!cfg->model[0]) {
+        if (report) fprintf(report, "model: none (no local engine)\n");
+        return 0;
+    }
+    gguf_file *f;
+    char detail[768];
+    if (gguf_open(&f, cfg->model, detail, sizeof(detail)) != 0) {
+        snprintf(err, errlen, "model: %s; give a Llama GGUF file with --model", detail);
+        return -1;
+    }
+    gguf_str arch = {"", 0};
+    uint64_t n_layer = 0;
+    int rc = -1;
+    if (!gguf_get_str(f, "general.architecture", &arch) || !gguf_str_eq(arch, "llama")) {
+        snprintf(err, errlen, "model: %s: architecture '%.*s' is not llama; junction runs Llama models only",
+                 cfg->model, (int)(arch.len > 40 ? 40 : arch.len), arch.ptr);
+    } else if (!gguf_get_u64(f, "llama.block_count", &n_layer) || n_layer < 1 || n_layer > 1024) {
+        snprintf(err, errlen, "model: %s: llama.block_count is missing or out of range", cfg->model);
+    } else if ((uint64_t)cfg->classifier.layer > n_layer) {
+        snprintf(err, errlen, "classifier.layer: %lld is past the model's %llu layers; use 1 to %llu, or 0 for "
+                 "n_layer/4", cfg->classifier.layer, (unsigned long long)n_layer, (unsigned long long)n_layer);
+    } else {
+        char id[256];
+        gw_model_id(cfg->model, id, sizeof(id));
+        if (report) fprintf(report, "model: %s (id '%s'): GGUF v%u, llama, %llu layers, %llu tensors\n",
+                            cfg->model, id, f->version, (unsigned long long)n_layer,
+                            (unsigned long long)f->n_tensors);
+        rc = 0;
+    }
+    gguf_close(f);
+    return rc;
+}
+
+/* Keys are shown by their last four characters at most, and only when long. */
+static void mask_key(const char *key, char *out, size_t len)
+{
+    size_t n = strlen(key);
+    if (n >= 16) snprintf(out, len, "****%s (%zu characters)", key + n - 4, n);
+    else snprintf(out, len, "**** (%zu characters)", n);
+}
+
+static int check_upstreams(const gw_config *cfg, FILE *report, char *err, size_t errlen)
+{
+    char id[256] = "";
+    if (cfg->model[0]) gw_model_id(cfg->model, id, sizeof(id));
+    for (int i = 0; i < cfg->n_upstreams; i++) {
+        const up_def *d = &cfg->upstreams[i];
+        if (id[0] && !strcmp(d->name, id)) {
+            snprintf(err, errlen, "upstream '%s' is named like the local model (from %s), which clients also "
+                     "select by that name; rename the upstream", d->name, cfg->model);
+            return -1;
+        }
+        const char *key = d->api_key_env[0] ? getenv(d->api_key_env) : NULL;
+        if (d->api_key_env[0] && !(key && *key)) {
+            snprintf(err, errlen, "upstream '%s': environment variable %s is not set; export the API key there "
+                     "(keys are never read from the config file)", d->name, d->api_key_env);
+            return -1;
+        }
+        char shown[64] = "";
+        if (key) mask_key(key, shown, sizeof(shown));
+        if (report) fprintf(report, "upstream '%s': %s at %s, zone %s, key %s%s%s%s\n", d->name,
+                            d->provider == UP_ANTHROPIC ? "anthropic" : "openai", d->base_url,
+                            d->zone == UP_ZONE_PRIVATE ? "private" : "external", key ? "from $" : "none",
+                            key ? d->api_key_env : "", key ? ": " : "", shown);
+    }
+    const char *ref = cfg->ledger.reference_upstream;
+    bool found = !ref[0];
+    for (int i = 0; i < cfg->n_upstreams && !found; i++) found = !strcmp(cfg->upstreams[i].name, ref);
+    if (!found) {
+        snprintf(err, errlen, "ledger.reference_upstream: '%s' is not an upstream; name one of the upstreams, "
+                 "or leave it empty for the most expensive external one", ref);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_files(const gw_config *cfg, FILE *report, char *err, size_t errlen)
+{
+    char ledger[GW_PATH_MAX];
+    if (gw_config_ledger_path(cfg, ledger, sizeof(ledger), err, errlen) != 0) return -1;
+    if (ledger[0] && check_creatable("ledger.path", ledger, true, err, errlen) != 0) return -1;
+    if (report) fprintf(report, "ledger: %s\n", ledger[0] ? ledger : "off");
+    const char *log = cfg->access_log;
+    if (strcmp(log, "-") && strcmp(log, "off") && check_creatable("access_log", log, false, err, errlen) != 0)
+        return -1;
+    const struct { const char *key, *path; } heads[] = {
+        {"classifier.difficulty_head", cfg->classifier.difficulty_head},
+        {"classifier.sensitivity_head", cfg->classifier.sensitivity_head},
+    };
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        struct stat st;
+        const char *p = heads[i].path;
+        if (p[0] && (stat(p, &st) != 0 || !S_ISREG(st.st_mode) || access(p, R_OK) != 0)) {
+            snprintf(err, errlen, "%s: cannot read %s; give a head's JSON file (junction calibrate writes one), "
+                     "or leave it empty for the shipped head", heads[i].key, p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int gw_config_check(const gw_config *cfg, FILE *report, char *err, size_t errlen)
+{
+    typedef int (*check_fn)(const gw_config *, FILE *, char *, size_t);
+    static const check_fn checks[] = {check_listen_host, check_model, check_upstreams, check_files};
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+        if (checks[i](cfg, report, err, errlen) != 0) return -1;
+    return 0;
 }

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -41,9 +42,23 @@ bool gw_request_id_is_sane(const char *id)
     return true;
 }
 
-void gw_request_begin(gw_request *r, gw_server *srv, struct evhttp_request *req)
+/* xorshift128+ seeded from the kernel: ids must be unique, not secret. */
+static void new_request_id(gw_site *site, char out[33])
 {
-    r->srv = srv;
+    for (int half = 0; half < 2; half++) {
+        uint64_t s1 = site->id_state[0];
+        const uint64_t s0 = site->id_state[1];
+        site->id_state[0] = s0;
+        s1 ^= s1 << 23;
+        site->id_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        snprintf(out + half * 16, 17, "%016llx", (unsigned long long)(site->id_state[1] + s0));
+    }
+}
+
+void gw_request_begin(gw_request *r, gw_site *site, struct evhttp_request *req)
+{
+    memset(r, 0, sizeof(*r));
+    r->site = site;
     r->req = req;
     r->start_ns = gw_now_ns();
     r->method = method_name(evhttp_request_get_command(req));
@@ -54,7 +69,7 @@ void gw_request_begin(gw_request *r, gw_server *srv, struct evhttp_request *req)
     if (client_id && gw_request_id_is_sane(client_id))
         snprintf(r->id, sizeof(r->id), "%s", client_id);
     else
-        gw_server_new_request_id(srv, r->id);
+        new_request_id(site, r->id);
 }
 
 void gw_request_add_header(gw_request *r, const char *name, const char *value)
@@ -63,27 +78,50 @@ void gw_request_add_header(gw_request *r, const char *name, const char *value)
 }
 
 /* Paths are printed with anything unusual escaped, so a log line stays one line. */
-static void print_escaped(FILE *f, const char *s)
+static size_t put_escaped(char *out, size_t cap, const char *s)
 {
-    for (; *s; s++) {
+    size_t n = 0;
+    for (; *s && n + 5 < cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') fprintf(f, "\\x%02x", c);
-        else fputc(c, f);
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        else out[n++] = (char)c;
     }
+    out[n] = '\0';
+    return n;
 }
 
+/* One logfmt line per request: what was asked, where it went, what it
+ * used. Never bodies, queries or keys. */
 static void access_log(gw_request *r, int status, size_t bytes)
 {
-    FILE *f = gw_server_access_log(r->srv);
-    if (!f) return;
-    char when[40];
+    gw_access_log *log = r->site->access_log;
+    if (r->call) r->call->logged = true;
+    if (!log) return;
+    char line[1024], when[40], path[300];
     gw_format_time(when, sizeof(when));
+    put_escaped(path, sizeof(path), r->path);
     double ms = (double)(gw_now_ns() - r->start_ns) / 1e6;
-    flockfile(f);
-    fprintf(f, "%s access id=%s method=%s path=", when, r->id, r->method);
-    print_escaped(f, r->path);
-    fprintf(f, " status=%d bytes=%zu latency_ms=%.3f\n", status, bytes, ms);
-    funlockfile(f);
+    int n = snprintf(line, sizeof(line), "%s access id=%s method=%s path=%s status=%d bytes=%zu latency_ms=%.3f",
+                     when, r->id, r->method, path, status, bytes, ms);
+    const gw_call *c = r->call;
+    if (c && n > 0 && (size_t)n < sizeof(line)) {
+        const gw_decision *d = &c->decision;
+        char model[140];
+        put_escaped(model, sizeof(model), c->model);
+        const char *route = d->route == GW_ROUTE_LOCAL ? "local" : d->route == GW_ROUTE_UPSTREAM ? d->upstream->name : "none";
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " route=%s model=%s upstream=%s prompt_tokens=%ld completion_tokens=%ld",
+                      route, model, d->route == GW_ROUTE_UPSTREAM ? d->upstream->name : "-", c->prompt_tokens, c->completion_tokens);
+        if (c->first_byte_ns && (size_t)n < sizeof(line))
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " ttft_ms=%.3f", (double)(c->first_byte_ns - r->start_ns) / 1e6);
+        if (c->error_code && (size_t)n < sizeof(line))
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " error=%s", c->error_code);
+        if (c->server_cut && (size_t)n < sizeof(line))
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " cut=drain");
+    }
+    if (n < 0) return;
+    if ((size_t)n >= sizeof(line) - 1) n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    gw_access_log_write(log, line, (size_t)n);
 }
 
 void gw_request_log(gw_request *r, int status, size_t bytes) { access_log(r, status, bytes); }
@@ -94,7 +132,7 @@ void gw_stream_start(gw_request *r)
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Request-Id", r->id);
-    if (gw_server_draining(r->srv)) evhttp_add_header(h, "Connection", "close");
+    if (r->site->draining) evhttp_add_header(h, "Connection", "close");
     evhttp_send_reply_start(r->req, 200, "OK");
 }
 
@@ -121,7 +159,13 @@ void gw_reply_json(gw_request *r, int status, const char *body, size_t len)
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "X-Request-Id", r->id);
-    if (gw_server_draining(r->srv)) evhttp_add_header(h, "Connection", "close");
+    if (r->site->draining) evhttp_add_header(h, "Connection", "close");
+    /* HEAD answers carry the length the GET would have (evhttp sends no body). */
+    if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", len);
+        evhttp_add_header(h, "Content-Length", n);
+    }
     struct evbuffer *buf = evbuffer_new();
     if (buf) evbuffer_add(buf, body, len);
     evhttp_send_reply(r->req, status, NULL, buf);
@@ -157,7 +201,7 @@ void gw_api_error_set(gw_api_error *e, int status, const char *type, const char 
     va_end(ap);
 }
 
-void gw_reply_error(gw_request *r, const gw_api_error *e)
+cJSON *gw_api_error_json(const gw_api_error *e)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
@@ -167,5 +211,7 @@ void gw_reply_error(gw_request *r, const gw_api_error *e)
     else cJSON_AddNullToObject(err, "param");
     if (e->code) cJSON_AddStringToObject(err, "code", e->code);
     else cJSON_AddNullToObject(err, "code");
-    gw_reply_cjson(r, e->status, root);
+    return root;
 }
+
+void gw_reply_error(gw_request *r, const gw_api_error *e) { gw_reply_cjson(r, e->status, gw_api_error_json(e)); }

@@ -2,6 +2,7 @@
  * under one mutex: jobs waiting to run, and events (text, done) waiting to
  * be delivered. A cancelled job still gets its "done" event internally, so
  * the loop frees it exactly once. */
+#include "gateway.h"
 #include "local.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct event_item event_item;
 
@@ -21,10 +24,12 @@ struct gw_local_job {
     int *prompt;
     int n_prompt;
     gw_local_request req;
+    eng_logit_bias *logit_bias;   /* req.sampling's, copied */
     char stop_text[4][256];
     gw_local_callbacks cb;
     void *arg;
     atomic_bool cancelled;
+    atomic_bool paused;           /* the client reads too slowly: hold its generation */
     gw_local_result result;       /* filled by the engine thread */
     char error[256];
     gw_local_job *next;
@@ -35,6 +40,7 @@ typedef enum { EV_TEXT, EV_LOGPROB, EV_DONE } event_kind;
 struct event_item {
     gw_local_job *job;
     event_kind kind;
+    int tokens;                   /* EV_TEXT: tokens generated so far */
     size_t len;
     struct event_item *next;
     char text[];
@@ -50,7 +56,8 @@ typedef struct {
     int fed;                      /* prompt tokens in the cache so far */
     int pending;                  /* the sampled token to feed next, -1 while prefilling */
     eng_sampler *smp;
-    eng_textstop stop;
+    gw_utf8 utf8;                 /* pieces become whole characters ... */
+    eng_textstop stop;            /* ... then stop strings are held back */
 } slot;
 
 struct gw_local {
@@ -68,6 +75,12 @@ struct gw_local {
     event_item *events_head, *events_tail;
     struct event *deliver;
     bool llama2_chat;
+    int n_ctx, n_threads;
+    /* for /metrics: written by the engine thread under `lock` */
+    int active;
+    unsigned long long generated;
+    unsigned long long rate_mark;  /* `generated` at the start of the current second */
+    double rate_started, tokens_per_second;
     char id[256];
 };
 
@@ -78,6 +91,7 @@ static void post(gw_local *l, gw_local_job *job, const char *text, size_t len, e
     if (!e) return; /* a piece of text lost to memory pressure; "done" always arrives */
     e->job = job;
     e->kind = kind;
+    e->tokens = job->result.completion_tokens;
     e->len = len;
     e->next = NULL;
     if (!done) memcpy(e->text, text, len);
@@ -183,6 +197,7 @@ static void admit(gw_local *l, gw_local_job *job)
     eng_seq_truncate(l->ctx, best->seq, best_k);
     best->n_cached = best->fed = job->result.cached_tokens = best_k;
     best->pending = -1;
+    best->utf8 = (gw_utf8){{0}, 0};
     job->result.prompt_tokens = job->n_prompt;
     job->result.finish_reason = "length";
     if (eng_sampler_new(&best->smp, l->model, &job->req.sampling) != 0 ||
@@ -201,6 +216,10 @@ static void finish(gw_local *l, slot *sl)
     const char *rest;
     size_t rest_len;
     if (sl->stop.text && !job->result.error) {
+        char tail[12];
+        size_t n = gw_utf8_flush(&sl->utf8, tail);
+        if (n && !eng_textstop_add(&sl->stop, tail, n, &rest, &rest_len) && rest_len)
+            post(l, job, rest, rest_len, EV_TEXT);
         eng_textstop_flush(&sl->stop, &rest, &rest_len);
         if (rest_len) post(l, job, rest, rest_len, EV_TEXT);
     }
@@ -208,7 +227,31 @@ static void finish(gw_local *l, slot *sl)
     eng_sampler_free(sl->smp);
     sl->smp = NULL;
     sl->job = NULL;
+    pthread_mutex_lock(&l->lock);
+    l->active--;
+    pthread_mutex_unlock(&l->lock);
     post(l, job, "", 0, EV_DONE);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The engine's throughput, for /metrics (engine thread). */
+static void count_token(gw_local *l)
+{
+    double now = now_s();
+    pthread_mutex_lock(&l->lock);
+    l->generated++;
+    if (now - l->rate_started >= 1.0) {
+        l->tokens_per_second = l->rate_started > 0 ? (double)(l->generated - l->rate_mark) / (now - l->rate_started) : 0;
+        l->rate_mark = l->generated;
+        l->rate_started = now;
+    }
+    pthread_mutex_unlock(&l->lock);
 }
 
 /* A token was sampled for `sl`: show it, and say whether the job goes on. */
@@ -225,18 +268,20 @@ static bool take_token(gw_local *l, slot *sl, const float *logits)
         return false;
     }
     res->completion_tokens++;
-    char piece[256];
+    count_token(l);
+    char piece[256], text[3 * (256 + 4)];
     int n = eng_token_to_piece(l->model, tok, piece, sizeof(piece));
+    size_t text_len = gw_utf8_feed(&sl->utf8, piece, (size_t)(n < 256 ? n : 256), text);
     const char *show;
     size_t show_len;
-    bool hit = eng_textstop_add(&sl->stop, piece, (size_t)(n < 256 ? n : 256), &show, &show_len);
+    bool hit = eng_textstop_add(&sl->stop, text, text_len, &show, &show_len);
     if (show_len) post(l, job, show, show_len, EV_TEXT);
     if (hit) {
         res->finish_reason = "stop";
         return false;
     }
     if (job->req.max_tokens > 0 && res->completion_tokens >= job->req.max_tokens) return false;
-    if (eng_seq_pos(l->ctx, sl->seq) >= info->n_ctx_train) return false; /* the context is full: "length" */
+    if (eng_seq_pos(l->ctx, sl->seq) >= l->n_ctx) return false; /* the context is full: "length" */
     sl->pending = tok;
     return true;
 }
@@ -253,6 +298,7 @@ static bool step(gw_local *l, eng_batch_item *items, slot **owner)
             continue;
         }
         if (sl->pending >= 0) {
+            if (atomic_load(&sl->job->paused)) continue; /* its client is behind: the others go on */
             owner[n] = sl;
             items[n++] = (eng_batch_item){sl->pending, sl->seq, true};
             continue;
@@ -310,10 +356,13 @@ static void *engine_main(void *arg)
             l->queue_head = job->next;
             if (!l->queue_head) l->queue_tail = NULL;
             admit(l, job);
+            l->active++;
         }
         pthread_mutex_unlock(&l->lock);
-        if (items && owner) step(l, items, owner);
+        bool worked = items && owner && step(l, items, owner);
         pthread_mutex_lock(&l->lock);
+        /* every busy sequence is paused: sleep until a resume (or a new job) wakes us */
+        if (!worked && !l->queue_head && !l->stopping) pthread_cond_wait(&l->wake, &l->lock);
     }
     pthread_mutex_unlock(&l->lock);
     /* jobs still running: cancelled by the shutdown, reported as done */
@@ -327,6 +376,7 @@ static void *engine_main(void *arg)
 static void job_free(gw_local_job *job)
 {
     free(job->prompt);
+    free(job->logit_bias);
     if (job->done_event && job->done_event->job != job) free(job->done_event); /* never posted */
     free(job);
 }
@@ -353,7 +403,7 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
             job->done_event = NULL; /* e itself, freed below */
             job_free(job);
         } else if (live && e->kind == EV_TEXT) {
-            job->cb.on_text(job->arg, e->text, e->len);
+            job->cb.on_text(job->arg, e->text, e->len, e->tokens);
         } else if (live && job->cb.on_logprob) {
             job->cb.on_logprob(job->arg, e->text, e->len);
         }
@@ -386,12 +436,12 @@ int gw_local_new(gw_local **out, struct event_base *base, const gw_local_params 
         gw_local_free(l);
         return -1;
     }
+    l->n_ctx = p->ctx_size > 0 ? p->ctx_size : eng_model_get_info(l->model)->n_ctx_train;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    l->n_threads = p->threads > 0 ? p->threads : (int)(cores > 0 ? cores : 1);
     const char *tmpl = p->chat_template ? p->chat_template : "auto";
     l->llama2_chat = !strcmp(tmpl, "llama2") || (!strcmp(tmpl, "auto") && eng_model_get_info(l->model)->llama2_chat);
-    const char *slash = strrchr(p->model_path, '/');
-    snprintf(l->id, sizeof(l->id), "%s", slash ? slash + 1 : p->model_path);
-    char *dot = strstr(l->id, ".gguf");
-    if (dot && dot[5] == '\0') *dot = '\0';
+    gw_model_id(p->model_path, l->id, sizeof(l->id));
     l->deliver = event_new(base, -1, 0, deliver, l);
     if (!l->deliver || pthread_create(&l->thread, NULL, engine_main, l) != 0) {
         snprintf(err, errlen, "cannot start the engine thread");
@@ -434,6 +484,32 @@ void gw_local_free(gw_local *l)
 const eng_model *gw_local_model(const gw_local *l) { return l->model; }
 const char *gw_local_model_id(const gw_local *l) { return l->id; }
 bool gw_local_llama2_chat(const gw_local *l) { return l->llama2_chat; }
+int gw_local_n_ctx(const gw_local *l) { return l->n_ctx; }
+int gw_local_parallel(const gw_local *l) { return l->n_slots; }
+int gw_local_threads(const gw_local *l) { return l->n_threads; }
+
+void gw_local_get_stats(gw_local *l, gw_local_stats *out)
+{
+    pthread_mutex_lock(&l->lock);
+    double idle = now_s() - l->rate_started;
+    *out = (gw_local_stats){l->queued - l->active, l->active, l->n_slots, l->generated,
+                            idle > 2.0 ? 0 : l->tokens_per_second};
+    pthread_mutex_unlock(&l->lock);
+}
+
+int gw_local_tokenize(const gw_local *l, const char *text, int **out)
+{
+    /* SentencePiece makes at most one token per byte, plus BOS: one pass. */
+    size_t len = strlen(text);
+    int *ids = malloc(sizeof(int) * (len + 2));
+    int n = ids ? eng_tokenize(l->model, text, len, true, ids, (int)(len + 2)) : -1;
+    if (n < 0) {
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    return n;
+}
 
 gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, const gw_local_request *req,
                               const gw_local_callbacks *cb, void *arg)
@@ -450,6 +526,15 @@ gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, cons
     job->n_prompt = n_prompt;
     job->l = l;
     job->req = *req;
+    int n_bias = req->sampling.n_logit_bias;
+    if (n_bias > 0) {
+        if (!(job->logit_bias = malloc(sizeof(eng_logit_bias) * (size_t)n_bias))) {
+            job_free(job);
+            return NULL;
+        }
+        memcpy(job->logit_bias, req->sampling.logit_bias, sizeof(eng_logit_bias) * (size_t)n_bias);
+        job->req.sampling.logit_bias = job->logit_bias;
+    }
     for (int i = 0; i < req->n_stops && i < 4; i++) snprintf(job->stop_text[i], sizeof(job->stop_text[i]), "%s", req->stops[i]);
     job->cb = *cb;
     job->arg = arg;
@@ -468,5 +553,23 @@ gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, cons
     return job;
 }
 
-void gw_local_cancel(gw_local_job *job) { atomic_store(&job->cancelled, true); }
+/* The engine thread may sleep while every sequence is paused: wake it. */
+static void wake_engine(gw_local *l)
+{
+    pthread_mutex_lock(&l->lock);
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void gw_local_cancel(gw_local_job *job)
+{
+    atomic_store(&job->cancelled, true);
+    wake_engine(job->l);
+}
+
+void gw_local_pause(gw_local_job *job, bool paused)
+{
+    atomic_store(&job->paused, paused);
+    if (!paused) wake_engine(job->l);
+}
 

@@ -1,28 +1,20 @@
-/* server.c: the event loop, the listening socket, connections and shutdown.
+/* server.c: the event loop's lifecycle: bind, serve, drain, stop.
  *
  * Built like Redis's event loop: one thread owns every socket and never
- * blocks; slow work goes to the worker pool (workers.c). This file owns the
- * lifecycle: bind, accept within the connection limit, and on SIGTERM a
- * graceful drain: stop accepting, close idle keep-alive connections at once,
- * let busy ones finish their request (answered with Connection: close) until
- * the drain timeout, then return so main() can exit 0.
- *
- * evhttp (2.1) keeps no count of its connections and has no hook for a new
- * one, so we hand it each connection's bufferevent ourselves (evhttp_set_bevcb):
- * a callback on its input buffer marks the connection busy when bytes
- * arrive, and right after the accept we register for its close.
+ * blocks; slow work goes to the worker pool (workers.c) or the engine
+ * thread. The server is handed its backends (the local engine, upstreams)
+ * ready-made, and owns only what every request shares (gw_site). On SIGTERM
+ * a graceful drain: stop accepting, close idle keep-alive connections at
+ * once, let busy ones finish their request (answered with Connection:
+ * close) until the drain timeout, then return so main() can exit 0.
  */
 #include "gateway.h"
 #include "internal.h"
-#include "local.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/listener.h>
 #include <event2/thread.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -34,35 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct conn {
-    gw_server *srv;
-    struct bufferevent *bev;   /* evhttp's */
-    bool busy;                 /* bytes of a request arrived and it is not answered yet */
-    gw_close_fn on_close;      /* someone waiting on this connection (an async answer) */
-    void *on_close_arg;
-    struct event *peer_closed; /* watches for the client hanging up meanwhile */
-    struct conn *prev, *next;
-    struct conn *next_adopting;
-} conn;
-
 struct gw_server {
     gw_config cfg;
+    gw_site site;
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *on_sigterm, *on_sigint, *on_stop, *drain_timer, *drain_poller, *adopt;
-    gw_pool *pool;
-    up_client *upstreams;
-    gw_local *local;           /* the local engine, when a model is configured */
-    FILE *access_log;          /* NULL when off */
-    bool access_log_owned;
-    conn *conns;
-    conn *adopting;            /* accepted, not yet registered for close */
-    long long n_conns;
-    bool accept_paused;        /* at max_connections */
-    bool draining;
+    struct event *on_sigterm, *on_sigint, *on_stop, *drain_timer, *drain_poller;
     int signals;
-    uint64_t id_state[2];      /* request-id generator */
     char address[300];
 };
 
@@ -73,118 +44,30 @@ uint64_t gw_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-bool gw_server_draining(const gw_server *srv) { return srv->draining; }
-long long gw_server_max_body(const gw_server *srv) { return srv->cfg.max_body_bytes; }
-FILE *gw_server_access_log(const gw_server *srv) { return srv->access_log; }
 const char *gw_server_address(const gw_server *srv) { return srv->address; }
-gw_pool *gw_server_pool(gw_server *srv) { return srv->pool; }
-up_client *gw_server_upstreams(gw_server *srv) { return srv->upstreams; }
-gw_local *gw_server_local(gw_server *srv) { return srv->local; }
+gw_pool *gw_server_pool(gw_server *srv) { return srv->site.pool; }
 
-/* xorshift128+ seeded from the kernel: ids must be unique, not secret. */
-void gw_server_new_request_id(gw_server *srv, char out[33])
+struct event_base *gw_event_base_new(char *err, size_t errlen)
 {
-    for (int half = 0; half < 2; half++) {
-        uint64_t s1 = srv->id_state[0];
-        const uint64_t s0 = srv->id_state[1];
-        srv->id_state[0] = s0;
-        s1 ^= s1 << 23;
-        srv->id_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-        snprintf(out + half * 16, 17, "%016llx", (unsigned long long)(srv->id_state[1] + s0));
+    static bool threads_ready;
+    if (!threads_ready) {
+        if (evthread_use_pthreads() != 0) {
+            snprintf(err, errlen, "libevent was built without pthreads support");
+            return NULL;
+        }
+        threads_ready = true;
     }
+    struct event_base *base = event_base_new();
+    if (!base) snprintf(err, errlen, "cannot create the event loop");
+    return base;
 }
 
-static void set_accepting(gw_server *srv, bool on)
+static void finish_drain_if_idle(void *arg)
 {
-    if (!srv->bound) return;
-    struct evconnlistener *l = evhttp_bound_socket_get_listener(srv->bound);
-    if (on) evconnlistener_enable(l);
-    else evconnlistener_disable(l);
-    srv->accept_paused = !on;
-}
-
-static void finish_drain_if_idle(gw_server *srv)
-{
-    if (srv->draining && srv->n_conns == 0 && (!srv->pool || gw_pool_pending(srv->pool) == 0))
+    gw_server *srv = arg;
+    if (srv->site.draining && gw_conns_count(srv->site.conns) == 0 &&
+        (!srv->site.pool || gw_pool_pending(srv->site.pool) == 0))
         event_base_loopexit(srv->base, NULL);
-}
-
-/* ---- connections ---- */
-
-static void note_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)buf;
-    if (info->n_added > 0) ((conn *)arg)->busy = true;
-}
-
-static void conn_unlink(gw_server *srv, conn *c)
-{
-    if (c->prev) c->prev->next = c->next;
-    else srv->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (c == srv->adopting) srv->adopting = c->next_adopting;
-    if (c->peer_closed) event_free(c->peer_closed);
-    srv->n_conns--;
-    free(c);
-}
-
-/* evhttp is freeing the connection (its bufferevent goes with it). */
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    conn *c = arg;
-    gw_server *srv = c->srv;
-    if (c->on_close) c->on_close(c->on_close_arg);
-    conn_unlink(srv, c);
-    if (srv->accept_paused && !srv->draining && srv->n_conns < srv->cfg.max_connections)
-        set_accepting(srv, true);
-    finish_drain_if_idle(srv);
-}
-
-/* Runs right after the accept callback that made the connections on the
- * adopting list: evhttp has built their evhttp_connection by now, and it is
- * the bufferevent's callback argument, so we can ask to hear of its close. */
-static void adopt_new_conns(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    gw_server *srv = arg;
-    while (srv->adopting) {
-        conn *c = srv->adopting;
-        srv->adopting = c->next_adopting;
-        bufferevent_event_cb eventcb;
-        void *evcon;
-        bufferevent_getcb(c->bev, NULL, NULL, &eventcb, &evcon);
-        struct bufferevent *bev = c->bev;
-        if (eventcb && evcon) evhttp_connection_set_closecb(evcon, conn_closed, c);
-        else conn_unlink(srv, c); /* evhttp failed to set it up and already let go */
-        bufferevent_decref(bev);  /* from here on evhttp alone owns it */
-    }
-}
-
-/* evhttp asks for a bufferevent for each accepted connection. We hold a
- * reference until adopt_new_conns() has registered for its close. */
-static struct bufferevent *new_conn(struct event_base *base, void *arg)
-{
-    gw_server *srv = arg;
-    conn *c = calloc(1, sizeof(*c));
-    if (!c) return NULL; /* evhttp then makes its own, untracked */
-    c->srv = srv;
-    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || !evbuffer_add_cb(bufferevent_get_input(c->bev), note_input, c)) {
-        if (c->bev) bufferevent_free(c->bev);
-        free(c);
-        return NULL;
-    }
-    bufferevent_incref(c->bev);
-    c->next = srv->conns;
-    if (c->next) c->next->prev = c;
-    srv->conns = c;
-    c->next_adopting = srv->adopting;
-    srv->adopting = c;
-    event_active(srv->adopt, EV_READ, 0);
-    if (++srv->n_conns >= srv->cfg.max_connections) set_accepting(srv, false);
-    return c->bev;
 }
 
 /* While a drain waits, look every 100 ms whether it is complete: worker
@@ -199,76 +82,25 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
     finish_drain_if_idle(srv);
 }
 
-static conn *conn_of_request(gw_server *srv, struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    for (conn *c = srv->conns; c; c = c->next)
-        if (c->bev == bev) return c;
-    return NULL;
-}
-
-/* While evhttp waits for our answer it does not read the socket, so it would
- * not notice a client hanging up; an EV_CLOSED event of ours does, and then
- * we close the connection, which tells the waiting party (conn_closed). */
-static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    conn *c = arg;
-    void *evcon;
-    bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
-    if (evcon) evhttp_connection_free(evcon);
-}
-
-int gw_server_watch_close(gw_server *srv, struct evhttp_request *req, gw_close_fn fn, void *arg)
-{
-    conn *c = conn_of_request(srv, req);
-    if (!c) return -1;
-    c->on_close = fn;
-    c->on_close_arg = arg;
-    if (c->peer_closed) {
-        event_free(c->peer_closed);
-        c->peer_closed = NULL;
-    }
-    if (fn && (event_base_get_features(srv->base) & EV_FEATURE_EARLY_CLOSE)) {
-        c->peer_closed = event_new(srv->base, bufferevent_getfd(c->bev), EV_CLOSED, on_peer_closed, c);
-        if (c->peer_closed) event_add(c->peer_closed, NULL);
-    }
-    return 0;
-}
-
-/* The response is written: the connection is idle unless the next request's
- * bytes are already waiting. */
-static void request_complete(struct evhttp_request *req, void *arg)
-{
-    gw_server *srv = arg;
-    conn *c = conn_of_request(srv, req);
-    if (c) c->busy = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-}
-
 static void handle_request(struct evhttp_request *req, void *arg)
 {
     gw_server *srv = arg;
-    evhttp_request_set_on_complete_cb(req, request_complete, srv);
-    gw_dispatch(srv, req);
+    gw_conns_track_request(srv->site.conns, req);
+    gw_dispatch(&srv->site, req);
 }
 
 /* ---- shutdown ---- */
 
 static void begin_drain(gw_server *srv)
 {
-    if (srv->draining) return;
-    srv->draining = true;
+    if (srv->site.draining) return;
+    srv->site.draining = true;
     if (srv->bound) {
         evhttp_del_accept_socket(srv->http, srv->bound);
         srv->bound = NULL;
+        gw_conns_set_listener(srv->site.conns, NULL);
     }
-    long long busy = 0;
-    for (conn *c = srv->conns; c; c = c->next) {
-        if (c->busy) busy++;
-        else shutdown(bufferevent_getfd(c->bev), SHUT_RDWR); /* evhttp sees EOF and closes it */
-    }
+    long long busy = gw_conns_drain(srv->site.conns);
     gw_log(GW_LOG_INFO, "draining: stopped accepting; %lld request(s) in flight, waiting up to %gs",
            busy, srv->cfg.drain_timeout_s);
     struct timeval tv = {(time_t)srv->cfg.drain_timeout_s,
@@ -284,7 +116,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server *srv = arg;
     if (++srv->signals > 1) {
         gw_log(GW_LOG_WARN, "second signal (%s): exiting now with %lld connection(s) open",
-               strsignal((int)sig), srv->n_conns);
+               strsignal((int)sig), gw_conns_count(srv->site.conns));
         _exit(128 + (int)sig);
     }
     gw_log(GW_LOG_INFO, "%s received", strsignal((int)sig));
@@ -298,51 +130,38 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     begin_drain(arg);
 }
 
+static void exit_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+/* The drain timeout: answers still running get a last error event (a cut
+ * by the server, logged as such, not as a client leaving), then a moment
+ * for those bytes to go out before the loop ends. */
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     gw_server *srv = arg;
-    gw_log(GW_LOG_WARN, "drain timeout after %gs: closing %lld connection(s) still open",
-           srv->cfg.drain_timeout_s, srv->n_conns);
-    event_base_loopexit(srv->base, NULL);
+    gw_log(GW_LOG_WARN, "drain timeout after %gs: ending %lld connection(s) still open",
+           srv->cfg.drain_timeout_s, gw_conns_count(srv->site.conns));
+    srv->site.drain_cut = true;
+    gw_conns_cut_answers(srv->site.conns);
+    struct timeval grace = {0, 200 * 1000};
+    event_base_once(srv->base, -1, EV_TIMEOUT, exit_loop, srv->base, &grace);
 }
 
 void gw_server_stop(gw_server *srv) { event_active(srv->on_stop, EV_READ, 0); }
 
 /* ---- setup ---- */
 
-/* Split "host:port" or "[v6]:port". */
-static int parse_listen(const char *s, char *host, size_t hostlen, unsigned short *port,
-                        char *err, size_t errlen)
-{
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    size_t hlen = colon ? (size_t)(colon - s) : 0;
-    if (colon && s[0] == '[') {
-        if (hlen < 2 || colon[-1] != ']') goto bad;
-        h = s + 1;
-        hlen -= 2;
-    }
-    if (!colon || hlen == 0 || hlen >= hostlen) goto bad;
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535) goto bad;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (unsigned short)p;
-    return 0;
-bad:
-    snprintf(err, errlen, "listen address '%s' is not host:port or [ipv6]:port (e.g. 127.0.0.1:8080)", s);
-    return -1;
-}
-
 static int bind_listener(gw_server *srv, char *err, size_t errlen)
 {
     char host[256];
     unsigned short port;
-    if (parse_listen(srv->cfg.listen, host, sizeof(host), &port, err, errlen) != 0) return -1;
+    if (gw_listen_parse(srv->cfg.listen, host, sizeof(host), &port, err, errlen) != 0) return -1;
     srv->bound = evhttp_bind_socket_with_handle(srv->http, host, port);
     if (!srv->bound) {
         snprintf(err, errlen, "cannot listen on %s: %s (is another process using the port?)",
@@ -367,61 +186,34 @@ static int bind_listener(gw_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-static int open_access_log(gw_server *srv, char *err, size_t errlen)
+int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg, gw_backends *backends,
+                  char *err, size_t errlen)
 {
-    const char *where = srv->cfg.access_log;
-    if (strcmp(where, "off") == 0) return 0;
-    if (strcmp(where, "-") == 0) {
-        srv->access_log = stderr;
-        return 0;
-    }
-    srv->access_log = fopen(where, "a");
-    if (!srv->access_log) {
-        snprintf(err, errlen, "cannot open access log %s: %s", where, strerror(errno));
-        return -1;
-    }
-    setvbuf(srv->access_log, NULL, _IOLBF, 0);
-    srv->access_log_owned = true;
-    return 0;
-}
-
-int gw_server_new(gw_server **out, const gw_config *cfg, char *err, size_t errlen)
-{
-    static bool threads_ready;
-    if (!threads_ready) {
-        if (evthread_use_pthreads() != 0) {
-            snprintf(err, errlen, "libevent was built without pthreads support");
-            return -1;
-        }
-        threads_ready = true;
-    }
     gw_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     srv->cfg = *cfg;
-    if (getrandom(srv->id_state, sizeof(srv->id_state), 0) != (ssize_t)sizeof(srv->id_state))
-        srv->id_state[0] = gw_now_ns(), srv->id_state[1] = (uint64_t)getpid() | 1;
+    srv->base = base;
+    gw_site *site = &srv->site;
+    site->cfg = &srv->cfg;
+    site->base = base;
+    site->backends = backends;
+    if (getrandom(site->id_state, sizeof(site->id_state), 0) != (ssize_t)sizeof(site->id_state))
+        site->id_state[0] = gw_now_ns(), site->id_state[1] = (uint64_t)getpid() | 1;
 
-    srv->base = event_base_new();
-    srv->http = srv->base ? evhttp_new(srv->base) : NULL;
+    srv->http = evhttp_new(base);
     if (!srv->http) {
-        snprintf(err, errlen, "cannot create the event loop");
+        snprintf(err, errlen, "cannot create the HTTP server");
         goto fail;
     }
-    if (open_access_log(srv, err, errlen) != 0) goto fail;
-    if (gw_pool_new(&srv->pool, srv->base, (int)cfg->workers, err, errlen) != 0) goto fail;
-    if (up_client_new(&srv->upstreams, srv->base, cfg->upstreams, cfg->n_upstreams, err, errlen) != 0) goto fail;
-    if (cfg->model[0]) {
-        gw_local_params lp = {.model_path = cfg->model, .ctx_size = (int)cfg->ctx_size, .threads = (int)cfg->threads,
-                              .queue_size = (int)cfg->queue_size, .parallel = (int)cfg->parallel, .kv_type = ENG_KV_F16,
-                              .chat_template = cfg->chat_template};
-        if (gw_local_new(&srv->local, srv->base, &lp, err, errlen) != 0) goto fail;
-        const eng_model_info *mi = eng_model_get_info(gw_local_model(srv->local));
-        gw_log(GW_LOG_INFO, "local model %s loaded: %s, %d layers, %s", gw_local_model_id(srv->local), mi->name,
-               mi->n_layer, mi->weight_type);
-    }
+    if (strcmp(cfg->access_log, "off") != 0 &&
+        gw_access_log_open(&site->access_log, base, cfg->access_log, err, errlen) != 0)
+        goto fail;
+    if (gw_pool_new(&site->pool, base, (int)cfg->workers, err, errlen) != 0) goto fail;
+    if (gw_conns_new(&site->conns, srv->http, base, cfg->max_connections, err, errlen) != 0) goto fail;
+    gw_conns_on_idle_change(site->conns, finish_drain_if_idle, srv);
 
     /* Bodies up to twice the limit are read so the client gets our JSON 413;
      * past that libevent stops reading and answers 413 itself. */
@@ -435,23 +227,21 @@ int gw_server_new(gw_server **out, const gw_config *cfg, char *err, size_t errle
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_bevcb(srv->http, new_conn, srv);
     evhttp_set_gencb(srv->http, handle_request, srv);
 
-    srv->on_sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    srv->on_sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
-    srv->on_stop = event_new(srv->base, -1, 0, on_stop, srv);
-    srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
-    srv->drain_poller = evtimer_new(srv->base, drain_poll, srv);
-    srv->adopt = event_new(srv->base, -1, 0, adopt_new_conns, srv);
-    if (!srv->on_sigterm || !srv->on_sigint || !srv->on_stop || !srv->drain_timer ||
-        !srv->drain_poller || !srv->adopt ||
+    srv->on_sigterm = evsignal_new(base, SIGTERM, on_signal, srv);
+    srv->on_sigint = evsignal_new(base, SIGINT, on_signal, srv);
+    srv->on_stop = event_new(base, -1, 0, on_stop, srv);
+    srv->drain_timer = evtimer_new(base, on_drain_timeout, srv);
+    srv->drain_poller = evtimer_new(base, drain_poll, srv);
+    if (!srv->on_sigterm || !srv->on_sigint || !srv->on_stop || !srv->drain_timer || !srv->drain_poller ||
         event_add(srv->on_sigterm, NULL) != 0 || event_add(srv->on_sigint, NULL) != 0) {
         snprintf(err, errlen, "cannot install signal handlers");
         goto fail;
     }
     signal(SIGPIPE, SIG_IGN);
     if (bind_listener(srv, err, errlen) != 0) goto fail;
+    gw_conns_set_listener(site->conns, srv->bound);
     *out = srv;
     return 0;
 fail:
@@ -473,20 +263,18 @@ int gw_server_run(gw_server *srv)
 void gw_server_free(gw_server *srv)
 {
     if (!srv) return;
+    gw_site *site = &srv->site;
     /* Jobs finish first: their done() callbacks may still answer clients. */
-    gw_pool_free(srv->pool);
-    srv->draining = true; /* connections closed below must not re-enable accepting */
-    srv->bound = NULL;    /* evhttp_free releases it */
-    srv->pool = NULL;
-    if (srv->adopt) adopt_new_conns(-1, 0, srv);
-    if (srv->http) evhttp_free(srv->http); /* closes what is still open, telling conn_closed() */
-    up_client_free(srv->upstreams);
-    gw_local_free(srv->local); /* its requests were cancelled as their connections closed */
-    struct event *evs[] = {srv->on_sigterm, srv->on_sigint, srv->on_stop, srv->drain_timer,
-                           srv->drain_poller, srv->adopt};
+    gw_pool_free(site->pool);
+    site->pool = NULL;
+    site->draining = true; /* connections closed below must not re-enable accepting */
+    srv->bound = NULL;     /* evhttp_free releases it */
+    if (site->conns) gw_conns_before_http_free(site->conns);
+    if (srv->http) evhttp_free(srv->http); /* closes what is still open, telling the watchers */
+    gw_conns_free(site->conns);
+    struct event *evs[] = {srv->on_sigterm, srv->on_sigint, srv->on_stop, srv->drain_timer, srv->drain_poller};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i]) event_free(evs[i]);
-    if (srv->access_log_owned) fclose(srv->access_log);
-    if (srv->base) event_base_free(srv->base);
+    gw_access_log_close(site->access_log);
     free(srv);
 }

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -59,6 +60,16 @@ static char *read_file(const char *path)
 
 char *daemon_log(const test_daemon *d) { return read_file(d->log_path); }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s)
 {
     char *log = NULL;
@@ -70,8 +81,10 @@ char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s
     }
 }
 
-/* argv = junction serve --listen 127.0.0.1:0 args... ; env = environ + extra */
-static pid_t spawn(const char *const *args, const char *const *env_extra, const char *log_path)
+/* argv = junction serve --listen 127.0.0.1:0 args... ; env = extra, then
+ * the daemon's own state folder (its ledger lives there, never in the
+ * user's home), then environ */
+static pid_t spawn(const char *const *args, const char *const *env_extra, const char *log_path, const char *state_dir)
 {
     char *argv[64];
     int n = 0;
@@ -85,11 +98,14 @@ static pid_t spawn(const char *const *args, const char *const *env_extra, const 
     size_t n_env = 0, n_extra = 0;
     while (environ[n_env]) n_env++;
     while (env_extra && env_extra[n_extra]) n_extra++;
-    char **envp = calloc(n_env + n_extra + 1, sizeof(char *));
+    char **envp = calloc(n_env + n_extra + 2, sizeof(char *));
     if (!envp) return -1;
+    char state[256];
+    snprintf(state, sizeof(state), "XDG_STATE_HOME=%s", state_dir);
     /* The extras come first: getenv() finds the first match. */
     for (size_t i = 0; i < n_extra; i++) envp[i] = (char *)env_extra[i];
-    memcpy(envp + n_extra, environ, n_env * sizeof(char *));
+    envp[n_extra] = state;
+    memcpy(envp + n_extra + 1, environ, n_env * sizeof(char *));
 
     pid_t pid = fork();
     if (pid == 0) {
@@ -111,7 +127,7 @@ int daemon_start(test_daemon *d, const char *const *args, const char *const *env
     snprintf(d->dir, sizeof(d->dir), "/tmp/junction-test-XXXXXX");
     if (!mkdtemp(d->dir)) return -1;
     snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->dir);
-    d->pid = spawn(args, env_extra, d->log_path);
+    d->pid = spawn(args, env_extra, d->log_path, d->dir);
     if (d->pid < 0) return -1;
     double deadline = now_seconds() + 30;
     while (now_seconds() < deadline) {
@@ -161,7 +177,7 @@ void daemon_cleanup(test_daemon *d)
         d->pid = 0;
     }
     if (d->log_path[0]) unlink(d->log_path);
-    if (d->dir[0]) rmdir(d->dir);
+    if (d->dir[0]) remove_tree(d->dir);
 }
 
 long process_rss_kib(pid_t pid)
@@ -185,10 +201,18 @@ int run_junction(const char *const *args, char **output)
     argv[n++] = (char *)JUNCTION_BIN;
     for (int i = 0; args[i] && n < 63; i++) argv[n++] = (char *)args[i];
     argv[n] = NULL;
+    /* its own state folder: a daemon it starts keeps its ledger there, not in $HOME */
+    char state[] = "/tmp/junction-state-XXXXXX";
+    if (!mkdtemp(state)) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd, 1);
         dup2(fd, 2);
+        setenv("XDG_STATE_HOME", state, 1);
         execv(JUNCTION_BIN, argv);
         _exit(127);
     }
@@ -197,6 +221,7 @@ int run_junction(const char *const *args, char **output)
     waitpid(pid, &status, 0);
     *output = read_file(path);
     unlink(path);
+    remove_tree(state);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

@@ -31,6 +31,8 @@ int daemon_start(test_daemon *d, const char *const *args, const char *const *env
  * (128+signal if killed), or -1 on timeout. */
 int daemon_wait(test_daemon *d, double timeout_s);
 
+/* The daemon's own state folder is d->dir (XDG_STATE_HOME): its ledger is
+ * d->dir/junction/ledger.db. */
 /* SIGKILL if still running, reap, remove the scratch folder. */
 void daemon_cleanup(test_daemon *d);
 
@@ -40,6 +42,9 @@ char *daemon_log(const test_daemon *d);
  * (log lines are written just after the reply, so tests must wait for them).
  * After the timeout, the log as it is; NULL if it cannot be read. Caller frees. */
 char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s);
+
+/* Remove a folder and everything in it. */
+void remove_tree(const char *dir);
 
 /* Resident memory of a process, in KiB (from /proc), or -1. */
 long process_rss_kib(pid_t pid);

@@ -598,6 +598,70 @@ static void test_sampling(void **state)
     eng_model_free(m);
 }
 
+/* OpenAI's logit_bias: added before anything else; -100 bans, +100 forces;
+ * refused outside the vocabulary or the range; the sampler keeps its own copy. */
+static void test_logit_bias(void **state)
+{
+    (void)state;
+    char err[256];
+    eng_model *m = load(SHARED "/models/stories260K.gguf");
+    float logits[512];
+    for (int i = 0; i < 512; i++) logits[i] = -10;
+    logits[7] = 5;
+    logits[9] = 4.5f;
+    eng_logit_bias bias[] = {{7, -100}, {300, 2}};
+    eng_sampling s;
+    eng_sampling_defaults(&s);
+    s.temperature = 0;
+    s.logit_bias = bias;
+    s.n_logit_bias = 2;
+    assert_int_equal(eng_sampling_check(m, &s, err, sizeof(err)), 0);
+    eng_sampler *g;
+    assert_int_equal(eng_sampler_new(&g, m, &s), 0);
+    bias[0].bias = 0; /* the sampler's copy is not the caller's array */
+    assert_int_equal(eng_sampler_sample(g, logits), 9);
+    eng_sampler_free(g);
+
+    /* +100 forces a token that sampling at temperature 1 would never draw */
+    eng_logit_bias force = {300, 100};
+    s.temperature = 1;
+    s.logit_bias = &force;
+    s.n_logit_bias = 1;
+    assert_int_equal(eng_sampler_new(&g, m, &s), 0);
+    for (int i = 0; i < 50; i++) assert_int_equal(eng_sampler_sample(g, logits), 300);
+    eng_sampler_free(g);
+
+    /* entries for one token add up: -60 and -60 ban token 7 as -120 would */
+    eng_logit_bias twice[] = {{7, -60}, {7, -60}};
+    s.temperature = 0;
+    s.logit_bias = twice;
+    s.n_logit_bias = 2;
+    assert_int_equal(eng_sampler_new(&g, m, &s), 0);
+    assert_int_equal(eng_sampler_sample(g, logits), 9);
+    eng_sampler_free(g);
+
+    static const struct { eng_logit_bias b; const char *says; } bad[] = {
+        {{512, 1}, "outside the model's vocabulary (0..511)"},
+        {{-1, 1}, "outside"},
+        {{7, 100.5f}, "from -100 to 100"},
+        {{7, -101}, "from -100 to 100"},
+        {{7, NAN}, "from -100 to 100"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s.logit_bias = &bad[i].b;
+        s.n_logit_bias = 1;
+        assert_int_equal(eng_sampling_check(m, &s, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, bad[i].says));
+        g = NULL;
+        assert_int_equal(eng_sampler_new(&g, m, &s), -1);
+        assert_null(g);
+    }
+    s.logit_bias = NULL;
+    s.n_logit_bias = 3;
+    assert_int_equal(eng_sampling_check(m, &s, err, sizeof(err)), -1);
+    eng_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_sequences_together_match_alone),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_logit_bias),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

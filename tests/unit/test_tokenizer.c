@@ -1,6 +1,7 @@
 /* test_tokenizer.c: the tokenizer against llama.cpp's reference tokenizations
  * (../shared/vectors/tokenizer/), and detokenization round trips. */
 #include "gguf.h"
+#include "localengine.h"
 #include "vocab.h"
 
 #include <setjmp.h>
@@ -119,6 +120,54 @@ static void test_bos_and_specials(void **state)
     gguf_close(f);
 }
 
+/* A vocabulary-only file (no tensors) loads for tokenizing, as llama.cpp's
+ * tokenizer tool reads it, but not as a model to run. */
+static void test_vocab_only_model(void **state)
+{
+    (void)state;
+    char err[512];
+    eng_model *m = NULL;
+    assert_int_equal(eng_model_load(&m, MODELS "ggml-vocab-llama-spm.gguf", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "token_embd.weight is missing"));
+    assert_int_equal(eng_model_load_vocab(&m, MODELS "ggml-vocab-llama-spm.gguf", err, sizeof(err)), 0);
+    const eng_model_info *info = eng_model_get_info(m);
+    assert_int_equal(info->n_vocab, 32000);
+    assert_string_equal(info->name, "llama-spm");
+    int ids[8], want[] = {1, 15043, 3186};
+    assert_int_equal(eng_tokenize(m, "Hello world", 11, true, ids, 8), 3);
+    assert_memory_equal(ids, want, sizeof(want));
+    char piece[16];
+    assert_int_equal(eng_token_to_piece(m, 3186, piece, sizeof(piece)), 6);
+    assert_memory_equal(piece, " world", 6);
+    assert_int_equal(eng_token_bos(m), 1);
+    eng_ctx *c = NULL;
+    assert_int_equal(eng_ctx_new(&c, m, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "vocabulary only"));
+    assert_null(c);
+    eng_model_free(m);
+
+    /* a complete model's vocabulary alone tokenizes as the model does */
+    eng_model *full, *vocab;
+    assert_int_equal(eng_model_load(&full, MODELS "stories260K.gguf", err, sizeof(err)), 0);
+    assert_int_equal(eng_model_load_vocab(&vocab, MODELS "stories260K.gguf", err, sizeof(err)), 0);
+    int a[64], b[64];
+    const char *text = "Once upon a time, there was a little dog.";
+    int na = eng_tokenize(full, text, strlen(text), true, a, 64), nb = eng_tokenize(vocab, text, strlen(text), true, b, 64);
+    assert_true(na > 3);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, sizeof(int) * (size_t)na);
+    eng_model_free(full);
+    eng_model_free(vocab);
+
+    /* a file that is not there, or not GGUF, is refused with a message */
+    const char *bad[] = {MODELS "no-such-file.gguf", VECTORS "stories260K.gguf.inp"};
+    for (int i = 0; i < 2; i++) {
+        err[0] = '\0';
+        assert_int_equal(eng_model_load_vocab(&m, bad[i], err, sizeof(err)), -1);
+        assert_true(strlen(err) > 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_stories260k_vocab),
         cmocka_unit_test(test_tinyllama_vocab),
         cmocka_unit_test(test_bos_and_specials),
+        cmocka_unit_test(test_vocab_only_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

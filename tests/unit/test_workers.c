@@ -113,7 +113,11 @@ static void test_loop_answers_while_worker_busy(void **state)
     gw_log_set_level(GW_LOG_ERROR);
     char err[256];
     server_thread t = {0};
-    assert_int_equal(gw_server_new(&t.srv, &cfg, err, sizeof(err)), 0);
+    struct event_base *base = gw_event_base_new(err, sizeof(err));
+    assert_non_null(base);
+    gw_backends *backends = NULL;
+    assert_int_equal(gw_backends_new(&backends, base, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(gw_server_new(&t.srv, base, &cfg, backends, err, sizeof(err)), 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, run_server, &t), 0);
 
@@ -142,6 +146,8 @@ static void test_loop_answers_while_worker_busy(void **state)
     assert_int_equal(s.done, 1);
     assert_false(s.done_off_loop);
     gw_server_free(t.srv);
+    gw_backends_free(backends);
+    event_base_free(base);
 }
 
 int main(void)

@@ -1,0 +1,135 @@
+/* answer_upstream.c: answering a call through an upstream (upstream/).
+ *
+ * The upstream module speaks the provider's wire format and hands back
+ * OpenAI chat chunks or a whole answer; this file relays them to the
+ * client, pauses the transfer while the client reads too slowly, and ends
+ * the call with the usage the upstream reported (or counted).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    gw_call *call;
+    up_request *up;
+    bool streaming;
+} forward;
+
+static void forward_chunk(void *arg, const char *json, size_t len)
+{
+    forward *f = arg;
+    gw_call *call = f->call;
+    if (!f->streaming) {
+        gw_call_first_byte(call);
+        gw_stream_start(&call->r);
+        f->streaming = true;
+    }
+    gw_stream_send(&call->r, json, len);
+    call->bytes += len + 8;
+}
+
+static void take_usage(gw_call *call, const up_result *res)
+{
+    call->prompt_tokens = res->usage.prompt_tokens;
+    call->completion_tokens = res->usage.completion_tokens;
+    call->usage_estimated = res->usage.estimated;
+}
+
+static void forward_done(void *arg, const up_result *res)
+{
+    forward *f = arg;
+    gw_call *call = f->call;
+    gw_request_unwatch_close(&call->r);
+    gw_request_watch_output(&call->r, 0, NULL, NULL);
+    take_usage(call, res);
+    if (res->status != 200) call->error_code = up_cause_name(res->error.cause);
+    if (call->stream && (f->streaming || res->status == 200)) {
+        if (!f->streaming) {
+            gw_call_first_byte(call);
+            gw_stream_start(&call->r);
+        }
+        /* A stream that breaks ends with an error event instead of [DONE]. */
+        if (res->status == 200) gw_stream_send(&call->r, "[DONE]", 6);
+        else gw_stream_send(&call->r, res->body, res->body_len);
+        call->bytes += res->body_len;
+        gw_stream_end(&call->r);
+        gw_call_end(call, res->status);
+    } else {
+        gw_call_first_byte(call);
+        gw_reply_json(&call->r, res->status, res->body, res->body_len);
+        gw_call_end(call, res->status);
+    }
+    free(f);
+}
+
+/* The client went away, or the drain timeout cut the stream: stop the
+ * upstream transfer too. */
+static void forward_abandoned(void *arg)
+{
+    forward *f = arg;
+    gw_call *call = f->call;
+    up_cancel(f->up);
+    int status = 499;
+    if (call->r.site->drain_cut) {
+        gw_api_error e;
+        gw_api_error_set(&e, 503, "server_error", "shutting_down",
+                         NULL, "junction is shutting down and its drain timeout ended this answer; retry.");
+        call->server_cut = true;
+        call->error_code = e.code;
+        status = 503;
+        if (f->streaming) {
+            cJSON *body = gw_api_error_json(&e);
+            char *text = cJSON_PrintUnformatted(body);
+            cJSON_Delete(body);
+            if (text) gw_stream_send(&call->r, text, strlen(text));
+            cJSON_free(text);
+            gw_stream_end(&call->r);
+        } else {
+            gw_reply_error(&call->r, &e);
+        }
+    } else {
+        call->error_code = "client_closed";
+        gw_request_release_orphan(call->r.req);
+    }
+    gw_call_end(call, status);
+    free(f);
+}
+
+/* The client's connection holds too much unsent output: pause the
+ * transfer until it drains (curl stops reading the upstream socket). */
+static void forward_backpressure(void *arg, bool over)
+{
+    forward *f = arg;
+    gw_log(GW_LOG_DEBUG, "request %s: client %s (%zu bytes unsent): upstream transfer %s", f->call->r.id,
+           over ? "behind" : "caught up", gw_request_output_pending(&f->call->r), over ? "paused" : "resumed");
+    if (over) up_pause(f->up);
+    else up_resume(f->up);
+}
+
+void gw_answer_upstream(gw_call *call)
+{
+    gw_api_error e;
+    forward *f = calloc(1, sizeof(*f));
+    if (!f) {
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");
+        call->error_code = "out_of_memory";
+        gw_reply_error(&call->r, &e);
+        gw_call_end(call, 500);
+        return;
+    }
+    f->call = call;
+    static const up_callbacks cb = {forward_chunk, forward_done};
+    f->up = up_start(call->r.site->backends->upstreams, call->decision.upstream->name, call->body, &cb, f);
+    if (!f->up) {
+        free(f);
+        gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");
+        call->error_code = "out_of_memory";
+        gw_reply_error(&call->r, &e);
+        gw_call_end(call, 500);
+        return;
+    }
+    gw_request_watch_close(&call->r, forward_abandoned, f);
+    if (call->stream)
+        gw_request_watch_output(&call->r, (size_t)call->r.site->cfg->max_output_buffer_bytes, forward_backpressure, f);
+}
