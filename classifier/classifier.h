@@ -60,6 +60,11 @@ typedef struct {
 int cls_messages_from_json(const cJSON *messages, cls_message **out, int *n,
                            char *err, size_t errlen);
 
+/* The text the lexical features and the model read: the user messages'
+ * texts joined with newlines (all messages when none is the user's). Heap
+ * string in *out (free()). */
+int cls_user_text(const cls_message *msgs, int n, char **out, size_t *out_len, char *err, size_t errlen);
+
 /* ---- the detector ---- */
 
 typedef struct cls_detector cls_detector;

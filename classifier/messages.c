@@ -104,3 +104,33 @@ int cls_messages_from_json(const cJSON *messages, cls_message **out, int *n, cha
     *n = l.n;
     return 0;
 }
+
+/* The words and the model read what the user wrote (the system prompt and
+ * earlier answers say little about this request's difficulty); a request
+ * with no user text at all is read whole. `junction calibrate`, `junction
+ * route` and the daemon all read a request through here, so a head sees
+ * the same text when it is fitted and when it scores. */
+int cls_user_text(const cls_message *msgs, int n, char **out, size_t *out_len, char *err, size_t errlen)
+{
+    bool any_user = false;
+    for (int i = 0; i < n; i++) any_user |= msgs[i].role && !strcmp(msgs[i].role, "user");
+    size_t total = 1;
+    for (int i = 0; i < n; i++) total += msgs[i].len + 1;
+    char *text = malloc(total);
+    if (!text) {
+        snprintf(err, errlen, "out of memory joining the user's text");
+        return -1;
+    }
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        const cls_message *m = &msgs[i];
+        if (any_user && !(m->role && !strcmp(m->role, "user"))) continue;
+        if (len) text[len++] = '\n';
+        memcpy(text + len, m->text, m->len);
+        len += m->len;
+    }
+    text[len] = '\0';
+    *out = text;
+    *out_len = len;
+    return 0;
+}

@@ -34,4 +34,31 @@ int cli_number(const char *cmd, int argc, char **argv, int *i, double min, doubl
  * could not be loaded. */
 int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx **c);
 
+/* ---- classification (cmd_route.c; used by route and calibrate) ---- */
+#include "classifier.h"
+#include "scoring.h"
+/* One request: msgs (heap) point into the cJSON; text (heap) is the user's text. */
+typedef struct {
+    cls_message *msgs;
+    int n_msgs;
+    char *text;
+    size_t len;
+} cli_request;
+int cli_request_from_json(const cJSON *obj, cli_request *r, char *err, size_t errlen); /* "messages" | "prompt" | "text" */
+void cli_request_free(cli_request *r);
+typedef struct {
+    eng_model *model;
+    eng_ctx *ctx;
+    int layer;
+    int max_tokens;
+    cls_detector *detector;
+    char *difficulty_head, *sensitivity_head;
+} cli_classifier;
+int cli_classifier_open(cli_classifier *c, const char *cmd, const char *config, const cli_engine_opts *eo);
+void cli_classifier_close(cli_classifier *c);
+int cli_default_layer(const cli_classifier *c);
+int cli_classify(const cli_classifier *c, const cli_request *r, cls_features *f, cls_findings *findings,
+                 double *timing_ms, char *err, size_t errlen);
+void cli_features_free(cls_features *f); /* frees the hidden state too */
+
 #endif

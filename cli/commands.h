@@ -12,6 +12,9 @@ int cmd_inspect(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_route(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 

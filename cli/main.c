@@ -24,7 +24,10 @@ static const command commands[] = {
     {"logits", cmd_logits, "print the engine's logits for a token sequence (JSON)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"route", cmd_route, "score a prompt (difficulty, sensitivity, findings) without generating"},
+    {"calibrate", cmd_calibrate, "fit a difficulty or sensitivity head on labelled lines"},
     {"audit", cmd_audit, "spend, savings and latency per group, from the ledger"},
+    {"keys", cmd_keys, "client keys and tenants: add, list, revoke, rotate, budgets"},
     {"pull", cmd_pull, "download a model (alias, hf:OWNER/REPO/FILE.gguf or URL) into the cache"},
     {"models", cmd_models, "list or delete the cached models"},
 };
