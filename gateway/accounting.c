@@ -9,6 +9,7 @@
  * live on the loop thread; the ledger's writer thread does the SQL.
  */
 #include "accounting.h"
+#include "classify.h"
 #include "local.h"
 
 #include <stdlib.h>
@@ -132,6 +133,22 @@ static int64_t cost_of(const pol_price *p, const gw_call *call, int64_t engine_m
     return micro;
 }
 
+/* The route's cost and the counterfactual for what the call used so far. */
+static void price(const gw_accounts *a, const gw_call *call, int ri, int64_t latency_us, int64_t *cost,
+                  int64_t *counterfactual)
+{
+    /* the local engine's time: the request's whole time in it, queue included */
+    int64_t engine_ms = ri == 0 ? latency_us / 1000 : 0;
+    *cost = cost_of(&a->routes[ri].price, call, engine_ms);
+    *counterfactual = a->reference > 0 ? cost_of(&a->routes[a->reference].price, call, 0) : 0;
+}
+
+void gw_account_price(const gw_accounts *a, const gw_call *call, int64_t *cost, int64_t *counterfactual)
+{
+    price(a, call, route_index(a, &call->decision), (int64_t)(gw_now_ns() - call->r.start_ns) / 1000, cost,
+          counterfactual);
+}
+
 void gw_account_call(gw_accounts *a, const gw_call *call, int status)
 {
     uint64_t now = gw_now_ns();
@@ -140,10 +157,8 @@ void gw_account_call(gw_accounts *a, const gw_call *call, int status)
     const gw_decision *d = &call->decision;
     int ri = route_index(a, d);
     gw_route_account *r = &a->routes[ri];
-    /* the local engine's time: the request's whole time in it, queue included */
-    int64_t engine_ms = ri == 0 ? latency_us / 1000 : 0;
-    int64_t cost = cost_of(&r->price, call, engine_ms);
-    int64_t counterfactual = a->reference > 0 ? cost_of(&a->routes[a->reference].price, call, 0) : 0;
+    int64_t cost, counterfactual;
+    price(a, call, ri, latency_us, &cost, &counterfactual);
 
     count_status(r, status);
     r->prompt_tokens += (uint64_t)call->prompt_tokens;
@@ -161,6 +176,7 @@ void gw_account_call(gw_accounts *a, const gw_call *call, int status)
     snprintf(row.route, sizeof(row.route), "%s", r->name);
     snprintf(row.zone, sizeof(row.zone), "%s", d->zone ? d->zone : "");
     snprintf(row.reason, sizeof(row.reason), "%s", d->reason);
+    if (call->cls) snprintf(row.detectors, sizeof(row.detectors), "%s", call->cls->kinds);
     if (d->route == GW_ROUTE_UPSTREAM)
         snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", d->upstream->model[0] ? d->upstream->model : call->model);
     row.prompt_tokens = call->prompt_tokens;

@@ -42,6 +42,9 @@ struct gw_accounts {
 
 int gw_accounts_new(gw_accounts **out, const gw_config *cfg, const up_client *ups, char *err, size_t errlen);
 void gw_accounts_free(gw_accounts *a);   /* commits the ledger's queue */
+/* What the call has cost so far, and what the reference upstream would have
+ * charged for the same tokens (micro-dollars). */
+void gw_account_price(const gw_accounts *a, const gw_call *call, int64_t *cost, int64_t *counterfactual);
 /* Price and record a call that ended with `status`. */
 void gw_account_call(gw_accounts *a, const gw_call *call, int status);
 /* The histograms' upper bounds, in seconds (GW_N_BUCKETS of them). */

@@ -176,12 +176,15 @@ static void local_done(void *arg, const gw_local_result *res)
             send_stream_error(a, &e);
         } else {
             stream_begin(a);
-            stream_json(a, chunk_json(a, true, a->legacy ? "" : NULL, false, res->finish_reason));
+            cJSON *last = chunk_json(a, true, a->legacy ? "" : NULL, false, res->finish_reason);
             if (a->include_usage) {
-                cJSON *c = chunk_json(a, false, NULL, false, NULL);
-                cJSON_AddItemToObject(c, "usage", usage_json(res));
-                stream_json(a, c);
+                stream_json(a, last);
+                last = chunk_json(a, false, NULL, false, NULL);
+                cJSON_AddItemToObject(last, "usage", usage_json(res));
             }
+            cJSON *note = gw_call_annotation(call);
+            if (note) cJSON_AddItemToObject(last, "junction", note);
+            stream_json(a, last);
             gw_stream_send(&call->r, "[DONE]", 6);
             gw_stream_end(&call->r);
         }
@@ -217,6 +220,8 @@ static void local_done(void *arg, const gw_local_result *res)
         cJSON_AddStringToObject(ch, "finish_reason", res->finish_reason);
         cJSON_AddItemToArray(choices, ch);
         cJSON_AddItemToObject(root, "usage", usage_json(res));
+        cJSON *note = gw_call_annotation(call);
+        if (note) cJSON_AddItemToObject(root, "junction", note);
         gw_call_first_byte(call);
         gw_reply_cjson(&call->r, 200, root);
         gw_call_end(call, 200);

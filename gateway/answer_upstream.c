@@ -5,10 +5,11 @@
  * client, pauses the transfer while the client reads too slowly, and ends
  * the call with the usage the upstream reported (or counted).
  */
-#include "internal.h"
+#include "classify.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     gw_call *call;
@@ -36,6 +37,45 @@ static void take_usage(gw_call *call, const up_result *res)
     call->usage_estimated = res->usage.estimated;
 }
 
+/* The stream's last event before [DONE]: the "junction" object, in a
+ * chunk with no choices (as the usage chunk is). */
+static void send_annotation_chunk(gw_call *call)
+{
+    cJSON *note = gw_call_annotation(call);
+    if (!note) return;
+    cJSON *c = cJSON_CreateObject();
+    char id[160];
+    snprintf(id, sizeof(id), "chatcmpl-%s", call->r.id);
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject(c, "created", (double)time(NULL));
+    cJSON_AddStringToObject(c, "model", call->model);
+    cJSON_AddArrayToObject(c, "choices");
+    cJSON_AddItemToObject(c, "junction", note);
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    if (!text) return;
+    gw_stream_send(&call->r, text, strlen(text));
+    call->bytes += strlen(text) + 8;
+    cJSON_free(text);
+}
+
+/* A whole answer with the "junction" object added (the upstream's JSON is
+ * otherwise passed as it came). */
+static void reply_annotated(gw_call *call, const up_result *res)
+{
+    cJSON *note = res->status == 200 ? gw_call_annotation(call) : NULL;
+    cJSON *body = note ? cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+    if (!cJSON_IsObject(body)) {
+        cJSON_Delete(note);
+        cJSON_Delete(body);
+        gw_reply_json(&call->r, res->status, res->body, res->body_len);
+        return;
+    }
+    cJSON_AddItemToObject(body, "junction", note);
+    gw_reply_cjson(&call->r, res->status, body);
+}
+
 static void forward_done(void *arg, const up_result *res)
 {
     forward *f = arg;
@@ -50,14 +90,18 @@ static void forward_done(void *arg, const up_result *res)
             gw_stream_start(&call->r);
         }
         /* A stream that breaks ends with an error event instead of [DONE]. */
-        if (res->status == 200) gw_stream_send(&call->r, "[DONE]", 6);
-        else gw_stream_send(&call->r, res->body, res->body_len);
+        if (res->status == 200) {
+            send_annotation_chunk(call);
+            gw_stream_send(&call->r, "[DONE]", 6);
+        } else {
+            gw_stream_send(&call->r, res->body, res->body_len);
+        }
         call->bytes += res->body_len;
         gw_stream_end(&call->r);
         gw_call_end(call, res->status);
     } else {
         gw_call_first_byte(call);
-        gw_reply_json(&call->r, res->status, res->body, res->body_len);
+        reply_annotated(call, res);
         gw_call_end(call, res->status);
     }
     free(f);
@@ -107,9 +151,28 @@ static void forward_backpressure(void *arg, bool over)
     else up_resume(f->up);
 }
 
+/* The zone guarantee's last gate: nothing sensitive leaves for a zone the
+ * policy forbids, whatever chose this route. */
+static bool zone_blocks(gw_call *call, gw_api_error *e)
+{
+    const up_def *up = call->decision.upstream;
+    if (!call->cls || !call->cls->sensitive || up->zone == UP_ZONE_PRIVATE) return false;
+    gw_api_error_set(e, 403, "invalid_request_error", "sensitive_data_blocked", NULL,
+                     "The request holds sensitive data (%s) and upstream '%s' is in the external zone, where "
+                     "junction's policy does not send it. Use a local or private route, or remove the data.",
+                     call->cls->kinds[0] ? call->cls->kinds : "the sensitivity head's score", up->name);
+    return true;
+}
+
 void gw_answer_upstream(gw_call *call)
 {
     gw_api_error e;
+    if (zone_blocks(call, &e)) {
+        call->error_code = e.code;
+        gw_reply_error(&call->r, &e);
+        gw_call_end(call, e.status);
+        return;
+    }
     forward *f = calloc(1, sizeof(*f));
     if (!f) {
         gw_api_error_set(&e, 500, "server_error", NULL, NULL, "junction ran out of memory");

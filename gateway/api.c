@@ -98,6 +98,7 @@ static void handle_models(gw_request *r)
 
 static void handle_chat_completions(gw_request *r) { gw_handle_model_request(r, GW_API_CHAT); }
 static void handle_completions(gw_request *r) { gw_handle_model_request(r, GW_API_TEXT); }
+static void handle_route(gw_request *r) { gw_handle_model_request(r, GW_API_ROUTE); }
 
 static const route routes[] = {
     {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
@@ -105,9 +106,21 @@ static const route routes[] = {
     {"/v1/models", EVHTTP_REQ_GET, "GET", handle_models},
     {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", handle_chat_completions},
     {"/v1/completions", EVHTTP_REQ_POST, "POST", handle_completions},
+    {"/v1/route", EVHTTP_REQ_POST, "POST", handle_route},
     {"/admin/spend", EVHTTP_REQ_GET, "GET", gw_handle_admin_spend},
     {"/admin/requests", EVHTTP_REQ_GET, "GET", gw_handle_admin_requests},
     {"/metrics", EVHTTP_REQ_GET, "GET", gw_handle_metrics},
+    {"/dashboard", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/app.css", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/app.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/api.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/format.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/charts.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/views.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/requests.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/trybox.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/uPlot.iife.min.js", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
+    {"/dashboard/uPlot.min.css", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
 };
 
 void gw_dispatch(gw_site *site, struct evhttp_request *req)

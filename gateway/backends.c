@@ -5,6 +5,7 @@
  * ledger) joins here rather than inside the server.
  */
 #include "accounting.h"
+#include "classify.h"
 #include "local.h"
 
 #include <stdlib.h>
@@ -27,6 +28,7 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
     if (up_client_new(&b->upstreams, base, cfg->upstreams, cfg->n_upstreams, err, errlen) != 0) goto fail;
     up_client_set_logger(b->upstreams, upstream_log, NULL);
     if (gw_accounts_new(&b->accounts, cfg, b->upstreams, err, errlen) != 0) goto fail;
+    if (gw_classifier_new(&b->classifier, cfg, err, errlen) != 0) goto fail;
     if (gw_admin_keys_new(&b->admin, cfg->admin.keys_env, err, errlen) != 0) goto fail;
     b->ledger_required = cfg->ledger.required;
     if (cfg->model[0]) {
@@ -79,6 +81,7 @@ void gw_backends_free(gw_backends *b)
     gw_local_free(b->local);
     up_client_free(b->upstreams);
     gw_accounts_free(b->accounts);
+    gw_classifier_free(b->classifier);
     gw_admin_keys_free(b->admin);
     free(b);
 }

@@ -9,6 +9,7 @@
  * the policy fill in.
  */
 #include "accounting.h"
+#include "classify.h"
 #include "local.h"
 
 #include <event2/buffer.h>
@@ -63,8 +64,19 @@ static void read_body(gw_call *call)
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     snprintf(call->model, sizeof(call->model), "%s", cJSON_IsString(model) ? model->valuestring : "auto");
     call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
-    int valid = call->api == GW_API_CHAT ? gw_chat_request_validate(body, e) : gw_completion_request_validate(body, e);
-    call->read_failed = valid != 0;
+    int valid = call->api == GW_API_TEXT ? gw_completion_request_validate(body, e) : gw_chat_request_validate(body, e);
+    if (valid != 0) return;
+    /* classified here, where the body was read (on a worker when it is large) */
+    char why[256] = "out of memory";
+    if (!(call->cls = calloc(1, sizeof(*call->cls))) ||
+        gw_classify(call->r.site->backends->classifier, body, call->api, call->cls, why, sizeof(why)) != 0) {
+        free(call->cls);
+        call->cls = NULL;
+        gw_api_error_set(e, 500, "server_error", "classifier_error", NULL,
+                         "junction could not classify the request: %s", why);
+        return;
+    }
+    call->read_failed = false;
 }
 
 void gw_call_first_byte(gw_call *call)
@@ -75,9 +87,33 @@ void gw_call_first_byte(gw_call *call)
 void gw_call_end(gw_call *call, int status)
 {
     if (!call->logged) gw_request_log(&call->r, status, call->bytes);
-    gw_account_call(call->r.site->backends->accounts, call, status);
+    if (call->api != GW_API_ROUTE) gw_account_call(call->r.site->backends->accounts, call, status);
+    if (call->cls) gw_classification_free(call->cls);
+    free(call->cls);
     cJSON_Delete(call->body);
     free(call);
+}
+
+cJSON *gw_call_annotation(const gw_call *call)
+{
+    if (!call->r.site->cfg->routing.annotate_body) return NULL;
+    const gw_decision *d = &call->decision;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "request_id", call->r.id);
+    cJSON_AddStringToObject(j, "route", d->route == GW_ROUTE_LOCAL ? "local" : d->route == GW_ROUTE_UPSTREAM ? d->upstream->name : "none");
+    cJSON_AddStringToObject(j, "zone", d->zone ? d->zone : "");
+    cJSON_AddStringToObject(j, "rule", d->rule);
+    cJSON_AddStringToObject(j, "reason", d->reason);
+    if (call->cls) {
+        cJSON_AddItemToObject(j, "scores", gw_classification_scores_json(call->cls));
+        cJSON *kinds = cJSON_AddArrayToObject(j, "detectors");
+        for (int i = 0; i < call->cls->n_kinds; i++) cJSON_AddItemToArray(kinds, cJSON_CreateString(call->cls->kind_list[i]));
+    }
+    int64_t cost = 0, counterfactual = 0;
+    gw_account_price(call->r.site->backends->accounts, call, &cost, &counterfactual);
+    cJSON_AddNumberToObject(j, "cost_usd", (double)cost / 1e6);
+    cJSON_AddNumberToObject(j, "counterfactual_usd", (double)counterfactual / 1e6);
+    return j;
 }
 
 static void call_fail(gw_call *call, const gw_api_error *e)
@@ -96,8 +132,9 @@ static int decide(gw_call *call, gw_api_error *e)
     const up_def *up = up_client_find(b->upstreams, call->model);
     bool local_name = !strcmp(call->model, "local") || !strcmp(call->model, "auto") ||
                       (b->local && !strcmp(call->model, gw_local_model_id(b->local)));
+    snprintf(d->rule, sizeof(d->rule), "explicit-model");
     snprintf(d->reason, sizeof(d->reason), "explicit model");
-    if (up && call->api == GW_API_CHAT) {
+    if (up && call->api != GW_API_TEXT) {
         d->route = GW_ROUTE_UPSTREAM;
         d->upstream = up;
         d->zone = up->zone == UP_ZONE_PRIVATE ? "private" : "external";
@@ -106,7 +143,10 @@ static int decide(gw_call *call, gw_api_error *e)
     if (local_name && b->local) {
         d->route = GW_ROUTE_LOCAL;
         d->zone = "in-process";
-        if (!strcmp(call->model, "auto")) snprintf(d->reason, sizeof(d->reason), "auto: the local engine (no policy yet)");
+        if (!strcmp(call->model, "auto")) {
+            snprintf(d->rule, sizeof(d->rule), "auto-local");
+            snprintf(d->reason, sizeof(d->reason), "auto: the local engine (no policy yet)");
+        }
         return 0;
     }
     if (local_name) {
@@ -128,6 +168,19 @@ static int decide(gw_call *call, gw_api_error *e)
     return -1;
 }
 
+/* POST /v1/route: the classification and the decision, nothing generated. */
+static void answer_route(gw_call *call)
+{
+    const gw_decision *d = &call->decision;
+    cJSON *root = gw_classification_json(call->cls);
+    cJSON_AddStringToObject(root, "route", d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name);
+    cJSON_AddStringToObject(root, "zone", d->zone);
+    cJSON_AddStringToObject(root, "rule", d->rule);
+    cJSON_AddStringToObject(root, "reason", d->reason);
+    gw_reply_cjson(&call->r, 200, root);
+    gw_call_end(call, 200);
+}
+
 /* The body is read: decide where the request goes, and answer. Loop thread. */
 static void proceed(gw_call *call)
 {
@@ -141,9 +194,20 @@ static void proceed(gw_call *call)
         return;
     }
     const gw_decision *d = &call->decision;
-    gw_log(GW_LOG_DEBUG, "request %s: model=%s stream=%d route=%s zone=%s reason=\"%s\" (read and checked in %.3f ms)",
+    const gw_classification *c = call->cls;
+    size_t n = strlen(call->decision.reason);
+    snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; difficulty %.2f, sensitivity %.2f%s%s%s",
+             c->difficulty.probability, c->sensitivity.probability, c->kinds[0] ? " (" : "", c->kinds,
+             c->kinds[0] ? ")" : "");
+    gw_log(GW_LOG_DEBUG, "request %s: model=%s stream=%d route=%s zone=%s rule=%s reason=\"%s\" difficulty=%.3f "
+           "sensitivity=%.3f detectors=%s (read, checked and classified in %.3f ms)",
            call->r.id, call->model, call->stream, d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name, d->zone,
-           d->reason, (double)(gw_now_ns() - call->r.start_ns) / 1e6);
+           d->rule, d->reason, call->cls->difficulty.probability, call->cls->sensitivity.probability,
+           call->cls->kinds[0] ? call->cls->kinds : "-", (double)(gw_now_ns() - call->r.start_ns) / 1e6);
+    if (call->api == GW_API_ROUTE) {
+        answer_route(call);
+        return;
+    }
     if (d->route == GW_ROUTE_LOCAL) {
         const char *why;
         const char *param = gw_local_unsupported(call->body, &why);

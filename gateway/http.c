@@ -126,8 +126,22 @@ static void access_log(gw_request *r, int status, size_t bytes)
 
 void gw_request_log(gw_request *r, int status, size_t bytes) { access_log(r, status, bytes); }
 
+/* Where a model request went and why, on every answer (and its id under
+ * junction's own name, for clients that read only X-Junction-*). */
+static void add_call_headers(gw_request *r)
+{
+    if (!r->call) return;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    const gw_decision *d = &r->call->decision;
+    evhttp_add_header(h, "X-Junction-Request-Id", r->id);
+    if (d->route == GW_ROUTE_NONE) return;
+    evhttp_add_header(h, "X-Junction-Route", d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name);
+    if (d->rule[0]) evhttp_add_header(h, "X-Junction-Rule", d->rule);
+}
+
 void gw_stream_start(gw_request *r)
 {
+    add_call_headers(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
@@ -156,6 +170,7 @@ void gw_request_release_orphan(struct evhttp_request *req)
 
 void gw_reply_json(gw_request *r, int status, const char *body, size_t len)
 {
+    add_call_headers(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "X-Request-Id", r->id);

@@ -29,11 +29,14 @@ uint64_t gw_now_ns(void);
 /* ---- backends.c: what can answer a model request ---- */
 typedef struct gw_accounts gw_accounts;
 typedef struct gw_admin_keys gw_admin_keys;
+typedef struct gw_classifier gw_classifier;
+typedef struct gw_classification gw_classification;
 
 struct gw_backends {
     struct gw_local *local;    /* NULL without a local model */
     up_client *upstreams;      /* never NULL (may hold no upstream) */
     gw_accounts *accounts;     /* prices, counters, the ledger (accounting.c) */
+    gw_classifier *classifier; /* detectors and heads (classify.c) */
     gw_admin_keys *admin;      /* who may read the admin endpoints (admin.c) */
     bool ledger_required;      /* a degraded ledger makes /readyz say not ready */
 };
@@ -158,6 +161,9 @@ void gw_handle_admin_spend(gw_request *r);
 void gw_handle_admin_requests(gw_request *r);
 void gw_handle_metrics(gw_request *r);
 
+/* ---- dashboard.c: GET /dashboard and its files (compiled in; docs/dashboard.md) ---- */
+void gw_handle_dashboard(gw_request *r);
+
 /* ---- api.c: routes ---- */
 void gw_dispatch(gw_site *site, struct evhttp_request *req);
 
@@ -170,7 +176,7 @@ int gw_completion_request_validate(const cJSON *body, gw_api_error *err);
 const char *gw_local_unsupported(const cJSON *body, const char **why);
 
 /* ---- completions.c: the one path of a model request ---- */
-typedef enum { GW_API_CHAT, GW_API_TEXT } gw_api_kind;
+typedef enum { GW_API_CHAT, GW_API_TEXT, GW_API_ROUTE } gw_api_kind;
 typedef enum { GW_ROUTE_NONE, GW_ROUTE_LOCAL, GW_ROUTE_UPSTREAM } gw_route_kind;
 
 /* Where a request goes, and why: filled by the decision step. */
@@ -178,7 +184,8 @@ typedef struct {
     gw_route_kind route;
     const up_def *upstream;    /* for GW_ROUTE_UPSTREAM (lives as long as the server) */
     const char *zone;          /* "in-process", "private" or "external" */
-    char reason[160];          /* e.g. "explicit model" */
+    char rule[64];             /* the rule that chose it ("explicit-model" when the client named it) */
+    char reason[256];          /* one line: why, with the scores */
 } gw_decision;
 
 /* A model request from validation to its last byte. */
@@ -186,6 +193,7 @@ typedef struct gw_call {
     gw_request r;              /* a detached copy: answers come later */
     gw_api_kind api;
     cJSON *body;               /* owned */
+    gw_classification *cls;    /* owned; NULL until the body is read and classified */
     char model[128];           /* as requested ("auto" when absent) */
     bool stream;
     gw_decision decision;
@@ -205,12 +213,19 @@ typedef struct gw_call {
     bool gone;                 /* the client left while the body was being read */
 } gw_call;
 
+/* POST /v1/chat/completions, /v1/completions, and /v1/route (classify and
+ * decide, answer nothing: GW_API_ROUTE). */
 void gw_handle_model_request(gw_request *r, gw_api_kind api);
 /* The answer ended (any way): log it, account it, free the call. `status` is
  * what the client got (499: it hung up). */
 void gw_call_end(gw_call *call, int status);
 /* The first byte of the answer is going out now. */
 void gw_call_first_byte(gw_call *call);
+/* X-Junction-Route, X-Junction-Rule (and X-Junction-Request-Id) on the reply. */
+void gw_call_add_headers(gw_call *call);
+/* The "junction" object answers carry (routing.annotate_body): route,
+ * rule, zone, scores, cost so far. NULL when annotation is off. */
+cJSON *gw_call_annotation(const gw_call *call);
 
 /* answer_local.c / answer_upstream.c: the two ways to answer. Each ends the
  * call with gw_call_end exactly once. */

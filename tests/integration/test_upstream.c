@@ -196,13 +196,18 @@ static void check_stream(const char *model, const char *prompt, const char *prov
     char text[1024] = "";
     const char *finish = NULL;
     cJSON *usage = NULL;
-    for (int i = 0; i < n - 1; i++) {
+    /* junction's own chunk (the "junction" object) comes last, after the upstream's */
+    cJSON *note = cJSON_Parse(ev[n - 2]);
+    assert_non_null(cJSON_GetObjectItem(note, "junction"));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(note, "choices")), 0);
+    cJSON_Delete(note);
+    for (int i = 0; i < n - 2; i++) {
         cJSON *c = cJSON_Parse(ev[i]);
         assert_non_null(c);
         assert_string_equal(cJSON_GetObjectItem(c, "object")->valuestring, "chat.completion.chunk");
         const cJSON *choices = cJSON_GetObjectItem(c, "choices");
         if (cJSON_GetArraySize(choices) == 0) {
-            assert_int_equal(i, n - 2); /* the usage chunk comes last */
+            assert_int_equal(i, n - 3); /* the usage chunk comes last of the upstream's */
             usage = cJSON_Duplicate(cJSON_GetObjectItem(c, "usage"), 1);
         } else {
             const cJSON *ch = cJSON_GetArrayItem(choices, 0);
@@ -240,7 +245,7 @@ static void test_stream_usage_estimated(void **state)
     char **ev;
     int n = sse_events(raw.body, &ev);
     assert_string_equal(ev[n - 1], "[DONE]");
-    cJSON *c = cJSON_Parse(ev[n - 2]);
+    cJSON *c = cJSON_Parse(ev[n - 3]); /* before junction's own last chunk */
     const cJSON *u = cJSON_GetObjectItem(c, "usage");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "estimated")));
     /* "Hello from the fake openai! You said: count it yourself #fault:nousage" is 70 bytes */
