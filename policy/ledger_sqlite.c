@@ -6,7 +6,10 @@
  * per version, each in its own transaction; a file from a newer build is
  * refused rather than half-understood. Money is INTEGER micro-dollars in
  * STRICT tables, so no floating point ever reaches the file. Everything
- * SQLite-specific lives here, behind ledger_store.h.
+ * SQLite-specific about the request rows lives here, behind ledger_store.h;
+ * the keys and tenants tables (version 3) are read and written by
+ * keys_store.c, which opens the file through pol_store_open first so that
+ * the schema is created and migrated in one place.
  */
 #include "ledger_store.h"
 
@@ -15,6 +18,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,10 +28,16 @@ struct pol_store {
     char path[POL_LEDGER_PATH_MAX];
 };
 
-/* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[POL_STORE_SCHEMA_VERSION] = {
+static int seed_pepper(pol_store *s, char *err, size_t errlen);
+
+/* migrations[i] takes the schema from version i to i + 1: its SQL, then (when
+ * not NULL) a step that needs more than SQL, in the same transaction. */
+static const struct {
+    const char *sql;
+    int (*after)(pol_store *s, char *err, size_t errlen);
+} migrations[POL_STORE_SCHEMA_VERSION] = {
     /* 1: the request table and the indexes of the audit queries */
-    "CREATE TABLE requests ("
+    {"CREATE TABLE requests ("
     " id INTEGER PRIMARY KEY,"
     " request_id TEXT NOT NULL,"
     " ts_ms INTEGER NOT NULL,"
@@ -42,11 +52,35 @@ static const char *const migrations[POL_STORE_SCHEMA_VERSION] = {
     " streamed INTEGER NOT NULL, client_hung_up INTEGER NOT NULL) STRICT;"
     "CREATE INDEX requests_ts ON requests(ts_ms);"
     "CREATE INDEX requests_tenant_ts ON requests(tenant, ts_ms);"
-    "CREATE INDEX requests_route_ts ON requests(route, ts_ms);",
+    "CREATE INDEX requests_route_ts ON requests(route, ts_ms);", NULL},
     /* 2: redacted texts (ledger.store_prompts) and lookup by request id */
-    "ALTER TABLE requests ADD COLUMN prompt_redacted TEXT;"
+    {"ALTER TABLE requests ADD COLUMN prompt_redacted TEXT;"
     "ALTER TABLE requests ADD COLUMN answer_redacted TEXT;"
-    "CREATE INDEX requests_request_id ON requests(request_id);",
+    "CREATE INDEX requests_request_id ON requests(request_id);", NULL},
+    /* 3: client keys (hashes only) and tenants with their budgets (money in
+     * micro-dollars, 0 = no limit); meta holds the keys' HMAC pepper and a
+     * counter every key or tenant change bumps, so the daemon notices; the
+     * key-spend index serves the budget rebuild. */
+    {"CREATE TABLE tenants ("
+    " name TEXT PRIMARY KEY,"
+    " budget_daily_micro INTEGER NOT NULL DEFAULT 0 CHECK (budget_daily_micro >= 0),"
+    " budget_monthly_micro INTEGER NOT NULL DEFAULT 0 CHECK (budget_monthly_micro >= 0),"
+    " created_ms INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE keys ("
+    " id TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL REFERENCES tenants(name),"
+    " name TEXT NOT NULL DEFAULT '',"
+    " hash BLOB NOT NULL UNIQUE,"
+    " routes TEXT NOT NULL DEFAULT '',"
+    " rpm INTEGER NOT NULL DEFAULT 0 CHECK (rpm >= 0),"
+    " tpm INTEGER NOT NULL DEFAULT 0 CHECK (tpm >= 0),"
+    " budget_daily_micro INTEGER NOT NULL DEFAULT 0 CHECK (budget_daily_micro >= 0),"
+    " budget_monthly_micro INTEGER NOT NULL DEFAULT 0 CHECK (budget_monthly_micro >= 0),"
+    " admin INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, revoked_ms INTEGER, rotated_ms INTEGER) STRICT;"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value ANY) STRICT;"
+    "INSERT INTO meta (name, value) VALUES ('keys_version', 0);"
+    "CREATE INDEX requests_key_ts ON requests(key_id, ts_ms);", seed_pepper},
 };
 
 #define ROW_COLUMNS \
@@ -101,6 +135,29 @@ static int user_version(pol_store *s, int *out, char *err, size_t errlen)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* The keys' HMAC pepper: 32 bytes from the kernel's CSPRNG, made once with
+ * the keys table and never changed (changing it would void every key). */
+static int seed_pepper(pol_store *s, char *err, size_t errlen)
+{
+    unsigned char pepper[32];
+    if (getrandom(pepper, sizeof(pepper), 0) != (ssize_t)sizeof(pepper)) {
+        snprintf(err, errlen, "ledger %s: getrandom failed: %s; the kernel's random source is "
+                 "needed to create the keys table", s->path, strerror(errno));
+        return -1;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO meta (name, value) VALUES ('pepper', ?1)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        fail(s, s->db, "creating the keys' pepper", err, errlen);
+        return -1;
+    }
+    sqlite3_bind_blob(st, 1, pepper, sizeof(pepper), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) fail(s, s->db, "creating the keys' pepper", err, errlen);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int migrate(pol_store *s, int from, char *err, size_t errlen)
 {
     if (exec(s, "PRAGMA journal_mode=WAL", "switching to WAL mode", err, errlen) != 0) return -1;
@@ -108,7 +165,8 @@ static int migrate(pol_store *s, int from, char *err, size_t errlen)
         char set[64];
         snprintf(set, sizeof(set), "PRAGMA user_version=%d", v + 1);
         if (exec(s, "BEGIN IMMEDIATE", "migrating the schema", err, errlen) != 0) return -1;
-        if (exec(s, migrations[v], "migrating the schema", err, errlen) != 0 ||
+        if (exec(s, migrations[v].sql, "migrating the schema", err, errlen) != 0 ||
+            (migrations[v].after && migrations[v].after(s, err, errlen) != 0) ||
             exec(s, set, "migrating the schema", err, errlen) != 0 ||
             exec(s, "COMMIT", "migrating the schema", err, errlen) != 0) {
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -20,7 +20,7 @@ typedef enum {
 } pol_store_mode;
 
 /* The schema version this build writes. */
-#define POL_STORE_SCHEMA_VERSION 2
+#define POL_STORE_SCHEMA_VERSION 3
 
 /* Open the ledger at `path`. In write mode `open_sql` (may be NULL or "")
  * runs after the schema is in place. A schema newer than
@@ -71,5 +71,53 @@ void pol_store_page_free(pol_store_row *rows, size_t n);
 
 /* VACUUM, then the integrity check (its first complaint goes to err). */
 int pol_store_vacuum(pol_store *s, char *err, size_t errlen);
+
+
+/* ---- Keys and tenants (keys_store.c) ---------------------------------------
+ * Their own connection on the same file; opening goes through
+ * pol_store_open first, so the schema is created and migrated in one place. */
+
+typedef struct pol_keydb pol_keydb;
+
+#define POL_PEPPER_LEN 32
+#define POL_KEY_HASH_LEN 32
+
+/* writable: create/migrate the file (management); else read-only, current schema (daemon). */
+int pol_keydb_open(pol_keydb **out, const char *path, bool writable, char *err, size_t errlen);
+void pol_keydb_close(pol_keydb *db);
+
+int pol_keydb_pepper(pol_keydb *db, unsigned char pepper[POL_PEPPER_LEN], char *err, size_t errlen);
+/* SQLite's data_version (changes when another connection commits, no I/O)
+ * and the keys counter every change below bumps. */
+int pol_keydb_data_version(pol_keydb *db, int64_t *out, char *err, size_t errlen);
+int pol_keydb_keys_version(pol_keydb *db, int64_t *out, char *err, size_t errlen);
+
+/* Every key (active_only: those not revoked) oldest first, with its stored
+ * hash; both arrays heap (free()). hashes may be NULL when not wanted. */
+int pol_keydb_keys(pol_keydb *db, bool active_only, pol_key **keys,
+                   unsigned char (**hashes)[POL_KEY_HASH_LEN], size_t *n, char *err, size_t errlen);
+int pol_keydb_tenants(pol_keydb *db, pol_tenant **tenants, size_t *n, char *err, size_t errlen);
+
+/* Insert k (its tenant created if new); *duplicate_id is set, nothing
+ * written, when the id is taken (the caller draws another). */
+int pol_keydb_key_insert(pol_keydb *db, const pol_key *k, const unsigned char hash[POL_KEY_HASH_LEN],
+                         bool *duplicate_id, char *err, size_t errlen);
+/* Set a key's hash (rotated_ms = now_ms) or revoke it; only a key that is
+ * not revoked. *found = false when no such key is active. */
+int pol_keydb_key_rehash(pol_keydb *db, const char *id, const unsigned char hash[POL_KEY_HASH_LEN],
+                         int64_t now_ms, bool *found, char *err, size_t errlen);
+int pol_keydb_key_revoke(pol_keydb *db, const char *id, int64_t now_ms, bool *found,
+                         char *err, size_t errlen);
+/* Create or update; a budget < 0 keeps the current value (0 when new). */
+int pol_keydb_tenant_set(pol_keydb *db, const char *name, int64_t daily_micro, int64_t monthly_micro,
+                         int64_t now_ms, char *err, size_t errlen);
+
+/* Cost per (key_id, tenant) of the rows with ts_ms >= since_ms ("" for NULL). */
+typedef struct {
+    char key_id[64], tenant[64];
+    int64_t cost_micro;
+} pol_keydb_spend_row;
+int pol_keydb_spend(pol_keydb *db, int64_t since_ms, pol_keydb_spend_row **rows, size_t *n,
+                    char *err, size_t errlen);
 
 #endif

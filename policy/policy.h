@@ -101,7 +101,7 @@ int pol_ledger_config_check(const pol_ledger_config *cfg, char *err, size_t errl
  * known; tenant, key_id, upstream_model and error_code are stored as NULL
  * then), so a row is copied by value. Money in micro-dollars. */
 typedef struct {
-    char request_id[64];
+    char request_id[136];           /* the gateway takes client ids up to 128 characters */
     int64_t ts_ms;                  /* when the request arrived, Unix ms */
     char tenant[64];
     char key_id[64];
@@ -221,5 +221,438 @@ int pol_spend_render(const cJSON *report, pol_format format, FILE *out, char *er
 /* Maintenance on a ledger file (safe while the daemon runs; the writer waits
  * out the lock): VACUUM, then PRAGMA integrity_check. */
 int pol_audit_vacuum(const char *path, char *err, size_t errlen);
+
+/* ---- Pseudonymization ------------------------------------------------------
+ * `on_sensitive: pseudonymize` (docs/policy.md): each finding of an allowed
+ * kind is replaced by a placeholder "<KIND_N>" ("<EMAIL_1>", "<PERSON_2>"),
+ * the request goes upstream, and the originals are put back into the answer,
+ * streamed or whole. One pol_pseudo per request: every text given to it
+ * (all the messages of the conversation) shares one numbering, so the same
+ * value always gets the same placeholder; e-mails are compared ignoring
+ * ASCII case (and restored as first written). N counts per kind from 1,
+ * skipping numbers that the client's own text already uses in a
+ * placeholder-like token (so such text round-trips unchanged). The policy module knows no detector: the caller
+ * hands over findings as plain spans. Not thread-safe while applying;
+ * restorers only read it and may run on any one thread each. */
+
+#define POL_PSEUDO_MAX_KINDS 64        /* kinds an operator may allow */
+#define POL_PSEUDO_MAX_VALUES 4096     /* distinct values per pol_pseudo */
+#define POL_PSEUDO_MAX_RESERVED 4096   /* placeholder-like tokens in the client's texts */
+#define POL_UNPSEUDO_HOLD_MAX 75       /* bytes a restorer may hold back: "[" + 63-byte kind + "_" + 9 digits + "]" */
+
+typedef struct pol_pseudo pol_pseudo;
+
+/* A finding: `kind` is the detector's kind name ("email", "person", "phone",
+ * or an operator's custom kind), borrowed; bytes [start, end) of the text. */
+typedef struct {
+    const char *kind;
+    size_t start, end;
+} pol_span;
+
+/* A new mapping that may pseudonymize the `n` kinds named (1..63 characters
+ * of a-z, 0-9, _; at most POL_PSEUDO_MAX_KINDS; NULL with n = 0 allows none;
+ * the names are copied). Secret kinds can never be allowed (private_key,
+ * aws_access_key, aws_secret_key, github_token, gitlab_token, slack_token,
+ * stripe_key, google_api_key, openai_key, anthropic_key, jwt, bearer_token,
+ * connection_string, password, secret): naming one is an error, as is a
+ * malformed name. Free with pol_pseudo_free. */
+int pol_pseudo_new(pol_pseudo **out, const char *const *allowed_kinds, int n, char *err, size_t errlen);
+void pol_pseudo_free(pol_pseudo *p);
+
+/* True when findings of `kind` may be pseudonymized (else the request stays
+ * in an allowed zone). Always false for the secret kinds and for NULL. */
+bool pol_pseudo_allowed(const pol_pseudo *p, const char *kind);
+
+/* Distinct values given placeholders so far. */
+int pol_pseudo_values(const pol_pseudo *p);
+
+/* Note the placeholder-like tokens of a text that will be sent (the forms
+ * the restorer recognises: "<EMAIL_1>", "<email 1>", "[EMAIL_1]", "EMAIL_1"
+ * for any allowed kind) so that no placeholder is issued with their
+ * numbers. pol_pseudo_apply does this for its own text; a caller applying
+ * several texts one by one reserves all of them first. -1 when a token
+ * equals a placeholder already issued (the texts were not all reserved
+ * before the first apply) or past POL_PSEUDO_MAX_RESERVED. */
+int pol_pseudo_reserve(pol_pseudo *p, const char *text, size_t len, char *err, size_t errlen);
+
+/* `text` (len bytes, any bytes) with each span replaced by its value's
+ * placeholder, into *out (NUL-terminated, the caller's to free) and
+ * *out_len. Spans are sorted by start, non-empty, non-overlapping, inside
+ * the text, on UTF-8 character boundaries, of allowed kinds; anything else
+ * is an error naming the span. -1 also past POL_PSEUDO_MAX_VALUES or on a
+ * collision (see pol_pseudo_reserve); then *out is NULL and the request must
+ * not be sent pseudonymized (p may hold part of the text's values: free it). */
+int pol_pseudo_apply(pol_pseudo *p, const char *text, size_t len, const pol_span *spans, int n,
+                     char **out, size_t *out_len, char *err, size_t errlen);
+
+/* The spans found in one text of an OpenAI `messages` array. `text` is that
+ * string's own pointer inside the cJSON (cls_message.text), which is how the
+ * string is found. */
+typedef struct {
+    const char *text;
+    const pol_span *spans;
+    int n;
+} pol_text_spans;
+
+/* Pseudonymize a request's `messages` in place: every string under it is
+ * reserved first, then each of the `n` texts (found by pointer, anywhere
+ * under `messages`, each exactly once) is replaced by its pseudonymized
+ * copy. All or nothing: on -1 `messages` is unchanged. On success the
+ * texts' pointers are no longer valid (the strings were replaced). */
+int pol_pseudo_apply_messages(pol_pseudo *p, cJSON *messages, const pol_text_spans *texts, int n,
+                              char *err, size_t errlen);
+
+/* ---- Restoring: the answer's placeholders back to the values --------------
+ * Forms recognised in the answer, and what happens (docs/policy.md):
+ *   "<EMAIL_1>" issued                     restored            (restored)
+ *   "<email_1>", "<EMAIL 1>", "[EMAIL_1]"  restored            (mangled_restored)
+ *   "EMAIL_1" (upper case, no brackets)    left as written     (mangled)
+ *   "<EMAIL_9>", "[EMAIL 9]" never issued  left as written     (unknown)
+ *   a token the client's own text held     left as written     (not counted)
+ * A restorer borrows `p`, which must outlive it. */
+
+typedef struct {
+    int64_t restored;
+    int64_t mangled_restored;
+    int64_t mangled;
+    int64_t unknown;
+    char kinds[128];           /* kinds of the mangled_restored, mangled and unknown
+                                  ones, comma-separated, first seen first ("" = none;
+                                  names that do not fit are left out) */
+} pol_unpseudo_counts;
+
+typedef struct pol_unpseudo pol_unpseudo;
+
+int pol_unpseudo_new(pol_unpseudo **out, const pol_pseudo *p, char *err, size_t errlen);
+void pol_unpseudo_free(pol_unpseudo *u);
+
+/* Restore a chunk of the answer: *out (owned by u, NUL-terminated, valid
+ * until the next call on u) gets the text to send now. A suffix that may be
+ * the start of a placeholder ("<", "<EM", "<EMAIL_1") is held back, at most
+ * POL_UNPSEUDO_HOLD_MAX bytes, until the next chunk decides it. -1 only out
+ * of memory or after finish. */
+int pol_unpseudo_feed(pol_unpseudo *u, const char *chunk, size_t len, const char **out,
+                      size_t *out_len, char *err, size_t errlen);
+
+/* The end of the answer: whatever was held back, restored. Once. */
+int pol_unpseudo_finish(pol_unpseudo *u, const char **out, size_t *out_len, char *err, size_t errlen);
+
+/* What the restorer has seen so far, for the ledger row. */
+void pol_unpseudo_report(const pol_unpseudo *u, pol_unpseudo_counts *out);
+
+/* A whole answer at once: *out is NUL-terminated, the caller's to free;
+ * *counts (may be NULL) as pol_unpseudo_report gives them. */
+int pol_unpseudo_text(const pol_pseudo *p, const char *text, size_t len, char **out, size_t *out_len,
+                      pol_unpseudo_counts *counts, char *err, size_t errlen);
+
+/* ---- Routing rules ---------------------------------------------------------
+ * docs/policy.md. The policy is an ordered list of named rules, evaluated top
+ * to bottom; the first rule that matches AND has a usable target decides.
+ * A rule is {"name", "when": condition, "route": target or [targets],
+ * "on_sensitive": "keep"|"pseudonymize"|"refuse"}. NULL rules at load give
+ * the default policy (pol_policy_default_text), written in the same language.
+ *
+ * The zone guarantee: a sensitive request only reaches the zones in
+ * routing.sensitive_zones (default in-process and private). pol_decide never
+ * picks another zone for it, and pol_zone_allows is the last gate the
+ * gateway asks right before sending any byte upstream, whatever chose the
+ * route (explicit model, fallback, retry, stickiness).
+ *
+ * A pol_policy is immutable once loaded: any thread may use it. */
+
+typedef struct pol_policy pol_policy;
+
+/* An upstream as the policy sees it. The local engine is always the route
+ * "local" in zone "in-process" and is not listed. */
+typedef struct {
+    const char *name;   /* 1..63 chars; not "local", "private" or "external" */
+    const char *zone;   /* "private" or "external" */
+} pol_upstream_def;
+
+/* What the rules may refer to. Everything is copied by pol_policy_new. */
+typedef struct {
+    const pol_upstream_def *upstreams;  /* in config order (the order of a zone class) */
+    int n_upstreams;
+    bool difficulty_head;               /* a head provides the difficulty score */
+    bool sensitivity_head;              /* ... the sensitivity score */
+    const char *const *kinds;           /* every detector kind that exists (built-in and operator's) */
+    int n_kinds;
+    const char *const *sensitive_zones; /* zones a sensitive request may reach; NULL: in-process, private */
+    int n_sensitive_zones;
+    const char *const *pseudonymize_kinds; /* kinds that pseudonymization can hide (each in `kinds`) */
+    int n_pseudonymize_kinds;
+    double max_local_wait_s;            /* the local engine is overloaded past this expected wait (>= 0) */
+} pol_policy_env;
+
+/* What the request needs (pol_signals.needs) and what the local engine can
+ * serve (pol_signals.local_can). */
+enum { POL_NEED_TOOLS = 1, POL_NEED_JSON = 2, POL_NEED_IMAGES = 4, POL_NEED_LONG_CONTEXT = 8 };
+
+/* One upstream's state now. An upstream of the env missing from
+ * pol_signals.routes counts as down. */
+typedef struct {
+    const char *name;
+    bool breaker_open;
+    int in_flight;
+    int max_in_flight;                  /* 0 = no limit */
+    bool priced;                        /* its price is above 0 */
+} pol_route_state;
+
+/* Everything a decision reads, filled by the caller; nothing is kept. */
+typedef struct {
+    bool has_difficulty, has_sensitivity;   /* the score was computed */
+    double difficulty, sensitivity;         /* 0..1 */
+    double difficulty_threshold, sensitivity_threshold; /* the heads' thresholds */
+    bool forced;                        /* a finding of a forcing kind: sensitive whatever the score */
+    const char *const *kinds;           /* detector kinds found, each once */
+    int n_kinds;
+    const char *tenant, *key_id, *model;    /* NULL or "" = none; model = the one requested */
+    unsigned needs;                     /* POL_NEED_* the request needs */
+    unsigned local_can;                 /* POL_NEED_* the local engine serves */
+    int64_t prompt_tokens;
+    bool local_loaded;                  /* a local model is loaded */
+    bool local_priced;                  /* the local engine has a price above 0 */
+    int local_queue;                    /* requests waiting for the engine */
+    double local_wait_s;                /* their expected wait */
+    const pol_route_state *routes;      /* the upstreams' states */
+    int n_routes;
+    bool budget_known;                  /* false: unlimited */
+    int64_t budget_remaining_micro_usd; /* <= 0: exhausted (priced routes are skipped) */
+} pol_signals;
+
+/* Sensitive: a forcing kind was found, or the sensitivity score is at or
+ * above its threshold (a NaN score counts as sensitive). */
+bool pol_sensitive(const pol_signals *s);
+
+typedef enum {
+    POL_ROUTE,          /* go to `route` */
+    POL_BLOCKED,        /* 403 sensitive_data_blocked: refused by a rule, or only
+                           forbidden zones could answer */
+    POL_UNAVAILABLE,    /* 503 no_route: nothing usable (reason says what was down) */
+} pol_outcome;
+
+typedef struct {
+    pol_outcome outcome;
+    char route[64];         /* POL_ROUTE: "local" or an upstream's name; else "" */
+    char zone[16];          /* POL_ROUTE: "in-process", "private" or "external" */
+    char rule[64];          /* the rule that routed or refused; "" when none did */
+    bool pseudonymize;      /* the caller must pseudonymize before sending (and say so
+                               to pol_zone_allows) */
+    char kinds[128];        /* kinds found, comma-separated (for the 403 message) */
+    char reason[256];       /* one line, e.g. "rule hard-to-frontier: difficult
+                               (difficulty 0.81 >= 0.7); route gpt4" */
+} pol_decision;
+
+/* Load and check a policy. `rules` is a JSON array of rules (copied), or
+ * NULL for the default policy (whose rules needing a head that `env` lacks
+ * are left out). Refused, with the rule's index and name and the reason:
+ * unknown route or zone class, unknown condition or operator, wrong value
+ * type, a score no head provides, a kind that does not exist, a rule after a
+ * catch-all, duplicate names, unknown on_sensitive, "pseudonymize" without
+ * pseudonymize_kinds, nesting deeper than 16. Free with pol_policy_free. */
+int pol_policy_new(pol_policy **out, const cJSON *rules, const pol_policy_env *env,
+                   char *err, size_t errlen);
+void pol_policy_free(pol_policy *p);
+
+/* The default policy's rules, a JSON text (static). */
+const char *pol_policy_default_text(void);
+
+/* Decide a route. `explain`, when not NULL, is a cJSON array to which one
+ * object per rule evaluated is appended: {"rule", "matched", "conditions",
+ * "skipped": [{"route", "why"}], "chosen": name|null, "refused"?: true,
+ * "pseudonymize"?: true}. Returns 0 (the outcome is in *out), or -1 on bad
+ * arguments or out of memory. */
+int pol_decide(const pol_policy *p, const pol_signals *s, pol_decision *out, cJSON *explain,
+               char *err, size_t errlen);
+
+/* The zone gate: may this request's data go to `zone` ("in-process",
+ * "private", "external") now? True when it is not sensitive, or the zone is
+ * in sensitive_zones, or `pseudonymized` and every kind found is in
+ * pseudonymize_kinds (at least one found). An unknown zone is refused. When
+ * refused and `why` is not NULL, a message naming the kinds (never the
+ * text) and the allowed zones. */
+bool pol_zone_allows(const pol_policy *p, const pol_signals *s, const char *zone,
+                     bool pseudonymized, char *why, size_t whylen);
+
+/* ---- Keys, tenants, budgets, rate limits ----------------------------------
+ * Client keys live in the ledger database (schema version 3) as
+ * HMAC-SHA256(pepper, key) only, the pepper being 32 random bytes made with
+ * the table; a key is "jk-" + 43 base64url characters (256 random bits from
+ * getrandom), shown once when made. A tenant carries its own budgets. Money
+ * in micro-dollars; a limit of 0 means none. docs/policy.md, section
+ * "Keys, tenants, budgets". */
+
+#define POL_KEY_SECRET_LEN 46           /* "jk-" + 43; buffers hold one more for the NUL */
+#define POL_KEY_PRESENTED_MAX 256       /* longer presented keys are refused unhashed */
+
+typedef struct {
+    char id[24];                    /* "key_" + 12 base32 characters (a-z, 2-7) */
+    char tenant[64];                /* 1..63 of [A-Za-z0-9._-] */
+    char name[64];                  /* a label, 0..63 of [A-Za-z0-9._ -] */
+    char routes[256];               /* routes it may use, comma-separated; "" = all */
+    int64_t rpm, tpm;               /* requests / tokens per minute; 0 = no limit */
+    int64_t budget_daily_micro, budget_monthly_micro;
+    bool admin;                     /* may use the admin endpoints */
+    int64_t created_ms, revoked_ms, rotated_ms;    /* Unix ms; 0 = never */
+} pol_key;
+
+typedef struct {
+    char name[64];
+    int64_t budget_daily_micro, budget_monthly_micro;
+    int64_t created_ms;
+} pol_tenant;
+
+/* USD text ("5", "0.25", "1200.000001": at most 6 decimals, 0 to 10^9)
+ * to micro-dollars, exactly (no floating point). */
+int pol_usd_parse(const char *text, int64_t *out_micro, char *err, size_t errlen);
+/* Micro-dollars as USD text with 6 decimals ("4.250000", "-0.000001"). */
+void pol_usd_format(int64_t micro, char *buf, size_t len);
+
+/* Management (`junction keys`): a read-write handle on the ledger file,
+ * which is created or migrated as needed. Every change bumps a counter the
+ * daemon watches (pol_keys_changed). Not for the event loop. */
+typedef struct pol_keyadmin pol_keyadmin;
+int pol_keyadmin_open(pol_keyadmin **out, const char *path, char *err, size_t errlen);
+void pol_keyadmin_close(pol_keyadmin *a);
+
+/* A new key with the settings of `settings` (tenant required; name, routes,
+ * limits, budgets, admin checked and copied; id and times ignored). The
+ * tenant is created (without budgets) if new. The stored record goes to
+ * *created, the key itself (NUL-terminated) to `secret`: it is stored
+ * nowhere, show it once. */
+int pol_key_add(pol_keyadmin *a, const pol_key *settings, pol_key *created,
+                char secret[POL_KEY_SECRET_LEN + 1], char *err, size_t errlen);
+/* Revoke key `id` (it stops working at the daemon's next reload, within a
+ * second). Unknown or already revoked: -1. */
+int pol_key_revoke(pol_keyadmin *a, const char *id, char *err, size_t errlen);
+/* A new secret for key `id`, same id and settings; the old secret stops
+ * working. Unknown or revoked: -1. */
+int pol_key_rotate(pol_keyadmin *a, const char *id, char secret[POL_KEY_SECRET_LEN + 1],
+                   char *err, size_t errlen);
+/* Every key, revoked ones too, oldest first. *keys is heap (free()). */
+int pol_key_list(pol_keyadmin *a, pol_key **keys, size_t *n, char *err, size_t errlen);
+/* Create tenant `name` or update its budgets; a budget < 0 keeps the current
+ * value (0 for a new tenant). */
+int pol_tenant_set(pol_keyadmin *a, const char *name, int64_t daily_micro, int64_t monthly_micro,
+                   char *err, size_t errlen);
+/* Every tenant by name. *tenants is heap (free()). */
+int pol_tenant_list(pol_keyadmin *a, pol_tenant **tenants, size_t *n, char *err, size_t errlen);
+
+/* A key or tenant as JSON (money as USD text and micro-dollar integers; the
+ * hash never appears). NULL when out of memory; caller deletes. */
+cJSON *pol_key_json(const pol_key *k);
+cJSON *pol_tenant_json(const pol_tenant *t);
+
+/* The daemon's side: a read-only connection (the file must exist with the
+ * current schema: open the ledger first, which migrates it). One thread at a
+ * time per handle; a snapshot is immutable and may be read from any thread. */
+typedef struct pol_keys pol_keys;
+typedef struct pol_keys_snapshot pol_keys_snapshot;
+
+int pol_keys_open(pol_keys **out, const char *path, char *err, size_t errlen);
+void pol_keys_close(pol_keys *ks);
+/* Whether keys or tenants changed since this handle's last snapshot (or
+ * since open, when none was loaded). Cheap: a pragma read, and one indexed
+ * row when another connection wrote anything; call it every second. */
+int pol_keys_changed(pol_keys *ks, bool *changed, char *err, size_t errlen);
+/* Load the keys that are not revoked and all tenants. *out is the caller's
+ * (pol_keys_snapshot_free). */
+int pol_keys_snapshot_load(pol_keys *ks, pol_keys_snapshot **out, char *err, size_t errlen);
+void pol_keys_snapshot_free(pol_keys_snapshot *s);
+/* Keys that are not revoked (auth is on when > 0). A NULL snapshot: 0. */
+size_t pol_keys_count(const pol_keys_snapshot *s);
+/* The key whose secret is `presented` (the Bearer token, `len` bytes), or
+ * NULL when unknown, revoked or longer than POL_KEY_PRESENTED_MAX. The
+ * stored hash is compared in constant time. Valid while the snapshot is. */
+const pol_key *pol_keys_lookup(const pol_keys_snapshot *s, const char *presented, size_t len);
+/* Tenant `name`, or NULL. Valid while the snapshot is. */
+const pol_tenant *pol_keys_tenant(const pol_keys_snapshot *s, const char *name);
+/* Whether key k may use `route` (its routes list is empty or names it). */
+bool pol_key_allows_route(const pol_key *k, const char *route);
+
+/* Budgets: spend per UTC day and calendar month (UTC), per key, per tenant
+ * and global. A request reserves its worst case when routed, in the same
+ * step as the check, and settles to its real cost when it ends, so that
+ * spend + outstanding reservations never exceed a limit, whatever the order
+ * of the calls. Single-threaded: the daemon's loop thread only (no locks). */
+typedef struct {
+    int64_t global_daily_micro, global_monthly_micro;   /* 0 = no limit */
+    double soft_fraction;           /* a warning past this share of a limit, (0, 1]; default 0.8 */
+} pol_budget_config;
+void pol_budget_config_defaults(pol_budget_config *c);
+
+typedef enum {
+    POL_BUDGET_OK,
+    POL_BUDGET_SOFT,                /* reserved; a limit is past its soft fraction */
+    POL_BUDGET_HARD                 /* it would exceed a limit: nothing reserved */
+} pol_budget_status;
+
+typedef struct {
+    pol_budget_status status;
+    int64_t remaining_micro;        /* the smallest remaining across the applicable limits
+                                       (after this reservation); -1 when no limit applies */
+    char limit[128];                /* the limit that decided ("tenant acme daily"), "" = none */
+} pol_budget_verdict;
+
+/* Held by the request between reserve and settle (plain data, copyable). */
+typedef struct {
+    char key_id[24], tenant[64];
+    int64_t amount_micro;           /* reserved */
+    int64_t day, month;             /* the windows it was reserved in */
+    uint64_t epoch;                 /* the rebuild it belongs to */
+    bool open;                      /* not settled yet */
+} pol_budget_reservation;
+
+typedef struct pol_budget pol_budget;
+int pol_budget_new(pol_budget **out, const pol_budget_config *cfg, char *err, size_t errlen);
+void pol_budget_free(pol_budget *b);
+/* Start over from the ledger file: this day's and month's cost per key,
+ * tenant and in total. At start, before any reserve (reservations made
+ * before it settle to nothing). Milliseconds to seconds: not on the loop. */
+int pol_budget_rebuild(pol_budget *b, const char *ledger_path, int64_t now_ms, char *err, size_t errlen);
+/* Check and reserve `worst_case_micro` (>= 0) against the limits of key
+ * (NULL: no key), its tenant's (NULL: none) and the global ones. A worst
+ * case of 0 (a free route) is always OK. -1 only for a negative amount or
+ * out of memory. */
+int pol_budget_reserve(pol_budget *b, const pol_key *key, const pol_tenant *tenant,
+                       int64_t worst_case_micro, int64_t now_ms, pol_budget_reservation *res,
+                       pol_budget_verdict *v, char *err, size_t errlen);
+/* Replace the reservation with the real cost (in the windows it was made
+ * in; a window that has since rolled over is past). Once per reservation;
+ * later calls do nothing. */
+void pol_budget_settle(pol_budget *b, pol_budget_reservation *res, int64_t actual_micro, int64_t now_ms);
+
+typedef enum { POL_SCOPE_GLOBAL, POL_SCOPE_TENANT, POL_SCOPE_KEY } pol_budget_scope;
+typedef struct {
+    int64_t day_spent, day_reserved, month_spent, month_reserved;
+} pol_budget_usage;
+/* Spend and outstanding reservations of one account in the windows of now_ms. */
+void pol_budget_usage_of(pol_budget *b, pol_budget_scope scope, const char *name, int64_t now_ms,
+                         pol_budget_usage *out);
+
+/* Rate limits per key: token buckets holding a minute's worth (rpm
+ * requests, tpm tokens), refilled continuously. Single-threaded: the loop
+ * thread only. */
+typedef struct {
+    bool allowed;
+    bool too_large;                 /* tokens > the key's tpm: it can never fit */
+    int retry_after_s;              /* when refused and not too large: whole seconds, >= 1 */
+    /* For x-ratelimit-{limit,remaining,reset}-{requests,tokens}; limit -1 = no such limit */
+    int64_t limit_requests, remaining_requests, reset_requests_ms;
+    int64_t limit_tokens, remaining_tokens, reset_tokens_ms;
+} pol_rate_verdict;
+
+typedef struct pol_rate pol_rate;
+int pol_rate_new(pol_rate **out, char *err, size_t errlen);
+void pol_rate_free(pol_rate *r);
+/* Take one request and `tokens` (prompt + max tokens, >= 0) from key's
+ * buckets, both or neither. -1 only for a negative count or out of memory. */
+int pol_rate_take(pol_rate *r, const pol_key *key, int64_t tokens, int64_t now_ms,
+                  pol_rate_verdict *v, char *err, size_t errlen);
+/* Give back (or take more of) the tokens when the real count is known. */
+void pol_rate_settle(pol_rate *r, const char *key_id, int64_t reserved_tokens, int64_t actual_tokens,
+                     int64_t now_ms);
+/* A duration as OpenAI's reset headers write it: "250ms", "1s", "6m0s", "1h2m3s". */
+void pol_rate_duration(int64_t ms, char *buf, size_t len);
 
 #endif

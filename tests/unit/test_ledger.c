@@ -3,6 +3,7 @@
  * corrupt) degrading and recovering, schema versions, retention, concurrent
  * appenders, and spend reports checked against sums and percentiles
  * computed here independently. Plus prices and time windows. */
+#include "ledger_store.h"
 #include "policy.h"
 
 #include <errno.h>
@@ -755,7 +756,7 @@ static void test_migrates_from_version_1(void **state)
     pol_ledger_free(l);
 
     db = db_open(path);
-    assert_int_equal(db_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(db_int(db, "PRAGMA user_version"), POL_STORE_SCHEMA_VERSION);
     assert_int_equal(db_int(db, "SELECT COUNT(*) FROM pragma_index_list('requests') WHERE name = 'requests_request_id'"), 1);
     sqlite3_close(db);
     cJSON *doc;

@@ -1,0 +1,393 @@
+/* cmd_keys.c: `junction keys`: client keys and tenants, in the ledger file.
+ *
+ * The daemon only reads keys (it notices changes within a second), so all
+ * management happens here, directly on the database named by --db or by the
+ * configuration's ledger.path, whether the daemon runs or not. A new or
+ * rotated key is printed once, alone on the last line of standard output,
+ * for scripts to take from there; only its HMAC is stored. Usage errors exit
+ * 2, failures 1. docs/policy.md, "Keys, tenants, budgets".
+ */
+#include "commands.h"
+#include "gateway.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *db, *config, *tenant, *name, *routes, *rpm, *tpm, *daily, *monthly, *format;
+    const char *target;             /* the ID or tenant NAME after the verb */
+    bool admin;
+} keys_args;
+
+/* Which verbs take an option. */
+enum { ADD = 1, LIST = 2, REVOKE = 4, ROTATE = 8, TENANT = 16, TENANTS = 32, ALL = 63 };
+
+static const struct {
+    const char *flag;
+    size_t offset;
+    int verbs;
+} value_flags[] = {
+    {"--db", offsetof(keys_args, db), ALL},
+    {"--config", offsetof(keys_args, config), ALL},
+    {"--tenant", offsetof(keys_args, tenant), ADD},
+    {"--name", offsetof(keys_args, name), ADD},
+    {"--routes", offsetof(keys_args, routes), ADD},
+    {"--rpm", offsetof(keys_args, rpm), ADD},
+    {"--tpm", offsetof(keys_args, tpm), ADD},
+    {"--budget-daily", offsetof(keys_args, daily), ADD | TENANT},
+    {"--budget-monthly", offsetof(keys_args, monthly), ADD | TENANT},
+    {"--format", offsetof(keys_args, format), LIST | TENANTS},
+};
+
+static void keys_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: junction keys add (--db FILE | --config FILE) --tenant NAME [--name LABEL]\n"
+        "                         [--routes LIST] [--rpm N] [--tpm N] [--budget-daily USD]\n"
+        "                         [--budget-monthly USD] [--admin]\n"
+        "       junction keys list (--db FILE | --config FILE) [--format table|json]\n"
+        "       junction keys revoke (--db FILE | --config FILE) ID\n"
+        "       junction keys rotate (--db FILE | --config FILE) ID\n"
+        "       junction keys tenant (--db FILE | --config FILE) NAME [--budget-daily USD]\n"
+        "                            [--budget-monthly USD]\n"
+        "       junction keys tenants (--db FILE | --config FILE) [--format table|json]\n\n"
+        "Client keys and tenants, stored in the ledger database (only a keyed hash of\n"
+        "each key). As soon as one key exists the daemon requires `Authorization:\n"
+        "Bearer KEY`; it picks up every change here within a second, without a restart.\n"
+        "add and rotate print the key once, alone on the last line of standard output.\n\n"
+        "  --db FILE             the ledger database (created if missing)\n"
+        "  --config FILE         the daemon's configuration: its ledger.path\n"
+        "  --tenant NAME         the key's tenant (created, without budgets, if new)\n"
+        "  --name LABEL          a label for people (letters, digits, . _ - and space)\n"
+        "  --routes LIST         routes the key may use, comma-separated (local, upstream\n"
+        "                        names); default: all\n"
+        "  --rpm N, --tpm N      requests / tokens per minute; default 0: no limit\n"
+        "  --budget-daily USD    spend limit per UTC day (0: none); for a key or a tenant\n"
+        "  --budget-monthly USD  spend limit per calendar month (UTC)\n"
+        "  --admin               the key may use the admin endpoints\n"
+        "  --format F            table (default) or json\n"
+        "tenant NAME creates the tenant or changes the budgets given (the others stay).\n"
+        "Docs: docs/policy.md.\n");
+}
+
+static const struct {
+    const char *name;
+    int verb;
+    bool takes_target;
+} verbs[] = {
+    {"add", ADD, false}, {"list", LIST, false}, {"revoke", REVOKE, true},
+    {"rotate", ROTATE, true}, {"tenant", TENANT, true}, {"tenants", TENANTS, false},
+};
+
+/* Returns 0, or an exit status (-1 after --help: exit 0). */
+static int parse_args(int argc, char **argv, int *verb, keys_args *a)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        keys_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : -1;
+    }
+    size_t v = 0, nv = sizeof(verbs) / sizeof(verbs[0]);
+    while (v < nv && strcmp(verbs[v].name, argv[1]) != 0) v++;
+    if (v == nv) {
+        fprintf(stderr, "junction keys: unknown action '%s': add, list, revoke, rotate, tenant or "
+                "tenants; see `junction keys --help`\n", argv[1]);
+        return 2;
+    }
+    *verb = verbs[v].verb;
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            keys_usage(stdout);
+            return -1;
+        }
+        if (!strcmp(arg, "--admin") && *verb == ADD) {
+            a->admin = true;
+            continue;
+        }
+        if (arg[0] != '-' || arg[1] != '-') {
+            if (!verbs[v].takes_target || a->target) {
+                fprintf(stderr, "junction keys %s: unexpected argument '%s'\n", verbs[v].name, arg);
+                return 2;
+            }
+            a->target = arg;
+            continue;
+        }
+        size_t k = 0, n = sizeof(value_flags) / sizeof(value_flags[0]), len = 0;
+        for (; k < n; k++) {
+            len = strlen(value_flags[k].flag);
+            if (!strncmp(arg, value_flags[k].flag, len) && (arg[len] == '\0' || arg[len] == '=')) break;
+        }
+        if (k == n || !(value_flags[k].verbs & *verb)) {
+            fprintf(stderr, "junction keys %s: unknown option '%s'; see `junction keys --help`\n",
+                    verbs[v].name, arg);
+            return 2;
+        }
+        const char *value = arg[len] == '=' ? arg + len + 1 : i + 1 < argc ? argv[++i] : NULL;
+        if (!value) {
+            fprintf(stderr, "junction keys %s: %s needs a value\n", verbs[v].name, value_flags[k].flag);
+            return 2;
+        }
+        *(const char **)((char *)a + value_flags[k].offset) = value;
+    }
+    if (!a->db == !a->config) {
+        fprintf(stderr, "junction keys %s: give the ledger as --db FILE or as --config FILE (one of them)\n",
+                verbs[v].name);
+        return 2;
+    }
+    if (verbs[v].takes_target && !a->target) {
+        fprintf(stderr, "junction keys %s: give the %s\n", verbs[v].name,
+                *verb == TENANT ? "tenant's NAME" : "key's ID (see `junction keys list`)");
+        return 2;
+    }
+    if (*verb == ADD && !a->tenant) {
+        fprintf(stderr, "junction keys add: --tenant NAME is required\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* The ledger file named by --db, or by the configuration's ledger.path. */
+static int ledger_path(const keys_args *a, char *out, size_t len)
+{
+    if (a->db) {
+        snprintf(out, len, "%s", a->db);
+        return 0;
+    }
+    char err[1024];
+    gw_config *cfg = malloc(sizeof(*cfg));
+    if (!cfg) {
+        fprintf(stderr, "junction keys: out of memory\n");
+        return 1;
+    }
+    gw_config_defaults(cfg);
+    int rc = gw_config_load_file(cfg, a->config, err, sizeof(err)) == 0 &&
+             gw_config_ledger_path(cfg, out, len, err, sizeof(err)) == 0 ? 0 : 2;
+    free(cfg);
+    if (rc != 0) fprintf(stderr, "junction keys: %s\n", err);
+    else if (!out[0]) {
+        fprintf(stderr, "junction keys: %s sets ledger.path to off: keys live in the ledger, so "
+                "set a ledger.path\n", a->config);
+        rc = 2;
+    }
+    return rc;
+}
+
+static int parse_count(const char *flag, const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 0 || v > 1000000000000LL) {
+        fprintf(stderr, "junction keys: %s '%s': give a whole number from 0 (no limit) to 10^12\n", flag, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A budget option into *out (left as is when the option is absent). */
+static int parse_budget(const char *flag, const char *text, int64_t *out)
+{
+    char err[256];
+    if (!text) return 0;
+    if (pol_usd_parse(text, out, err, sizeof(err)) == 0) return 0;
+    fprintf(stderr, "junction keys: %s: %s\n", flag, err);
+    return -1;
+}
+
+static void iso_time(int64_t ms, char *buf, size_t len)
+{
+    if (!ms) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void money(int64_t micro, char *buf, size_t len)
+{
+    if (micro) pol_usd_format(micro, buf, len);
+    else snprintf(buf, len, "-");
+}
+
+static int print_json(cJSON *doc)
+{
+    char *text = doc ? cJSON_Print(doc) : NULL;
+    cJSON_Delete(doc);
+    if (!text) {
+        fprintf(stderr, "junction keys: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+static int do_add(pol_keyadmin *ka, const keys_args *a)
+{
+    pol_key k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.tenant, sizeof(k.tenant), "%s", a->tenant);
+    snprintf(k.name, sizeof(k.name), "%s", a->name ? a->name : "");
+    snprintf(k.routes, sizeof(k.routes), "%s", a->routes ? a->routes : "");
+    if (strlen(a->tenant) >= sizeof(k.tenant) || (a->name && strlen(a->name) >= sizeof(k.name)) ||
+        (a->routes && strlen(a->routes) >= sizeof(k.routes))) {
+        fprintf(stderr, "junction keys add: --tenant and --name take at most 63 characters, --routes 255\n");
+        return 2;
+    }
+    k.admin = a->admin;
+    if ((a->rpm && parse_count("--rpm", a->rpm, &k.rpm) != 0) ||
+        (a->tpm && parse_count("--tpm", a->tpm, &k.tpm) != 0) ||
+        parse_budget("--budget-daily", a->daily, &k.budget_daily_micro) != 0 ||
+        parse_budget("--budget-monthly", a->monthly, &k.budget_monthly_micro) != 0)
+        return 2;
+    pol_key made;
+    char secret[POL_KEY_SECRET_LEN + 1], err[1024];
+    if (pol_key_add(ka, &k, &made, secret, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction keys add: %s\n", err);
+        return 1;
+    }
+    printf("added %s for tenant %s%s; the key is shown only now, store it safely:\n%s\n",
+           made.id, made.tenant, made.admin ? " (admin)" : "", secret);
+    return 0;
+}
+
+static int do_list(pol_keyadmin *ka, bool json)
+{
+    pol_key *keys;
+    size_t n;
+    char err[1024];
+    if (pol_key_list(ka, &keys, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction keys list: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    if (json) {
+        cJSON *doc = cJSON_CreateObject(), *arr = doc ? cJSON_AddArrayToObject(doc, "keys") : NULL;
+        for (size_t i = 0; arr && i < n; i++) {
+            cJSON *item = pol_key_json(&keys[i]);
+            if (!item || !cJSON_AddItemToArray(arr, item)) arr = NULL;
+        }
+        if (!arr) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+        rc = print_json(doc);
+    } else {
+        printf("%-16s  %-16s  %-16s  %-16s  %8s  %10s  %14s  %14s  %-5s  %-20s  %-20s\n", "ID", "TENANT",
+               "NAME", "ROUTES", "RPM", "TPM", "DAILY_USD", "MONTHLY_USD", "ADMIN", "CREATED", "REVOKED");
+        for (size_t i = 0; i < n; i++) {
+            const pol_key *k = &keys[i];
+            char daily[32], monthly[32], created[32], revoked[32];
+            money(k->budget_daily_micro, daily, sizeof(daily));
+            money(k->budget_monthly_micro, monthly, sizeof(monthly));
+            iso_time(k->created_ms, created, sizeof(created));
+            iso_time(k->revoked_ms, revoked, sizeof(revoked));
+            printf("%-16s  %-16s  %-16s  %-16s  %8lld  %10lld  %14s  %14s  %-5s  %-20s  %-20s\n", k->id,
+                   k->tenant, k->name[0] ? k->name : "-", k->routes[0] ? k->routes : "all",
+                   (long long)k->rpm, (long long)k->tpm, daily, monthly, k->admin ? "yes" : "no",
+                   created, revoked);
+        }
+    }
+    free(keys);
+    return rc;
+}
+
+static int do_tenants(pol_keyadmin *ka, bool json)
+{
+    pol_tenant *tenants;
+    size_t n;
+    char err[1024];
+    if (pol_tenant_list(ka, &tenants, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction keys tenants: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    if (json) {
+        cJSON *doc = cJSON_CreateObject(), *arr = doc ? cJSON_AddArrayToObject(doc, "tenants") : NULL;
+        for (size_t i = 0; arr && i < n; i++) {
+            cJSON *item = pol_tenant_json(&tenants[i]);
+            if (!item || !cJSON_AddItemToArray(arr, item)) arr = NULL;
+        }
+        if (!arr) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+        rc = print_json(doc);
+    } else {
+        printf("%-24s  %14s  %14s  %-20s\n", "TENANT", "DAILY_USD", "MONTHLY_USD", "CREATED");
+        for (size_t i = 0; i < n; i++) {
+            char daily[32], monthly[32], created[32];
+            money(tenants[i].budget_daily_micro, daily, sizeof(daily));
+            money(tenants[i].budget_monthly_micro, monthly, sizeof(monthly));
+            iso_time(tenants[i].created_ms, created, sizeof(created));
+            printf("%-24s  %14s  %14s  %-20s\n", tenants[i].name, daily, monthly, created);
+        }
+    }
+    free(tenants);
+    return rc;
+}
+
+static int do_change(pol_keyadmin *ka, int verb, const keys_args *a)
+{
+    char err[1024], secret[POL_KEY_SECRET_LEN + 1];
+    int64_t daily = -1, monthly = -1;
+    switch (verb) {
+    case REVOKE:
+        if (pol_key_revoke(ka, a->target, err, sizeof(err)) != 0) break;
+        printf("revoked %s\n", a->target);
+        return 0;
+    case ROTATE:
+        if (pol_key_rotate(ka, a->target, secret, err, sizeof(err)) != 0) break;
+        printf("rotated %s; the old key no longer works. The new key is shown only now:\n%s\n",
+               a->target, secret);
+        return 0;
+    default:
+        if (parse_budget("--budget-daily", a->daily, &daily) != 0 ||
+            parse_budget("--budget-monthly", a->monthly, &monthly) != 0)
+            return 2;
+        if (pol_tenant_set(ka, a->target, daily, monthly, err, sizeof(err)) != 0) break;
+        printf("tenant %s saved\n", a->target);
+        return 0;
+    }
+    fprintf(stderr, "junction keys: %s\n", err);
+    return 1;
+}
+
+int cmd_keys(int argc, char **argv)
+{
+    keys_args a = {0};
+    int verb = 0;
+    int rc = parse_args(argc, argv, &verb, &a);
+    if (rc != 0) return rc < 0 ? 0 : rc;
+    bool json = false;
+    if (a.format && !(json = !strcmp(a.format, "json")) && strcmp(a.format, "table") != 0) {
+        fprintf(stderr, "junction keys: --format '%s': table or json\n", a.format);
+        return 2;
+    }
+    char path[POL_LEDGER_PATH_MAX], err[1024];
+    if ((rc = ledger_path(&a, path, sizeof(path))) != 0) return rc;
+    pol_keyadmin *ka;
+    if (pol_keyadmin_open(&ka, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction keys: %s\n", err);
+        return 1;
+    }
+    switch (verb) {
+    case ADD: rc = do_add(ka, &a); break;
+    case LIST: rc = do_list(ka, json); break;
+    case TENANTS: rc = do_tenants(ka, json); break;
+    default: rc = do_change(ka, verb, &a); break;
+    }
+    pol_keyadmin_close(ka);
+    return rc;
+}
