@@ -49,40 +49,40 @@ static int prompt_sizes(int argc, char **argv, int *i, int *out, int max)
 
 static double elapsed_ms(double t0) { return (now_s() - t0) * 1e3; }
 
-/* Per prompt size, mean milliseconds over `reps` of: a plain prefill; the
- * full pass with features (NLL over all tokens, pooled at L); the pass
- * stopped at layer L (pooled at L); finishing that pass's layers. */
+/* Per prompt size, the best milliseconds of `reps` runs (the least disturbed
+ * by other work on the machine) of: a plain prefill; the full pass with
+ * features (NLL over all tokens, pooled at L); the pass stopped at layer L
+ * (pooled at L); finishing that pass's layers. */
 static int bench_features(eng_ctx *c, const eng_model_info *info, int L, const int *ids, const int *sizes, int n_sizes,
                           int reps, int threads, char *err, size_t errlen)
 {
-    printf("Classification overhead: %s (%s), %d thread(s), head at layer %d of %d, mean of %d run(s), ms\n\n", info->name,
+    printf("Classification overhead: %s (%s), %d thread(s), head at layer %d of %d, best of %d run(s), ms\n\n", info->name,
            info->weight_type, threads, L, info->n_layer, reps);
     printf("| prompt tokens | plain prefill | full pass + features | added, routed local (full pass) "
            "| stopped at layer %d = added, routed upstream | finish the rest | added, routed local (stopped + finish) |\n"
            "|---:|---:|---:|---:|---:|---:|---:|\n", L);
     for (int k = 0; k < n_sizes; k++) {
-        double plain = 0, full = 0, stopped = 0, finish = 0, t0;
+        double plain = INFINITY, full = INFINITY, stopped = INFINITY, finish = INFINITY, t0;
         for (int r = 0; r < reps; r++) {
             eng_features f;
             eng_ctx_truncate(c, 0);
             t0 = now_s();
             if (eng_decode(c, ids, sizes[k], false, err, errlen)) return -1;
-            plain += elapsed_ms(t0);
+            plain = fmin(plain, elapsed_ms(t0));
             t0 = now_s();
             if (eng_prompt_features(c, ids, sizes[k], &(eng_feature_params){.pool_layer = L, .nll_from = 1}, &f, err, errlen))
                 return -1;
-            full += elapsed_ms(t0);
+            full = fmin(full, elapsed_ms(t0));
             eng_features_free(&f);
             t0 = now_s();
             if (eng_prompt_features(c, ids, sizes[k], &(eng_feature_params){.stop_layer = L, .pool_layer = L}, &f, err, errlen))
                 return -1;
-            stopped += elapsed_ms(t0);
+            stopped = fmin(stopped, elapsed_ms(t0));
             eng_features_free(&f);
             t0 = now_s();
             if (eng_seq_finish_layers(c, 0, err, errlen)) return -1;
-            finish += elapsed_ms(t0);
+            finish = fmin(finish, elapsed_ms(t0));
         }
-        plain /= reps, full /= reps, stopped /= reps, finish /= reps;
         printf("| %d | %.0f | %.0f | %+.0f | %.0f | %.0f | %+.0f |\n", sizes[k], plain, full, full - plain, stopped, finish,
                stopped + finish - plain);
     }

@@ -161,6 +161,9 @@ void gw_account_call(gw_accounts *a, const gw_call *call, int status)
     price(a, call, ri, latency_us, &cost, &counterfactual);
 
     count_status(r, status);
+    if (ri == 0 && status == 200) /* the expected local wait reads this */
+        a->local_latency_ewma_s = a->local_latency_ewma_s > 0 ? 0.8 * a->local_latency_ewma_s + 0.2 * (double)latency_us / 1e6
+                                                              : (double)latency_us / 1e6;
     r->prompt_tokens += (uint64_t)call->prompt_tokens;
     r->completion_tokens += (uint64_t)call->completion_tokens;
     r->cost_micro += cost;
@@ -173,6 +176,8 @@ void gw_account_call(gw_accounts *a, const gw_call *call, int status)
     snprintf(row.request_id, sizeof(row.request_id), "%s", call->r.id);
     row.ts_ms = pol_now_ms() - latency_us / 1000;
     snprintf(row.model, sizeof(row.model), "%s", call->model);
+    snprintf(row.tenant, sizeof(row.tenant), "%s", call->tenant);
+    snprintf(row.key_id, sizeof(row.key_id), "%s", call->key_id);
     snprintf(row.route, sizeof(row.route), "%s", r->name);
     snprintf(row.zone, sizeof(row.zone), "%s", d->zone ? d->zone : "");
     snprintf(row.reason, sizeof(row.reason), "%s", d->reason);

@@ -38,6 +38,7 @@ struct gw_accounts {
     pol_ledger *ledger;           /* NULL with ledger.path "off" */
     char ledger_path[GW_PATH_MAX];
     uint64_t rows_dropped_logged;
+    double local_latency_ewma_s;  /* recent local answers' time, for the expected queue wait */
 };
 
 int gw_accounts_new(gw_accounts **out, const gw_config *cfg, const up_client *ups, char *err, size_t errlen);

@@ -8,6 +8,7 @@
  * (accounting.c), the engine, the upstreams and the ledger's writer.
  */
 #include "accounting.h"
+#include "clients.h"
 #include "local.h"
 
 #include <event2/buffer.h>
@@ -76,16 +77,23 @@ static bool admin_allowed(gw_request *r)
         size_t glen = strlen(given);
         for (int i = 0; i < k->n; i++) ok |= equal_constant_time(given, glen, k->keys[i], strlen(k->keys[i]));
     }
+    bool asked_keys = !ok && auth && gw_clients_auth_on(r->site->backends->clients);
+    if (asked_keys) { /* it adds WWW-Authenticate when it refuses */
+        pol_key key;
+        bool anonymous;
+        gw_api_error ignored;
+        ok = gw_clients_identify(r->site->backends->clients, r, &key, &anonymous, &ignored) == 0 && key.admin;
+    }
     if (ok) return true;
     gw_api_error e;
-    if (k->n == 0)
+    if (k->n == 0 && !gw_clients_auth_on(r->site->backends->clients))
         gw_api_error_set(&e, 401, "invalid_request_error", "admin_disabled", NULL,
                          "No admin key is configured: set the environment variable named by admin.keys_env "
                          "(default JUNCTION_ADMIN_KEYS) to one or more comma-separated keys, and restart.");
     else
         gw_api_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL,
                          "This endpoint needs an admin key, sent as 'Authorization: Bearer KEY'.");
-    gw_request_add_header(r, "WWW-Authenticate", "Bearer");
+    if (!asked_keys) gw_request_add_header(r, "WWW-Authenticate", "Bearer");
     gw_reply_error(r, &e);
     return false;
 }

@@ -5,7 +5,7 @@
  * client, pauses the transfer while the client reads too slowly, and ends
  * the call with the usage the upstream reported (or counted).
  */
-#include "classify.h"
+#include "decide.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -151,23 +151,11 @@ static void forward_backpressure(void *arg, bool over)
     else up_resume(f->up);
 }
 
-/* The zone guarantee's last gate: nothing sensitive leaves for a zone the
- * policy forbids, whatever chose this route. */
-static bool zone_blocks(gw_call *call, gw_api_error *e)
-{
-    const up_def *up = call->decision.upstream;
-    if (!call->cls || !call->cls->sensitive || up->zone == UP_ZONE_PRIVATE) return false;
-    gw_api_error_set(e, 403, "invalid_request_error", "sensitive_data_blocked", NULL,
-                     "The request holds sensitive data (%s) and upstream '%s' is in the external zone, where "
-                     "junction's policy does not send it. Use a local or private route, or remove the data.",
-                     call->cls->kinds[0] ? call->cls->kinds : "the sensitivity head's score", up->name);
-    return true;
-}
-
 void gw_answer_upstream(gw_call *call)
 {
     gw_api_error e;
-    if (zone_blocks(call, &e)) {
+    /* the zone guarantee's last gate, whatever chose this route */
+    if (!gw_zone_allows(call, call->decision.zone, &e)) {
         call->error_code = e.code;
         gw_reply_error(&call->r, &e);
         gw_call_end(call, e.status);

@@ -5,6 +5,7 @@
  * table, in OpenAI's error format, so adding an endpoint is one table row.
  */
 #include "accounting.h"
+#include "clients.h"
 #include "local.h"
 
 #include <string.h>
@@ -58,6 +59,13 @@ static void handle_readyz(gw_request *r)
 
 static void handle_models(gw_request *r)
 {
+    pol_key key;
+    bool anonymous;
+    gw_api_error e;
+    if (gw_clients_identify(r->site->backends->clients, r, &key, &anonymous, &e) != 0) {
+        gw_reply_error(r, &e);
+        return;
+    }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");

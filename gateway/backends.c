@@ -6,6 +6,8 @@
  */
 #include "accounting.h"
 #include "classify.h"
+#include "clients.h"
+#include "decide.h"
 #include "local.h"
 
 #include <stdlib.h>
@@ -29,6 +31,8 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
     up_client_set_logger(b->upstreams, upstream_log, NULL);
     if (gw_accounts_new(&b->accounts, cfg, b->upstreams, err, errlen) != 0) goto fail;
     if (gw_classifier_new(&b->classifier, cfg, err, errlen) != 0) goto fail;
+    if (gw_policy_new(&b->policy, cfg, b->upstreams, err, errlen) != 0) goto fail;
+    if (gw_clients_new(&b->clients, base, cfg, b->accounts->ledger_path, err, errlen) != 0) goto fail;
     if (gw_admin_keys_new(&b->admin, cfg->admin.keys_env, err, errlen) != 0) goto fail;
     b->ledger_required = cfg->ledger.required;
     if (cfg->model[0]) {
@@ -71,6 +75,8 @@ void gw_backends_log_summary(const gw_backends *b)
     gw_log(GW_LOG_INFO, "ledger: %s%s%s", a->ledger_path[0] ? a->ledger_path : "off",
            a->reference > 0 ? "; savings are counted against upstream " : "",
            a->reference > 0 ? a->routes[a->reference].name : "");
+    gw_log(GW_LOG_INFO, "client keys: %s", gw_clients_auth_on(b->clients) ? "required (Authorization: Bearer KEY)"
+                                                                           : "none yet, so no auth (junction keys add)");
     if (!b->local && up_client_count(b->upstreams) == 0)
         gw_log(GW_LOG_WARN, "no backend at all: every model request will get 503 no_backend");
 }
@@ -82,6 +88,8 @@ void gw_backends_free(gw_backends *b)
     up_client_free(b->upstreams);
     gw_accounts_free(b->accounts);
     gw_classifier_free(b->classifier);
+    pol_policy_free(b->policy);
+    gw_clients_free(b->clients);
     gw_admin_keys_free(b->admin);
     free(b);
 }

@@ -9,7 +9,8 @@
  * the policy fill in.
  */
 #include "accounting.h"
-#include "classify.h"
+#include "clients.h"
+#include "decide.h"
 #include "local.h"
 
 #include <event2/buffer.h>
@@ -86,8 +87,16 @@ void gw_call_first_byte(gw_call *call)
 
 void gw_call_end(gw_call *call, int status)
 {
+    gw_backends *b = call->r.site->backends;
     if (!call->logged) gw_request_log(&call->r, status, call->bytes);
-    if (call->api != GW_API_ROUTE) gw_account_call(call->r.site->backends->accounts, call, status);
+    if (call->api != GW_API_ROUTE) {
+        int64_t cost = 0, counterfactual = 0;
+        gw_account_price(b->accounts, call, &cost, &counterfactual);
+        gw_clients_settle(b->clients, &call->budget, cost);
+        if (call->rate_tokens)
+            gw_clients_rate_settle(b->clients, call->key_id, call->rate_tokens, call->prompt_tokens + call->completion_tokens);
+        gw_account_call(b->accounts, call, status);
+    }
     if (call->cls) gw_classification_free(call->cls);
     free(call->cls);
     cJSON_Delete(call->body);
@@ -123,56 +132,83 @@ static void call_fail(gw_call *call, const gw_api_error *e)
     gw_call_end(call, e->status);
 }
 
-/* "model" picks the backend until the policy decides "auto": an upstream's
- * name, or local / auto / absent / the local model's id for the engine. */
-static int decide(gw_call *call, gw_api_error *e)
+/* What the request may use at most: its prompt (about 4 bytes a token) and
+ * the answer it allows (a generous default when it sets no max_tokens). */
+static int64_t max_answer_tokens(const gw_call *call)
 {
-    const gw_backends *b = call->r.site->backends;
-    gw_decision *d = &call->decision;
-    const up_def *up = up_client_find(b->upstreams, call->model);
-    bool local_name = !strcmp(call->model, "local") || !strcmp(call->model, "auto") ||
-                      (b->local && !strcmp(call->model, gw_local_model_id(b->local)));
-    snprintf(d->rule, sizeof(d->rule), "explicit-model");
-    snprintf(d->reason, sizeof(d->reason), "explicit model");
-    if (up && call->api != GW_API_TEXT) {
-        d->route = GW_ROUTE_UPSTREAM;
-        d->upstream = up;
-        d->zone = up->zone == UP_ZONE_PRIVATE ? "private" : "external";
-        return 0;
-    }
-    if (local_name && b->local) {
-        d->route = GW_ROUTE_LOCAL;
-        d->zone = "in-process";
-        if (!strcmp(call->model, "auto")) {
-            snprintf(d->rule, sizeof(d->rule), "auto-local");
-            snprintf(d->reason, sizeof(d->reason), "auto: the local engine (no policy yet)");
-        }
-        return 0;
-    }
-    if (local_name) {
-        gw_api_error_set(e, 503, "server_error", "no_backend", NULL,
-                         "No model can answer this request: junction has no local model loaded. "
-                         "Name an upstream in \"model\" (GET /v1/models lists them), or see "
-                         "docs/configuration.md.");
-        return -1;
-    }
-    if (up) {
-        gw_api_error_set(e, 404, INVALID, "model_not_found", "model",
-                         "POST /v1/completions is answered by the local engine only; upstreams such as "
-                         "'%.100s' take POST /v1/chat/completions.", call->model);
-        return -1;
-    }
-    gw_api_error_set(e, 404, INVALID, "model_not_found", "model",
-                     "The model '%.100s' does not exist here. GET /v1/models lists the models "
-                     "junction can route to.", call->model);
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(call->body, "max_completion_tokens");
+    if (!cJSON_IsNumber(max)) max = cJSON_GetObjectItemCaseSensitive(call->body, "max_tokens");
+    return cJSON_IsNumber(max) ? (int64_t)max->valuedouble : call->api == GW_API_TEXT ? 16 : 4096;
+}
+
+static int64_t estimate_tokens(const gw_call *call)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < call->cls->n_msgs; i++) bytes += call->cls->msgs[i].len;
+    return (int64_t)(bytes / 4 + 1) + max_answer_tokens(call);
+}
+
+/* A key may be limited to some routes (junction keys add --routes). */
+static int allow_route(gw_call *call, gw_api_error *e)
+{
+    const gw_decision *d = &call->decision;
+    const char *route = d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name;
+    if (!call->key_id[0] || pol_key_allows_route(&call->key, route)) return 0;
+    gw_api_error_set(e, 403, "invalid_request_error", "route_not_allowed", "model",
+                     "Key %s may not use route '%s' (its routes: %s).", call->key.id, route, call->key.routes);
     return -1;
 }
 
+/* Reserve the request's worst case on its budgets, in one step with the
+ * check. Over a hard limit: an "auto" request goes to a free local engine
+ * when there is one; otherwise 429 budget_exceeded. */
+static int reserve_budget(gw_call *call, gw_api_error *e)
+{
+    gw_backends *b = call->r.site->backends;
+    const pol_key *key = call->key_id[0] ? &call->key : NULL;
+    int64_t worst = 0, unused = 0;
+    gw_call probe = *call;
+    probe.prompt_tokens = estimate_tokens(call) - max_answer_tokens(call);
+    probe.completion_tokens = max_answer_tokens(call);
+    gw_account_price(b->accounts, &probe, &worst, &unused);
+    pol_budget_verdict v;
+    pol_budget_status st = gw_clients_reserve(b->clients, key, worst, &call->budget, &v);
+    if (st == POL_BUDGET_HARD && call->decision.by_policy && b->local && call->decision.route != GW_ROUTE_LOCAL &&
+        b->accounts->routes[0].price.input_per_mtok == 0 && b->accounts->routes[0].price.output_per_mtok == 0 &&
+        b->accounts->routes[0].price.engine_per_mms == 0) {
+        gw_decision *d = &call->decision;
+        d->route = GW_ROUTE_LOCAL;
+        d->upstream = NULL;
+        d->zone = "in-process";
+        snprintf(d->rule, sizeof(d->rule), "budget-exceeded");
+        snprintf(d->reason, sizeof(d->reason), "over budget (%s): the free local engine answers", v.limit);
+        st = gw_clients_reserve(b->clients, key, 0, &call->budget, &v);
+    }
+    if (st == POL_BUDGET_HARD) {
+        gw_api_error_set(e, 429, "insufficient_quota", "budget_exceeded", NULL,
+                         "The %s budget would be exceeded by this request (worst case $%.6f); it resets at the "
+                         "start of the next UTC day or month.", v.limit, (double)worst / 1e6);
+        return -1;
+    }
+    if (v.remaining_micro >= 0) {
+        char left[32];
+        pol_usd_format(v.remaining_micro, left, sizeof(left));
+        gw_request_add_header(&call->r, "X-Junction-Budget-Remaining", left);
+        call->budget_known = true;
+        call->budget_remaining_micro = v.remaining_micro;
+    }
+    if (st == POL_BUDGET_SOFT)
+        gw_log(GW_LOG_WARN, "request %s: the %s budget is past its soft limit (%.6f USD left)", call->r.id, v.limit,
+               (double)v.remaining_micro / 1e6);
+    return 0;
+}
+
 /* POST /v1/route: the classification and the decision, nothing generated. */
-static void answer_route(gw_call *call)
+static void answer_route(gw_call *call, cJSON *explain)
 {
     const gw_decision *d = &call->decision;
     cJSON *root = gw_classification_json(call->cls);
+    cJSON_AddItemToObject(root, "explain", explain ? explain : cJSON_CreateArray());
     cJSON_AddStringToObject(root, "route", d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name);
     cJSON_AddStringToObject(root, "zone", d->zone);
     cJSON_AddStringToObject(root, "rule", d->rule);
@@ -189,14 +225,28 @@ static void proceed(gw_call *call)
         call_fail(call, &call->read_error);
         return;
     }
-    if (decide(call, &e) != 0) {
+    gw_clients *clients = call->r.site->backends->clients;
+    const pol_key *key = call->key_id[0] ? &call->key : NULL;
+    if (call->api != GW_API_ROUTE) {
+        call->rate_tokens = estimate_tokens(call);
+        if (gw_clients_rate(clients, &call->r, key, call->rate_tokens, &e) != 0) {
+            call->rate_tokens = 0;
+            call_fail(call, &e);
+            return;
+        }
+    }
+    cJSON *explain = call->api == GW_API_ROUTE ? cJSON_CreateArray() : NULL;
+    if (gw_decide(call, explain, &e) != 0 || allow_route(call, &e) != 0 ||
+        (call->api != GW_API_ROUTE && reserve_budget(call, &e) != 0)) {
+        cJSON_Delete(explain);
         call_fail(call, &e);
         return;
     }
     const gw_decision *d = &call->decision;
     const gw_classification *c = call->cls;
     size_t n = strlen(call->decision.reason);
-    snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; difficulty %.2f, sensitivity %.2f%s%s%s",
+    if (!d->by_policy) /* the policy's reason states the scores it used */
+        snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; difficulty %.2f, sensitivity %.2f%s%s%s",
              c->difficulty.probability, c->sensitivity.probability, c->kinds[0] ? " (" : "", c->kinds,
              c->kinds[0] ? ")" : "");
     gw_log(GW_LOG_DEBUG, "request %s: model=%s stream=%d route=%s zone=%s rule=%s reason=\"%s\" difficulty=%.3f "
@@ -205,7 +255,7 @@ static void proceed(gw_call *call)
            d->rule, d->reason, call->cls->difficulty.probability, call->cls->sensitivity.probability,
            call->cls->kinds[0] ? call->cls->kinds : "-", (double)(gw_now_ns() - call->r.start_ns) / 1e6);
     if (call->api == GW_API_ROUTE) {
-        answer_route(call);
+        answer_route(call, explain);
         return;
     }
     if (d->route == GW_ROUTE_LOCAL) {
@@ -253,11 +303,20 @@ void gw_handle_model_request(gw_request *r, gw_api_kind api)
     call->r.call = call;
     call->api = api;
     snprintf(call->model, sizeof(call->model), "auto");
+    gw_api_error e;
+    bool anonymous;
+    if (gw_clients_identify(r->site->backends->clients, &call->r, &call->key, &anonymous, &e) != 0) {
+        call_fail(call, &e);
+        return;
+    }
+    if (!anonymous) {
+        snprintf(call->key_id, sizeof(call->key_id), "%s", call->key.id);
+        snprintf(call->tenant, sizeof(call->tenant), "%s", call->key.tenant);
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     call->raw_len = evbuffer_get_length(in);
     long long max = r->site->cfg->max_body_bytes;
     if ((long long)call->raw_len > max) {
-        gw_api_error e;
         gw_api_error_set(&e, 413, INVALID, "request_too_large", NULL,
                          "Request body is %zu bytes; this server accepts at most %lld "
                          "(max_body_bytes).", call->raw_len, max);

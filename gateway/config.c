@@ -35,6 +35,7 @@ typedef enum {
     OPT_NUMBER,    /* double in [min, max] */
     OPT_BOOL,      /* bool: JSON true/false; flag alone, or =true/=false */
     OPT_OBJECTS,   /* char[]: a JSON array of objects, kept as compact text */
+    OPT_STRINGS,   /* char[]: a JSON array of strings, kept as compact text */
     OPT_UPSTREAMS, /* cfg->upstreams, appended to */
 } opt_type;
 
@@ -137,6 +138,20 @@ static const config_option options[] = {
      NULL, NULL, "seconds a conversation keeps its route while idle (0: no stickiness)"},
     {"routing.annotate_body", "--routing-annotate-body", OPT_BOOL, NUM(routing.annotate_body), 0, 0, 0, NULL,
      NULL, "add junction's routing details to the answer's body"},
+    {"routing.rules", "--routing-rules", OPT_OBJECTS, STR(routing.rules), 0, 0, 0, NULL, NULL,
+     "the routing policy: a JSON array of rules (absent: the default policy, docs/policy.md)"},
+    {"routing.sensitive_zones", "--routing-sensitive-zones", OPT_STRINGS, STR(routing.sensitive_zones), 0, 0, 0,
+     NULL, NULL, "zones sensitive data may go to: JSON array of in-process, private, external"},
+    {"routing.pseudonymize_kinds", "--routing-pseudonymize-kinds", OPT_STRINGS, STR(routing.pseudonymize_kinds), 0,
+     0, 0, NULL, NULL, "detector kinds a rule may pseudonymize instead of keeping local: JSON array"},
+    {"routing.max_local_wait_s", "--routing-max-local-wait", OPT_NUMBER, NUM(routing.max_local_wait_s), 0, 86400, 0,
+     NULL, NULL, "expected local queue wait past which the default policy goes external"},
+    {"budgets.global_daily_usd", "--budget-global-daily", OPT_NUMBER, NUM(budgets.global_daily_usd), 0, 1e9, 0,
+     NULL, NULL, "spend per UTC day across all keys, USD (0: none)"},
+    {"budgets.global_monthly_usd", "--budget-global-monthly", OPT_NUMBER, NUM(budgets.global_monthly_usd), 0, 1e9,
+     0, NULL, NULL, "spend per UTC month across all keys, USD (0: none)"},
+    {"budgets.soft_fraction", "--budget-soft-fraction", OPT_NUMBER, NUM(budgets.soft_fraction), 0, 1, 0, NULL,
+     NULL, "share of a budget past which answers carry a warning"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -163,6 +178,10 @@ void gw_config_defaults(gw_config *cfg)
     snprintf(cfg->classifier.detectors, sizeof(cfg->classifier.detectors), "[]");
     cfg->routing.sticky_idle_s = 3600;
     cfg->routing.annotate_body = true;
+    snprintf(cfg->routing.sensitive_zones, sizeof(cfg->routing.sensitive_zones), "[\"in-process\",\"private\"]");
+    snprintf(cfg->routing.pseudonymize_kinds, sizeof(cfg->routing.pseudonymize_kinds), "[]");
+    cfg->routing.max_local_wait_s = 10;
+    cfg->budgets.soft_fraction = 0.8;
 }
 
 static const config_option *find_by_key(const char *key)
@@ -301,21 +320,22 @@ static int set_objects(gw_config *cfg, const config_option *o, const cJSON *v, c
                        const char *where, char *err, size_t errlen)
 {
     *bad = NULL;
+    bool strings = o->type == OPT_STRINGS;
     if (!cJSON_IsArray(v)) {
-        snprintf(err, errlen, "%s: expected an array of objects", where);
+        snprintf(err, errlen, "%s: expected an array of %s", where, strings ? "strings" : "objects");
         return -1;
     }
     int i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
-        if (!cJSON_IsObject(e)) {
+        if (strings ? !cJSON_IsString(e) : !cJSON_IsObject(e)) {
             *bad = e;
-            snprintf(err, errlen, "%s: element %d is not an object", where, i);
+            snprintf(err, errlen, "%s: element %d is not %s", where, i, strings ? "a string" : "an object");
             return -1;
         }
     }
     char *text = cJSON_PrintUnformatted(v);
     if (!text || strlen(text) >= o->size) {
-        snprintf(err, errlen, "%s: %s", where, text ? "longer than the limit; keep it under 64 KiB" : "out of memory");
+        snprintf(err, errlen, "%s: %s", where, text ? "longer than its limit" : "out of memory");
         cJSON_free(text);
         return -1;
     }
@@ -389,7 +409,8 @@ int gw_config_apply_flag(gw_config *cfg, const char *flag, const char *value,
     case OPT_CHOICE:
     case OPT_LOG_LEVEL: return set_string(cfg, o, value, flag, err, errlen);
     case OPT_UPSTREAMS:
-    case OPT_OBJECTS: return apply_json_flag(cfg, o, flag, value, err, errlen);
+    case OPT_OBJECTS:
+    case OPT_STRINGS: return apply_json_flag(cfg, o, flag, value, err, errlen);
     case OPT_INT:
     case OPT_NUMBER:
     case OPT_BOOL: break;
@@ -543,7 +564,8 @@ static int load_value(gw_config *cfg, const source *src, const config_option *o,
         if (!cJSON_IsBool(item)) break;
         set_bool(cfg, o, cJSON_IsTrue(item));
         return 0;
-    case OPT_OBJECTS: {
+    case OPT_OBJECTS:
+    case OPT_STRINGS: {
         const cJSON *bad;
         return set_objects(cfg, o, item, &bad, where, err, errlen);
     }
@@ -685,9 +707,10 @@ void gw_config_print_json(const gw_config *cfg, FILE *out)
         case OPT_INT: cJSON_AddNumberToObject(parent, leaf, (double)*(const long long *)p); break;
         case OPT_NUMBER: cJSON_AddNumberToObject(parent, leaf, *(const double *)p); break;
         case OPT_BOOL: cJSON_AddBoolToObject(parent, leaf, *(const bool *)p); break;
-        case OPT_OBJECTS: {
+        case OPT_OBJECTS:
+        case OPT_STRINGS: {
             cJSON *v = cJSON_Parse(p);
-            cJSON_AddItemToObject(parent, leaf, v ? v : cJSON_CreateArray());
+            if (v || o->type == OPT_STRINGS) cJSON_AddItemToObject(parent, leaf, v ? v : cJSON_CreateArray());
             break;
         }
         case OPT_UPSTREAMS: {

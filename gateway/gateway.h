@@ -80,7 +80,16 @@ typedef struct gw_config {
     struct {
         double sticky_idle_s;   /* a conversation keeps its route while idle less than this */
         bool annotate_body;     /* add junction's routing details to answers' bodies */
+        char rules[GW_DETECTORS_MAX]; /* the policy: a JSON array of rules (compact text);
+                                         "" = the default policy (docs/policy.md) */
+        char sensitive_zones[256];    /* JSON array of zone names sensitive data may go to */
+        char pseudonymize_kinds[1024]; /* JSON array of detector kinds that may be pseudonymized */
+        double max_local_wait_s;      /* the default policy's "local overloaded" cut */
     } routing;
+    struct {
+        double global_daily_usd, global_monthly_usd; /* 0 = no global budget */
+        double soft_fraction;   /* share of a budget past which answers warn (X-Junction-Budget-Remaining) */
+    } budgets;
 } gw_config;
 
 /* Fill `cfg` with the documented defaults (docs/configuration.md). */

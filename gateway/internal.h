@@ -13,6 +13,7 @@
 #define JUNCTION_GATEWAY_INTERNAL_H
 
 #include "gateway.h"
+#include "policy.h"
 #include "upstream.h"
 
 #include <cjson/cJSON.h>
@@ -31,12 +32,15 @@ typedef struct gw_accounts gw_accounts;
 typedef struct gw_admin_keys gw_admin_keys;
 typedef struct gw_classifier gw_classifier;
 typedef struct gw_classification gw_classification;
+typedef struct gw_clients gw_clients;
 
 struct gw_backends {
     struct gw_local *local;    /* NULL without a local model */
     up_client *upstreams;      /* never NULL (may hold no upstream) */
     gw_accounts *accounts;     /* prices, counters, the ledger (accounting.c) */
     gw_classifier *classifier; /* detectors and heads (classify.c) */
+    struct pol_policy *policy; /* routing rules (decide.c) */
+    gw_clients *clients;       /* keys, rate limits, budgets (clients.c) */
     gw_admin_keys *admin;      /* who may read the admin endpoints (admin.c) */
     bool ledger_required;      /* a degraded ledger makes /readyz say not ready */
 };
@@ -186,6 +190,8 @@ typedef struct {
     const char *zone;          /* "in-process", "private" or "external" */
     char rule[64];             /* the rule that chose it ("explicit-model" when the client named it) */
     char reason[256];          /* one line: why, with the scores */
+    bool by_policy;            /* "auto": the policy chose (a failed upstream may then fall back) */
+    bool pseudonymize;         /* the rule lets pseudonymized data out to this route's zone */
 } gw_decision;
 
 /* A model request from validation to its last byte. */
@@ -194,6 +200,14 @@ typedef struct gw_call {
     gw_api_kind api;
     cJSON *body;               /* owned */
     gw_classification *cls;    /* owned; NULL until the body is read and classified */
+    char tenant[64], key_id[64]; /* the client's key ("" without auth) */
+    pol_key key;               /* a copy of it (valid when key_id is set) */
+    bool budget_known;         /* a budget applies: ... */
+    int64_t budget_remaining_micro; /* ... and this much of it is left */
+    pol_budget_reservation budget; /* this request's worst case, held until it ends */
+    int64_t rate_tokens;       /* tokens taken from the key's bucket (settled at the end) */
+    char excluded[4][64];      /* upstreams that failed this request already */
+    int n_excluded;
     char model[128];           /* as requested ("auto" when absent) */
     bool stream;
     gw_decision decision;

@@ -9,7 +9,7 @@
  * close) until the drain timeout, then return so main() can exit 0.
  */
 #include "gateway.h"
-#include "internal.h"
+#include "clients.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -186,6 +186,21 @@ static int bind_listener(gw_server *srv, char *err, size_t errlen)
     return 0;
 }
 
+/* Protected mode, as Redis has it: no listening beyond this machine while
+ * any client could use it without a key. */
+static int refuse_unprotected(const gw_config *cfg, const gw_backends *b, char *err, size_t errlen)
+{
+    char host[256];
+    unsigned short port;
+    if (gw_listen_parse(cfg->listen, host, sizeof(host), &port, err, errlen) != 0) return -1;
+    bool loopback = !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+    if (loopback || gw_clients_auth_on(b->clients) || cfg->allow_unauthenticated_remote) return 0;
+    snprintf(err, errlen, "refusing to listen on %s without client keys: anyone who can reach it could spend "
+             "your upstream budget. Add a key (junction keys add --tenant NAME), listen on 127.0.0.1, or set "
+             "allow_unauthenticated_remote", cfg->listen);
+    return -1;
+}
+
 int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg, gw_backends *backends,
                   char *err, size_t errlen)
 {
@@ -212,6 +227,10 @@ int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg
         gw_access_log_open(&site->access_log, base, cfg->access_log, err, errlen) != 0)
         goto fail;
     if (gw_pool_new(&site->pool, base, (int)cfg->workers, err, errlen) != 0) goto fail;
+    if (gw_clients_start(backends->clients, base, site->pool) != 0) {
+        snprintf(err, errlen, "cannot start reloading the client keys");
+        goto fail;
+    }
     if (gw_conns_new(&site->conns, srv->http, base, cfg->max_connections, err, errlen) != 0) goto fail;
     gw_conns_on_idle_change(site->conns, finish_drain_if_idle, srv);
 
@@ -240,6 +259,7 @@ int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg
         goto fail;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (refuse_unprotected(cfg, backends, err, errlen) != 0) goto fail;
     if (bind_listener(srv, err, errlen) != 0) goto fail;
     gw_conns_set_listener(site->conns, srv->bound);
     *out = srv;
@@ -264,6 +284,7 @@ void gw_server_free(gw_server *srv)
 {
     if (!srv) return;
     gw_site *site = &srv->site;
+    if (site->backends) gw_clients_stop(site->backends->clients);
     /* Jobs finish first: their done() callbacks may still answer clients. */
     gw_pool_free(site->pool);
     site->pool = NULL;

@@ -1,0 +1,221 @@
+/* clients.c: who is asking: client keys, their rate limits and budgets.
+ *
+ * Keys live in the ledger database (`junction keys`), hashed; the daemon
+ * holds an immutable snapshot and swaps in a new one within a second of a
+ * change (a worker checks, the loop swaps), so keys are added and revoked
+ * without a restart. Auth is on as soon as one key exists. Rate limits are
+ * token buckets per key; budgets reserve a request's worst case when it is
+ * routed and settle to the real cost when it ends, in one step with the
+ * check, so concurrent requests cannot overshoot (policy/budget.c). All of
+ * it lives on the loop thread, except the snapshot loading.
+ */
+#include "clients.h"
+#include "accounting.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_clients {
+    pol_keys *keys;                  /* NULL with the ledger off: no keys, no auth */
+    pol_keys_snapshot *snapshot;
+    pol_keys_snapshot *incoming;     /* loaded by a worker, swapped in on the loop */
+    pol_budget *budget;
+    pol_rate *rate;
+    gw_pool *pool;
+    struct event *reload_timer;
+    bool reload_running;
+};
+
+int gw_clients_new(gw_clients **out, struct event_base *base, const gw_config *cfg, const char *ledger_path, char *err,
+                   size_t errlen)
+{
+    gw_clients *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pol_budget_config bc;
+    pol_budget_config_defaults(&bc);
+    bc.global_daily_micro = (int64_t)(cfg->budgets.global_daily_usd * 1e6 + 0.5);
+    bc.global_monthly_micro = (int64_t)(cfg->budgets.global_monthly_usd * 1e6 + 0.5);
+    bc.soft_fraction = cfg->budgets.soft_fraction;
+    char inner[512];
+    if (pol_budget_new(&c->budget, &bc, inner, sizeof(inner)) != 0 || pol_rate_new(&c->rate, inner, sizeof(inner)) != 0) {
+        snprintf(err, errlen, "budgets: %s", inner);
+        goto fail;
+    }
+    if (ledger_path[0]) {
+        /* the ledger opened (and migrated) the file already */
+        if (pol_keys_open(&c->keys, ledger_path, inner, sizeof(inner)) != 0 ||
+            pol_keys_snapshot_load(c->keys, &c->snapshot, inner, sizeof(inner)) != 0 ||
+            pol_budget_rebuild(c->budget, ledger_path, pol_now_ms(), inner, sizeof(inner)) != 0) {
+            snprintf(err, errlen, "client keys in %s: %s", ledger_path, inner);
+            goto fail;
+        }
+    }
+    (void)base;
+    *out = c;
+    return 0;
+fail:
+    gw_clients_free(c);
+    return -1;
+}
+
+void gw_clients_free(gw_clients *c)
+{
+    if (!c) return;
+    if (c->reload_timer) event_free(c->reload_timer);
+    pol_keys_snapshot_free(c->snapshot);
+    pol_keys_snapshot_free(c->incoming);
+    pol_keys_close(c->keys);
+    pol_budget_free(c->budget);
+    pol_rate_free(c->rate);
+    free(c);
+}
+
+bool gw_clients_auth_on(const gw_clients *c) { return c->snapshot && pol_keys_count(c->snapshot) > 0; }
+
+/* ---- reloading: a worker checks the database, the loop swaps ---- */
+
+static void reload_work(void *arg)
+{
+    gw_clients *c = arg;
+    bool changed = false;
+    char err[256];
+    if (pol_keys_changed(c->keys, &changed, err, sizeof(err)) != 0) {
+        gw_log(GW_LOG_WARN, "client keys: cannot check for changes: %s", err);
+        return;
+    }
+    if (changed && pol_keys_snapshot_load(c->keys, &c->incoming, err, sizeof(err)) != 0)
+        gw_log(GW_LOG_WARN, "client keys: cannot reload: %s (the previous keys stay in force)", err);
+}
+
+static void reload_done(void *arg)
+{
+    gw_clients *c = arg;
+    c->reload_running = false;
+    if (!c->incoming) return;
+    size_t before = c->snapshot ? pol_keys_count(c->snapshot) : 0;
+    pol_keys_snapshot_free(c->snapshot); /* requests copied what they need from it */
+    c->snapshot = c->incoming;
+    c->incoming = NULL;
+    gw_log(GW_LOG_INFO, "client keys reloaded: %zu active (were %zu)", pol_keys_count(c->snapshot), before);
+}
+
+static void reload_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_clients *c = arg;
+    if (c->reload_running || !c->pool) return;
+    c->reload_running = gw_pool_submit(c->pool, reload_work, reload_done, c) == 0;
+}
+
+int gw_clients_start(gw_clients *c, struct event_base *base, gw_pool *pool)
+{
+    if (!c->keys) return 0;
+    c->pool = pool;
+    struct timeval second = {1, 0};
+    c->reload_timer = event_new(base, -1, EV_PERSIST, reload_tick, c);
+    return c->reload_timer && event_add(c->reload_timer, &second) == 0 ? 0 : -1;
+}
+
+void gw_clients_stop(gw_clients *c)
+{
+    if (c->reload_timer) event_del(c->reload_timer);
+    c->pool = NULL;
+}
+
+/* ---- per request ---- */
+
+int gw_clients_identify(gw_clients *c, gw_request *r, pol_key *out, bool *anonymous, gw_api_error *e)
+{
+    *anonymous = !gw_clients_auth_on(c);
+    if (*anonymous) return 0;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    const pol_key *k = NULL;
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) k = pol_keys_lookup(c->snapshot, auth + 7, strlen(auth + 7));
+    if (k) {
+        *out = *k; /* a copy: the snapshot may be swapped while the request runs */
+        return 0;
+    }
+    gw_api_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
+                     auth ? "Incorrect API key provided. Keys are made with `junction keys add` and sent as "
+                            "'Authorization: Bearer KEY'."
+                          : "You didn't provide an API key: send it as 'Authorization: Bearer KEY' (keys are "
+                            "made with `junction keys add`).");
+    gw_request_add_header(r, "WWW-Authenticate", "Bearer");
+    return -1;
+}
+
+const pol_tenant *gw_clients_tenant(const gw_clients *c, const char *name)
+{
+    return c->snapshot ? pol_keys_tenant(c->snapshot, name) : NULL;
+}
+
+static void add_rate_headers(gw_request *r, const pol_rate_verdict *v)
+{
+    char n[32], t[32];
+    if (v->limit_requests >= 0) {
+        snprintf(n, sizeof(n), "%lld", (long long)v->limit_requests);
+        gw_request_add_header(r, "x-ratelimit-limit-requests", n);
+        snprintf(n, sizeof(n), "%lld", (long long)v->remaining_requests);
+        gw_request_add_header(r, "x-ratelimit-remaining-requests", n);
+        pol_rate_duration(v->reset_requests_ms, t, sizeof(t));
+        gw_request_add_header(r, "x-ratelimit-reset-requests", t);
+    }
+    if (v->limit_tokens >= 0) {
+        snprintf(n, sizeof(n), "%lld", (long long)v->limit_tokens);
+        gw_request_add_header(r, "x-ratelimit-limit-tokens", n);
+        snprintf(n, sizeof(n), "%lld", (long long)v->remaining_tokens);
+        gw_request_add_header(r, "x-ratelimit-remaining-tokens", n);
+        pol_rate_duration(v->reset_tokens_ms, t, sizeof(t));
+        gw_request_add_header(r, "x-ratelimit-reset-tokens", t);
+    }
+}
+
+int gw_clients_rate(gw_clients *c, gw_request *r, const pol_key *key, int64_t tokens, gw_api_error *e)
+{
+    pol_rate_verdict v;
+    char why[256];
+    if (pol_rate_take(c->rate, key, tokens, pol_now_ms(), &v, why, sizeof(why)) != 0) {
+        gw_api_error_set(e, 500, "server_error", NULL, NULL, "rate limits: %s", why);
+        return -1;
+    }
+    add_rate_headers(r, &v);
+    if (v.allowed) return 0;
+    char after[16];
+    snprintf(after, sizeof(after), "%d", v.retry_after_s > 0 ? v.retry_after_s : 1);
+    gw_request_add_header(r, "Retry-After", after);
+    gw_api_error_set(e, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+                     v.too_large ? "This request needs more tokens than key %s may use in a minute (tpm %lld): "
+                                   "send a shorter prompt or a smaller max_tokens."
+                                 : "Rate limit reached for key %s: at most %lld requests and %lld tokens a minute; "
+                                   "retry after %s s.",
+                     key->id, v.too_large ? (long long)key->tpm : (long long)key->rpm, (long long)key->tpm, after);
+    return -1;
+}
+
+void gw_clients_rate_settle(gw_clients *c, const char *key_id, int64_t reserved, int64_t actual)
+{
+    pol_rate_settle(c->rate, key_id, reserved, actual, pol_now_ms());
+}
+
+pol_budget_status gw_clients_reserve(gw_clients *c, const pol_key *key, int64_t worst_case_micro,
+                                     pol_budget_reservation *res, pol_budget_verdict *v)
+{
+    char why[256];
+    const pol_tenant *tenant = key ? gw_clients_tenant(c, key->tenant) : NULL;
+    if (pol_budget_reserve(c->budget, key, tenant, worst_case_micro, pol_now_ms(), res, v, why, sizeof(why)) != 0) {
+        gw_log(GW_LOG_WARN, "budgets: %s", why);
+        v->status = POL_BUDGET_OK; /* an internal fault must not refuse paying clients */
+        res->open = false;
+    }
+    return v->status;
+}
+
+void gw_clients_settle(gw_clients *c, pol_budget_reservation *res, int64_t actual_micro)
+{
+    if (res->open) pol_budget_settle(c->budget, res, actual_micro, pol_now_ms());
+}
