@@ -6,6 +6,8 @@
  */
 #include "upstream.h"
 
+#include <cjson/cJSON.h>
+
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>

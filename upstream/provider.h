@@ -11,6 +11,8 @@
 
 #include "upstream.h"
 
+#include <cjson/cJSON.h>
+
 #include <curl/curl.h>
 
 /* What a stream has told us so far. */

@@ -14,11 +14,11 @@
 #ifndef JUNCTION_UPSTREAM_H
 #define JUNCTION_UPSTREAM_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
+struct cJSON; /* cjson/cJSON.h: only callers that build requests need it */
 
 /* ---- definitions (configuration) ---- */
 
@@ -51,7 +51,7 @@ void up_def_defaults(up_def *d);
  * names the offending key, and *bad_key points at that member (or NULL) so
  * the caller can say where it stands in the file. A missing base_url is
  * "base_url is required"; a present one must start with http:// or https://. */
-int up_def_from_json(up_def *d, const cJSON *obj, const cJSON **bad_key, char *err, size_t errlen);
+int up_def_from_json(up_def *d, const struct cJSON *obj, const struct cJSON **bad_key, char *err, size_t errlen);
 
 /* A valid definition that is probably not what the operator meant: true,
  * with the sentence in `msg`, for the caller to log as a warning at startup.
@@ -100,7 +100,7 @@ typedef struct {
 
 /* {"error":{"message","type","param","code"}} for `e`: a new object the
  * caller owns (cJSON_Delete), or NULL when out of memory. */
-cJSON *up_error_json(const up_error *e);
+struct cJSON *up_error_json(const up_error *e);
 
 /* ---- the client ---- */
 
@@ -174,7 +174,7 @@ typedef struct up_request up_request;
  * too many in flight, untranslatable), arrives through on_done from the
  * event loop, never from inside up_start. Returns NULL only when out of
  * memory (then nothing is called). */
-up_request *up_start(up_client *c, const char *def_name, const cJSON *request,
+up_request *up_start(up_client *c, const char *def_name, const struct cJSON *request,
                      const up_callbacks *cb, void *arg);
 
 /* Abandon a request (the client went away): its transfer is stopped and no
