@@ -10,6 +10,7 @@
  */
 #include "accounting.h"
 #include "classify.h"
+#include "pseudonymize.h"
 #include "local.h"
 
 #include <stdlib.h>
@@ -181,6 +182,10 @@ void gw_account_call(gw_accounts *a, const gw_call *call, int status)
     snprintf(row.route, sizeof(row.route), "%s", r->name);
     snprintf(row.zone, sizeof(row.zone), "%s", d->zone ? d->zone : "");
     snprintf(row.reason, sizeof(row.reason), "%s", d->reason);
+    if (call->pseudo) { /* and how the placeholders came back: the model may mangle them */
+        size_t n = strlen(row.reason);
+        gw_pseudo_report(call->pseudo, row.reason + n, sizeof(row.reason) - n);
+    }
     if (call->cls) snprintf(row.detectors, sizeof(row.detectors), "%s", call->cls->kinds);
     if (d->route == GW_ROUTE_UPSTREAM)
         snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", d->upstream->model[0] ? d->upstream->model : call->model);

@@ -6,6 +6,7 @@
  * the call with the usage the upstream reported (or counted).
  */
 #include "decide.h"
+#include "pseudonymize.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,40 @@ static void forward_chunk(void *arg, const char *json, size_t len)
         gw_stream_start(&call->r);
         f->streaming = true;
     }
+    char *restored = call->pseudo ? gw_pseudo_restore_chunk(call->pseudo, json, len) : NULL;
+    if (restored) {
+        json = restored;
+        len = strlen(restored);
+    }
     gw_stream_send(&call->r, json, len);
     call->bytes += len + 8;
+    cJSON_free(restored);
+}
+
+/* The text a pseudonymized stream held back (a placeholder's start), as one
+ * last content chunk. */
+static void send_held_back(gw_call *call)
+{
+    const char *rest = call->pseudo ? gw_pseudo_restore_end(call->pseudo) : "";
+    if (!rest[0]) return;
+    cJSON *c = cJSON_CreateObject();
+    char id[160];
+    snprintf(id, sizeof(id), "chatcmpl-%s", call->r.id);
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject(c, "created", (double)time(NULL));
+    cJSON_AddStringToObject(c, "model", call->model);
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(ch, "delta"), "content", rest);
+    cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "choices"), ch);
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    if (!text) return;
+    gw_stream_send(&call->r, text, strlen(text));
+    call->bytes += strlen(text) + 8;
+    cJSON_free(text);
 }
 
 static void take_usage(gw_call *call, const up_result *res)
@@ -65,7 +98,13 @@ static void send_annotation_chunk(gw_call *call)
 static void reply_annotated(gw_call *call, const up_result *res)
 {
     cJSON *note = res->status == 200 ? gw_call_annotation(call) : NULL;
-    cJSON *body = note ? cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+    bool restore = res->status == 200 && call->pseudo;
+    cJSON *body = note || restore ? cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+    if (restore && body) gw_pseudo_restore_whole(call->pseudo, body);
+    if (!note && cJSON_IsObject(body)) {
+        gw_reply_cjson(&call->r, res->status, body);
+        return;
+    }
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(note);
         cJSON_Delete(body);
@@ -91,6 +130,7 @@ static void forward_done(void *arg, const up_result *res)
         }
         /* A stream that breaks ends with an error event instead of [DONE]. */
         if (res->status == 200) {
+            send_held_back(call);
             send_annotation_chunk(call);
             gw_stream_send(&call->r, "[DONE]", 6);
         } else {
@@ -154,6 +194,13 @@ static void forward_backpressure(void *arg, bool over)
 void gw_answer_upstream(gw_call *call)
 {
     gw_api_error e;
+    /* the rule lets the request out pseudonymized: replace its findings first */
+    if (call->decision.pseudonymize && call->cls && call->cls->findings.n > 0 && gw_pseudo_apply(call, &e) != 0) {
+        call->error_code = e.code;
+        gw_reply_error(&call->r, &e);
+        gw_call_end(call, e.status);
+        return;
+    }
     /* the zone guarantee's last gate, whatever chose this route */
     if (!gw_zone_allows(call, call->decision.zone, &e)) {
         call->error_code = e.code;

@@ -208,3 +208,10 @@ cJSON *gw_classification_json(const gw_classification *c)
     cJSON_AddNumberToObject(t, "scoring", c->score_ms);
     return root;
 }
+
+void gw_classification_forget_texts(gw_classification *c)
+{
+    free(c->msgs);
+    c->msgs = NULL;
+    c->n_msgs = 0;
+}

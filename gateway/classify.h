@@ -39,6 +39,9 @@ struct gw_classification {
 int gw_classify(const gw_classifier *c, const cJSON *body, gw_api_kind api, gw_classification *out, char *err,
                 size_t errlen);
 void gw_classification_free(gw_classification *c);
+/* The texts were rewritten (pseudonymized): drop the pointers into them;
+ * findings, kinds and scores stay. */
+void gw_classification_forget_texts(gw_classification *c);
 
 /* {"difficulty","sensitivity"} */
 cJSON *gw_classification_scores_json(const gw_classification *c);

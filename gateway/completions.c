@@ -11,6 +11,7 @@
 #include "accounting.h"
 #include "clients.h"
 #include "decide.h"
+#include "pseudonymize.h"
 #include "local.h"
 
 #include <event2/buffer.h>
@@ -97,6 +98,7 @@ void gw_call_end(gw_call *call, int status)
             gw_clients_rate_settle(b->clients, call->key_id, call->rate_tokens, call->prompt_tokens + call->completion_tokens);
         gw_account_call(b->accounts, call, status);
     }
+    gw_pseudo_free(call->pseudo);
     if (call->cls) gw_classification_free(call->cls);
     free(call->cls);
     cJSON_Delete(call->body);

@@ -241,7 +241,7 @@ bool gw_zone_allows(const gw_call *call, const char *zone, gw_api_error *e)
     gw_signals sig;
     gw_signals_fill(call, &sig);
     char why[256];
-    if (pol_zone_allows(call->r.site->backends->policy, &sig.s, zone, call->decision.pseudonymize, why, sizeof(why)))
+    if (pol_zone_allows(call->r.site->backends->policy, &sig.s, zone, call->pseudo != NULL, why, sizeof(why)))
         return true;
     gw_api_error_set(e, 403, "invalid_request_error", "sensitive_data_blocked", NULL,
                      "junction does not send this request to the %s zone: %s. Use a local or private route "

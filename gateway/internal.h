@@ -33,6 +33,7 @@ typedef struct gw_admin_keys gw_admin_keys;
 typedef struct gw_classifier gw_classifier;
 typedef struct gw_classification gw_classification;
 typedef struct gw_clients gw_clients;
+typedef struct gw_pseudo gw_pseudo;
 
 struct gw_backends {
     struct gw_local *local;    /* NULL without a local model */
@@ -206,6 +207,7 @@ typedef struct gw_call {
     int64_t budget_remaining_micro; /* ... and this much of it is left */
     pol_budget_reservation budget; /* this request's worst case, held until it ends */
     int64_t rate_tokens;       /* tokens taken from the key's bucket (settled at the end) */
+    gw_pseudo *pseudo;         /* owned: the request went out pseudonymized (pseudonymize.c) */
     char excluded[4][64];      /* upstreams that failed this request already */
     int n_excluded;
     char model[128];           /* as requested ("auto" when absent) */

@@ -183,12 +183,60 @@ static void test_sensitive_never_leaves_for_external(void **state)
     assert_int_equal(fake_count(&fake, "123-45-6789"), 1);
 }
 
+/* on_sensitive: pseudonymize: the external upstream sees placeholders only,
+ * and the client gets its values back, whole and streamed. */
+static void test_pseudonymized_round_trip(void **state)
+{
+    (void)state;
+    static char config_path[64];
+    char config[1600];
+    snprintf(config, sizeof(config),
+             "{\"upstreams\": [{\"name\":\"frontier\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\","
+             "\"model\":\"gpt-fake\",\"zone\":\"external\"}],"
+             " \"routing\": {\"pseudonymize_kinds\": [\"email\", \"person\", \"health\"],"
+             "  \"rules\": [{\"name\": \"out-masked\", \"when\": {\"kinds\": [\"email\"]}, \"route\": \"frontier\","
+             "              \"on_sensitive\": \"pseudonymize\"},"
+             "             {\"name\": \"default\", \"route\": \"local\"}]}}",
+             fake.port);
+    write_temp_file(config_path, config);
+    test_daemon d;
+    const char *args[] = {"--config", config_path, "--model", MODELS "stories260K.gguf", "--threads", "1", NULL};
+    assert_int_equal(daemon_start(&d, args, NULL), 0);
+    const char *text = "Patient Jane Doe (jane.doe@acme-corp.com) was diagnosed with diabetes; write to jane.doe@acme-corp.com";
+    for (int stream = 0; stream < 2; stream++) {
+        char body[1024];
+        snprintf(body, sizeof(body), "{\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                 stream ? "true" : "false", text);
+        long status;
+        http_response raw;
+        cJSON *j = http_post_json(d.url, "/v1/chat/completions", body, &status, &raw);
+        assert_int_equal(status, 200);
+        char h[64];
+        assert_string_equal(http_header(&raw, "X-Junction-Route", h, sizeof(h)), "frontier");
+        /* the fake echoes what it was sent: the client reads its own values again */
+        assert_non_null(strstr(raw.body, "jane.doe@acme-corp.com"));
+        assert_null(strstr(raw.body, "<EMAIL_1>"));
+        cJSON_Delete(j);
+        http_response_free(&raw);
+    }
+    /* ... and the upstream saw placeholders, never the values */
+    char *rec = fake_record(&fake);
+    assert_non_null(strstr(rec, "<EMAIL_1>"));
+    assert_null(strstr(rec, "jane.doe@acme-corp.com"));
+    assert_null(strstr(rec, "Jane Doe"));
+    free(rec);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(daemon_wait(&d, 20), 0);
+    daemon_cleanup(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_endpoint_scores_without_generating),
         cmocka_unit_test(test_answers_say_where_they_went),
         cmocka_unit_test(test_sensitive_never_leaves_for_external),
+        cmocka_unit_test(test_pseudonymized_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
