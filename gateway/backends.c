@@ -8,6 +8,7 @@
 #include "classify.h"
 #include "clients.h"
 #include "decide.h"
+#include "sticky.h"
 #include "local.h"
 
 #include <stdlib.h>
@@ -33,6 +34,10 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
     if (gw_classifier_new(&b->classifier, cfg, err, errlen) != 0) goto fail;
     if (gw_policy_new(&b->policy, cfg, b->upstreams, err, errlen) != 0) goto fail;
     if (gw_clients_new(&b->clients, base, cfg, b->accounts->ledger_path, err, errlen) != 0) goto fail;
+    if (gw_sticky_new(&b->sticky, cfg->routing.sticky_idle_s) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (gw_admin_keys_new(&b->admin, cfg->admin.keys_env, err, errlen) != 0) goto fail;
     b->ledger_required = cfg->ledger.required;
     if (cfg->model[0]) {
@@ -90,6 +95,7 @@ void gw_backends_free(gw_backends *b)
     gw_classifier_free(b->classifier);
     pol_policy_free(b->policy);
     gw_clients_free(b->clients);
+    gw_sticky_free(b->sticky);
     gw_admin_keys_free(b->admin);
     free(b);
 }

@@ -11,6 +11,7 @@
 #include "decide.h"
 #include "accounting.h"
 #include "local.h"
+#include "sticky.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,38 @@ static void route_to(gw_call *call, const char *name, const char *rule, const ch
     snprintf(d->reason, sizeof(d->reason), "%s", reason);
 }
 
+/* A conversation that reached a higher tier stays there (sticky.c), unless
+ * that route is down now or its zone is forbidden for this turn's data. */
+static void stay_in_conversation(gw_call *call, const gw_signals *sig)
+{
+    const gw_backends *b = call->r.site->backends;
+    if (!b->sticky) return;
+    uint64_t lookup, store;
+    gw_sticky_keys(&call->r, call->body, &lookup, &store);
+    int tier;
+    char route[64];
+    gw_decision *d = &call->decision;
+    if (gw_sticky_find(b->sticky, lookup, &tier, route, sizeof(route)) && tier > gw_sticky_tier(d->zone)) {
+        const up_def *up = up_client_find(b->upstreams, route);
+        bool healthy = false;
+        for (int i = 0; up && i < sig->s.n_routes; i++)
+            if (!strcmp(sig->routes[i].name, route))
+                healthy = !sig->routes[i].breaker_open && sig->routes[i].in_flight < sig->routes[i].max_in_flight;
+        gw_api_error ignored;
+        const char *zone = up && up->zone == UP_ZONE_PRIVATE ? "private" : "external";
+        if (healthy && gw_zone_allows(call, zone, &ignored)) {
+            char reason[512];
+            snprintf(reason, sizeof(reason), "sticky: the conversation reached %s earlier (the rules chose %s: %s)",
+                     route, d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name, d->reason);
+            reason[sizeof(d->reason) - 1] = '\0';
+            route_to(call, route, "sticky", reason);
+            d->by_policy = true;
+        }
+    }
+    gw_sticky_store(b->sticky, lookup, store, gw_sticky_tier(d->zone),
+                    d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name);
+}
+
 int gw_decide(gw_call *call, cJSON *explain, gw_api_error *e)
 {
     const gw_backends *b = call->r.site->backends;
@@ -233,6 +266,7 @@ int gw_decide(gw_call *call, cJSON *explain, gw_api_error *e)
     route_to(call, pd.route, pd.rule, pd.reason);
     call->decision.by_policy = true;
     call->decision.pseudonymize = pd.pseudonymize;
+    stay_in_conversation(call, &sig);
     return 0;
 }
 

@@ -34,6 +34,7 @@ typedef struct gw_classifier gw_classifier;
 typedef struct gw_classification gw_classification;
 typedef struct gw_clients gw_clients;
 typedef struct gw_pseudo gw_pseudo;
+typedef struct gw_sticky gw_sticky;
 
 struct gw_backends {
     struct gw_local *local;    /* NULL without a local model */
@@ -42,6 +43,7 @@ struct gw_backends {
     gw_classifier *classifier; /* detectors and heads (classify.c) */
     struct pol_policy *policy; /* routing rules (decide.c) */
     gw_clients *clients;       /* keys, rate limits, budgets (clients.c) */
+    gw_sticky *sticky;         /* conversations' tiers (sticky.c); NULL when off */
     gw_admin_keys *admin;      /* who may read the admin endpoints (admin.c) */
     bool ledger_required;      /* a degraded ledger makes /readyz say not ready */
 };

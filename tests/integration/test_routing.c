@@ -183,6 +183,61 @@ static void test_sensitive_never_leaves_for_external(void **state)
     assert_int_equal(fake_count(&fake, "123-45-6789"), 1);
 }
 
+/* A conversation that reached the frontier stays there for an easy
+ * follow-up; one that became sensitive comes home. */
+#define HARD "Find all zeros in the indicated finite field of the given polynomial with coefficients in that field. x^5 + 3x^3 + x^2 + 2x in Z_5"
+
+static void turn(const char *messages, const char *route, const char *rule)
+{
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"model\":\"auto\",\"max_tokens\":4,\"messages\":[%s]}", messages);
+    long status;
+    http_response raw;
+    cJSON *j = post("/v1/chat/completions", body, &status, &raw);
+    assert_int_equal(status, 200);
+    char h[64];
+    assert_string_equal(http_header(&raw, "X-Junction-Route", h, sizeof(h)), route);
+    if (rule) assert_string_equal(http_header(&raw, "X-Junction-Rule", h, sizeof(h)), rule);
+    cJSON_Delete(j);
+    http_response_free(&raw);
+}
+
+static void test_conversations_stay_put(void **state)
+{
+    (void)state;
+    /* the easy question alone stays local */
+    turn("{\"role\":\"user\",\"content\":\"thanks, what colour is the sky?\"}", "local", NULL);
+    /* the hard one goes out; its follow-up (easy on its own) stays with it */
+    turn("{\"role\":\"user\",\"content\":\"" HARD "\"}", "frontier", "hard-to-frontier");
+    turn("{\"role\":\"user\",\"content\":\"" HARD "\"},{\"role\":\"assistant\",\"content\":\"0 and 4\"},"
+         "{\"role\":\"user\",\"content\":\"thanks, what colour is the sky?\"}",
+         "frontier", NULL);
+    /* the same conversation with a card number in it comes home */
+    turn("{\"role\":\"user\",\"content\":\"" HARD "\"},{\"role\":\"assistant\",\"content\":\"0 and 4\"},"
+         "{\"role\":\"user\",\"content\":\"thanks, what colour is the sky?\"},{\"role\":\"assistant\",\"content\":\"blue\"},"
+         "{\"role\":\"user\",\"content\":\"charge 4111 1111 1111 1111 for it\"}",
+         "local", NULL);
+    /* a client-named session sticks the same way */
+    const char *session[] = {"X-Junction-Session: s-42", NULL};
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", daemon_.url);
+    http_response r;
+    const char *hard = "{\"model\":\"auto\",\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"" HARD "\"}]}";
+    const char *easy = "{\"model\":\"auto\",\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi there\"}]}";
+    assert_int_equal(http_request("POST", url, hard, strlen(hard), session, &r), 0);
+    http_response_free(&r);
+    assert_int_equal(http_request("POST", url, easy, strlen(easy), session, &r), 0);
+    char h[64];
+    assert_string_equal(http_header(&r, "X-Junction-Route", h, sizeof(h)), "frontier");
+    assert_string_equal(http_header(&r, "X-Junction-Rule", h, sizeof(h)), "sticky");
+    http_response_free(&r);
+    /* another session is routed on its own */
+    const char *other[] = {"X-Junction-Session: s-43", NULL};
+    assert_int_equal(http_request("POST", url, easy, strlen(easy), other, &r), 0);
+    assert_string_equal(http_header(&r, "X-Junction-Route", h, sizeof(h)), "local");
+    http_response_free(&r);
+}
+
 /* on_sensitive: pseudonymize: the external upstream sees placeholders only,
  * and the client gets its values back, whole and streamed. */
 static void test_pseudonymized_round_trip(void **state)
@@ -237,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_answers_say_where_they_went),
         cmocka_unit_test(test_sensitive_never_leaves_for_external),
         cmocka_unit_test(test_pseudonymized_round_trip),
+        cmocka_unit_test(test_conversations_stay_put),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
