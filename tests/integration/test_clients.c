@@ -1,0 +1,224 @@
+/* test_clients.c: client keys, rate limits and budgets through the real
+ * daemon: keys made with the real `junction keys`, the fake frontier as a
+ * priced external upstream, the ledger read back with `junction audit`. */
+#include "testlib.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define MODELS JUNCTION_SHARED_DIR "/models/"
+
+static test_fake fake;
+static char dir[64], ledger[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/junction-clients-XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
+    return fake_start(&fake, NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_stop(&fake);
+    remove_tree(dir);
+    return 0;
+}
+
+/* `junction keys ARGS...` on the test's ledger; the key is the output's last line. */
+static void make_key(const char *const *args, char *key, size_t len)
+{
+    const char *argv[24] = {"keys"};
+    int n = 1;
+    for (int i = 0; args[i] && n < 20; i++) argv[n++] = args[i];
+    argv[n++] = "--db";
+    argv[n++] = ledger;
+    argv[n] = NULL;
+    char *out;
+    assert_int_equal(run_junction(argv, &out), 0);
+    size_t l = strlen(out);
+    while (l && out[l - 1] == '\n') out[--l] = '\0';
+    const char *last = strrchr(out, '\n');
+    snprintf(key, len, "%s", last ? last + 1 : out);
+    assert_true(!strncmp(key, "jk-", 3));
+    free(out);
+}
+
+static int start(test_daemon *d)
+{
+    char ups[512];
+    snprintf(ups, sizeof(ups),
+             "{\"name\":\"frontier\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"model\":\"gpt-fake\","
+             "\"zone\":\"external\",\"price_input_per_mtok\":10,\"price_output_per_mtok\":30,\"max_in_flight\":256}",
+             fake.port);
+    const char *args[] = {"--ledger", ledger, "--ledger-flush-ms", "20", "--upstream", ups, "--model",
+                          MODELS "stories260K.gguf", "--threads", "1", NULL};
+    return daemon_start(d, args, NULL);
+}
+
+static long chat(const test_daemon *d, const char *key, const char *model, const char *text, int max_tokens,
+                 http_response *raw)
+{
+    char url[128], auth[128], body[1024];
+    snprintf(url, sizeof(url), "%s/v1/chat/completions", d->url);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
+    snprintf(body, sizeof(body), "{\"model\":\"%s\",\"max_tokens\":%d,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             model, max_tokens, text);
+    const char *headers[] = {"Content-Type: application/json", key ? auth : NULL, NULL};
+    http_response r;
+    if (http_request("POST", url, body, strlen(body), headers, &r) != 0) return 0;
+    long status = r.status;
+    if (raw) *raw = r;
+    else http_response_free(&r);
+    return status;
+}
+
+static void stop(test_daemon *d)
+{
+    kill(d->pid, SIGTERM);
+    assert_int_equal(daemon_wait(d, 20), 0);
+    daemon_cleanup(d);
+}
+
+/* With a key in the database every API request needs one; health stays open. */
+static void test_keys_turn_auth_on(void **state)
+{
+    (void)state;
+    char acme[128];
+    const char *args[] = {"add", "--tenant", "acme", "--name", "ci", NULL};
+    make_key(args, acme, sizeof(acme));
+    test_daemon d;
+    assert_int_equal(start(&d), 0);
+    assert_int_equal(chat(&d, NULL, "local", "hello", 2, NULL), 401);
+    assert_int_equal(chat(&d, "jk-not-a-key", "local", "hello", 2, NULL), 401);
+    assert_int_equal(chat(&d, acme, "local", "hello", 2, NULL), 200);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/healthz", d.url);
+    http_response r;
+    assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    /* a key added while the daemon runs works within a second or so */
+    char late[128];
+    const char *more[] = {"add", "--tenant", "globex", NULL};
+    make_key(more, late, sizeof(late));
+    long status = 0;
+    for (int i = 0; i < 40 && status != 200; i++) {
+        status = chat(&d, late, "local", "hello", 2, NULL);
+        if (status != 200) usleep(100000);
+    }
+    assert_int_equal(status, 200);
+    stop(&d);
+}
+
+/* requests per minute: the third within the minute gets 429 with the headers */
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    char key[128];
+    const char *args[] = {"add", "--tenant", "limited", "--rpm", "2", NULL};
+    make_key(args, key, sizeof(key));
+    test_daemon d;
+    assert_int_equal(start(&d), 0);
+    http_response r;
+    assert_int_equal(chat(&d, key, "local", "one", 2, &r), 200);
+    char h[64];
+    assert_string_equal(http_header(&r, "x-ratelimit-limit-requests", h, sizeof(h)), "2");
+    assert_string_equal(http_header(&r, "x-ratelimit-remaining-requests", h, sizeof(h)), "1");
+    http_response_free(&r);
+    assert_int_equal(chat(&d, key, "local", "two", 2, NULL), 200);
+    assert_int_equal(chat(&d, key, "local", "three", 2, &r), 429);
+    assert_non_null(http_header(&r, "Retry-After", h, sizeof(h)));
+    assert_true(atoi(h) >= 1);
+    assert_string_equal(http_header(&r, "x-ratelimit-remaining-requests", h, sizeof(h)), "0");
+    assert_non_null(strstr(r.body, "rate_limit_exceeded"));
+    http_response_free(&r);
+    stop(&d);
+}
+
+/* 64 requests at once against a daily budget that holds only some: no
+ * overshoot beyond what was reserved, and the ones refused say why. */
+typedef struct {
+    const test_daemon *d;
+    const char *key;
+    long status;
+} shot;
+
+static void *fire(void *arg)
+{
+    shot *s = arg;
+    s->status = chat(s->d, s->key, "frontier", "count these five words", 10, NULL);
+    return NULL;
+}
+
+static void test_budget_holds_under_concurrency(void **state)
+{
+    (void)state;
+    /* each request's worst case: ~6 prompt tokens x $10/M + 10 x $30/M = ~$0.00036 */
+    char key[128];
+    const char *args[] = {"add", "--tenant", "thrifty", "--budget-daily", "0.005", NULL};
+    make_key(args, key, sizeof(key));
+    test_daemon d;
+    assert_int_equal(start(&d), 0);
+    shot shots[64];
+    pthread_t th[64];
+    for (int i = 0; i < 64; i++) {
+        shots[i] = (shot){&d, key, 0};
+        pthread_create(&th[i], NULL, fire, &shots[i]);
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 64; i++) {
+        pthread_join(th[i], NULL);
+        ok += shots[i].status == 200;
+        refused += shots[i].status == 429;
+    }
+    fprintf(stderr, "64 at once on a $0.005 budget: %d answered, %d refused\n", ok, refused);
+    assert_int_equal(ok + refused, 64);
+    assert_true(ok > 0 && refused > 0);
+    stop(&d); /* commits every row */
+
+    /* what the ledger says the key spent stays within its budget */
+    const char *audit[] = {"audit", "--db", ledger, "--by", "tenant", "--format", "json", NULL};
+    char *out;
+    assert_int_equal(run_junction(audit, &out), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    const cJSON *groups = cJSON_GetObjectItem(j, "groups");
+    bool found = false;
+    for (int i = 0; i < cJSON_GetArraySize(groups); i++) {
+        const cJSON *g = cJSON_GetArrayItem(groups, i);
+        const cJSON *name = cJSON_GetObjectItem(g, "key"); /* the group's tenant */
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, "thrifty") != 0) continue;
+        found = true;
+        double spent = cJSON_GetObjectItem(g, "cost_usd")->valuedouble;
+        fprintf(stderr, "tenant thrifty spent $%.6f of $0.005 in %d requests\n", spent,
+                cJSON_GetObjectItem(g, "requests")->valueint);
+        assert_true(spent <= 0.005 + 1e-9);
+        assert_int_equal(cJSON_GetObjectItem(g, "requests")->valueint, 64); /* refused ones have rows too */
+    }
+    assert_true(found);
+    cJSON_Delete(j);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_turn_auth_on),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_budget_holds_under_concurrency),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
