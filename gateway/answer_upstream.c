@@ -115,12 +115,50 @@ static void reply_annotated(gw_call *call, const up_result *res)
     gw_reply_cjson(&call->r, res->status, body);
 }
 
+/* Causes that say the upstream is down, not that the request is wrong. */
+static bool upstream_down(up_cause c)
+{
+    static const up_cause down[] = {UP_E_CONNECT, UP_E_TIMEOUT, UP_E_UPSTREAM, UP_E_CIRCUIT_OPEN, UP_E_BUSY,
+                                    UP_E_RATE_LIMITED, UP_E_AUTH};
+    for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
+        if (c == down[i]) return true;
+    return false;
+}
+
+/* An "auto" request whose upstream failed before any byte reached the
+ * client is decided again without that upstream (the policy's "external
+ * down: local"); the zone gate applies to the new route as to any. */
+static bool fall_back(gw_call *call, const up_result *res)
+{
+    if (!call->decision.by_policy || call->pseudo || !upstream_down(res->error.cause) ||
+        call->n_excluded >= (int)(sizeof(call->excluded) / sizeof(call->excluded[0])))
+        return false;
+    char failed[64];
+    snprintf(failed, sizeof(failed), "%s", call->decision.upstream->name);
+    snprintf(call->excluded[call->n_excluded++], sizeof(call->excluded[0]), "%s", failed);
+    gw_api_error e;
+    if (gw_decide(call, NULL, &e) != 0) return false; /* the first error is the one the client gets */
+    size_t n = strlen(call->decision.reason);
+    snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; after %s failed (%s)", failed,
+             up_cause_name(res->error.cause));
+    gw_log(GW_LOG_WARN, "request %s: upstream %s failed (%s); falling back to %s", call->r.id, failed,
+           up_cause_name(res->error.cause),
+           call->decision.route == GW_ROUTE_LOCAL ? "local" : call->decision.upstream->name);
+    if (call->decision.route == GW_ROUTE_LOCAL) gw_answer_local(call);
+    else gw_answer_upstream(call);
+    return true;
+}
+
 static void forward_done(void *arg, const up_result *res)
 {
     forward *f = arg;
     gw_call *call = f->call;
     gw_request_unwatch_close(&call->r);
     gw_request_watch_output(&call->r, 0, NULL, NULL);
+    if (res->status != 200 && !f->streaming && fall_back(call, res)) {
+        free(f);
+        return;
+    }
     take_usage(call, res);
     if (res->status != 200) call->error_code = up_cause_name(res->error.cause);
     if (call->stream && (f->streaming || res->status == 200)) {

@@ -238,6 +238,29 @@ static void test_conversations_stay_put(void **state)
     http_response_free(&r);
 }
 
+/* "auto" sent to an upstream that fails before answering falls back (here
+ * to the local engine), and the answer says so. */
+static void test_failed_upstream_falls_back(void **state)
+{
+    (void)state;
+    long status;
+    http_response raw;
+    cJSON *j = post("/v1/chat/completions",
+                    "{\"model\":\"auto\",\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"" HARD " #fault:500\"}]}",
+                    &status, &raw);
+    assert_int_equal(status, 200);
+    char h[64];
+    assert_string_equal(http_header(&raw, "X-Junction-Route", h, sizeof(h)), "local");
+    assert_non_null(strstr(str(cJSON_GetObjectItem(j, "junction"), "reason"), "after frontier failed"));
+    cJSON_Delete(j);
+    http_response_free(&raw);
+    /* a client that named the upstream gets its error: nothing is rerouted behind its back */
+    j = post("/v1/chat/completions", "{\"model\":\"frontier\",\"messages\":[{\"role\":\"user\",\"content\":\"hi #fault:500\"}]}",
+             &status, NULL);
+    assert_int_equal(status, 502);
+    cJSON_Delete(j);
+}
+
 /* on_sensitive: pseudonymize: the external upstream sees placeholders only,
  * and the client gets its values back, whole and streamed. */
 static void test_pseudonymized_round_trip(void **state)
@@ -293,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_sensitive_never_leaves_for_external),
         cmocka_unit_test(test_pseudonymized_round_trip),
         cmocka_unit_test(test_conversations_stay_put),
+        cmocka_unit_test(test_failed_upstream_falls_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
