@@ -162,7 +162,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->log_level = GW_LOG_INFO;
     snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
     cfg->max_body_bytes = 1 << 20;
-    cfg->max_connections = 1024;
+    cfg->max_connections = 256;
     cfg->max_output_buffer_bytes = 4 << 20;
     cfg->request_timeout_s = 60;
     cfg->drain_timeout_s = 30;

@@ -201,6 +201,8 @@ static int refuse_unprotected(const gw_config *cfg, const gw_backends *b, char *
     return -1;
 }
 
+#define GW_BODY_SLACK (64 * 1024)
+
 int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg, gw_backends *backends,
                   char *err, size_t errlen)
 {
@@ -234,9 +236,11 @@ int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg
     if (gw_conns_new(&site->conns, srv->http, base, cfg->max_connections, err, errlen) != 0) goto fail;
     gw_conns_on_idle_change(site->conns, finish_drain_if_idle, srv);
 
-    /* Bodies up to twice the limit are read so the client gets our JSON 413;
-     * past that libevent stops reading and answers 413 itself. */
-    long long cap = cfg->max_body_bytes > (1LL << 29) ? (1LL << 30) : cfg->max_body_bytes * 2;
+    /* Bodies a little over the limit are read so the client gets our JSON
+     * 413; past that libevent stops reading and answers 413 itself. So the
+     * request bytes held at once are at most max_connections x
+     * (max_body_bytes + 64 KiB): 256 x 1.06 MiB = 272 MiB by default. */
+    long long cap = cfg->max_body_bytes + GW_BODY_SLACK;
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)cap);
     evhttp_set_max_headers_size(srv->http, 64 * 1024);
     struct timeval tv = {(time_t)cfg->request_timeout_s,
