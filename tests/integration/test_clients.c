@@ -213,12 +213,37 @@ static void test_budget_holds_under_concurrency(void **state)
     free(out);
 }
 
+/* Over its budget, an "auto" request goes to the free local engine; a
+ * request naming the priced upstream gets 429 budget_exceeded. */
+static void test_budget_switches_auto_to_local(void **state)
+{
+    (void)state;
+    char key[128];
+    const char *args[] = {"add", "--tenant", "frugal", "--budget-daily", "0.000001", NULL};
+    make_key(args, key, sizeof(key));
+    test_daemon d;
+    assert_int_equal(start(&d), 0);
+    http_response r;
+    const char *hard = "Find all zeros in the indicated finite field of the given polynomial with coefficients in that "
+                       "field. x^5 + 3x^3 + x^2 + 2x in Z_5";
+    assert_int_equal(chat(&d, key, "auto", hard, 4, &r), 200);
+    char h[64];
+    assert_string_equal(http_header(&r, "X-Junction-Route", h, sizeof(h)), "local");
+    assert_string_equal(http_header(&r, "X-Junction-Rule", h, sizeof(h)), "budget-exceeded");
+    http_response_free(&r);
+    assert_int_equal(chat(&d, key, "frontier", "hello", 4, &r), 429);
+    assert_non_null(strstr(r.body, "budget_exceeded"));
+    http_response_free(&r);
+    stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_turn_auth_on),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_budget_holds_under_concurrency),
+        cmocka_unit_test(test_budget_switches_auto_to_local),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
