@@ -229,6 +229,108 @@ static void handle_report(gw_request *r, bool spend)
 void gw_handle_admin_spend(gw_request *r) { handle_report(r, true); }
 void gw_handle_admin_requests(gw_request *r) { handle_report(r, false); }
 
+/* ---- /admin/budgets: keys and tenants with what they spent ---- */
+
+typedef struct {
+    gw_request r;
+    char path[GW_PATH_MAX];
+    pol_key *keys;
+    pol_tenant *tenants;
+    size_t n_keys, n_tenants;
+    char err[512];
+    bool failed, gone;
+} budgets_job;
+
+static void budgets_work(void *arg)
+{
+    budgets_job *j = arg;
+    pol_keyadmin *a = NULL;
+    j->failed = pol_keyadmin_open(&a, j->path, j->err, sizeof(j->err)) != 0 ||
+                pol_key_list(a, &j->keys, &j->n_keys, j->err, sizeof(j->err)) != 0 ||
+                pol_tenant_list(a, &j->tenants, &j->n_tenants, j->err, sizeof(j->err)) != 0;
+    pol_keyadmin_close(a);
+}
+
+static void budgets_gone(void *arg) { ((budgets_job *)arg)->gone = true; }
+
+/* usage in USD beside a budget's limits */
+static void add_usage(cJSON *o, gw_clients *c, pol_budget_scope scope, const char *name)
+{
+    pol_budget_usage u;
+    gw_clients_usage(c, scope, name, &u);
+    cJSON_AddNumberToObject(o, "day_spent_usd", (double)u.day_spent / 1e6);
+    cJSON_AddNumberToObject(o, "day_reserved_usd", (double)u.day_reserved / 1e6);
+    cJSON_AddNumberToObject(o, "month_spent_usd", (double)u.month_spent / 1e6);
+    cJSON_AddNumberToObject(o, "month_reserved_usd", (double)u.month_reserved / 1e6);
+}
+
+static void budgets_done(void *arg)
+{
+    budgets_job *j = arg;
+    if (j->gone) {
+        gw_request_log(&j->r, 499, 0);
+        gw_request_release_orphan(j->r.req);
+    } else if (j->failed) {
+        gw_request_unwatch_close(&j->r);
+        gw_api_error e;
+        gw_api_error_set(&e, 500, "server_error", "ledger_unavailable", NULL, "Cannot read the keys: %s", j->err);
+        gw_reply_error(&j->r, &e);
+    } else {
+        gw_request_unwatch_close(&j->r);
+        gw_clients *c = j->r.site->backends->clients;
+        const gw_config *cfg = j->r.site->cfg;
+        cJSON *root = cJSON_CreateObject();
+        cJSON *global = cJSON_AddObjectToObject(root, "global");
+        cJSON_AddNumberToObject(global, "budget_daily_usd", cfg->budgets.global_daily_usd);
+        cJSON_AddNumberToObject(global, "budget_monthly_usd", cfg->budgets.global_monthly_usd);
+        add_usage(global, c, POL_SCOPE_GLOBAL, "");
+        cJSON *tenants = cJSON_AddArrayToObject(root, "tenants");
+        for (size_t i = 0; i < j->n_tenants; i++) {
+            cJSON *t = pol_tenant_json(&j->tenants[i]);
+            add_usage(t, c, POL_SCOPE_TENANT, j->tenants[i].name);
+            cJSON_AddItemToArray(tenants, t);
+        }
+        cJSON *keys = cJSON_AddArrayToObject(root, "keys");
+        for (size_t i = 0; i < j->n_keys; i++) {
+            cJSON *k = pol_key_json(&j->keys[i]);
+            add_usage(k, c, POL_SCOPE_KEY, j->keys[i].id);
+            cJSON_AddItemToArray(keys, k);
+        }
+        gw_reply_cjson(&j->r, 200, root);
+    }
+    free(j->keys);
+    free(j->tenants);
+    free(j);
+}
+
+void gw_handle_admin_budgets(gw_request *r)
+{
+    if (!admin_allowed(r)) return;
+    gw_accounts *a = r->site->backends->accounts;
+    gw_api_error e;
+    if (!a->ledger_path[0]) {
+        gw_api_error_set(&e, 404, "invalid_request_error", "ledger_off", NULL,
+                         "The ledger is off (ledger.path \"off\"): there are no keys or budgets.");
+        gw_reply_error(r, &e);
+        return;
+    }
+    budgets_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        gw_api_error_set(&e, 500, "server_error", "out_of_memory", NULL, "junction ran out of memory");
+        gw_reply_error(r, &e);
+        return;
+    }
+    j->r = *r;
+    snprintf(j->path, sizeof(j->path), "%s", a->ledger_path);
+    if (gw_pool_submit(r->site->pool, budgets_work, budgets_done, j) != 0) {
+        free(j);
+        gw_api_error_set(&e, 503, "server_error", "shutting_down", NULL, "junction is shutting down.");
+        gw_reply_error(r, &e);
+        return;
+    }
+    gw_request_watch_close(&j->r, budgets_gone, j);
+}
+
 /* ---- /metrics: Prometheus text format ---- */
 
 static void metric_head(struct evbuffer *b, const char *name, const char *type, const char *help)

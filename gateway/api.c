@@ -117,6 +117,7 @@ static const route routes[] = {
     {"/v1/route", EVHTTP_REQ_POST, "POST", handle_route},
     {"/admin/spend", EVHTTP_REQ_GET, "GET", gw_handle_admin_spend},
     {"/admin/requests", EVHTTP_REQ_GET, "GET", gw_handle_admin_requests},
+    {"/admin/budgets", EVHTTP_REQ_GET, "GET", gw_handle_admin_budgets},
     {"/metrics", EVHTTP_REQ_GET, "GET", gw_handle_metrics},
     {"/dashboard", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},
     {"/dashboard/app.css", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", gw_handle_dashboard},

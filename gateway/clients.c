@@ -219,3 +219,8 @@ void gw_clients_settle(gw_clients *c, pol_budget_reservation *res, int64_t actua
 {
     if (res->open) pol_budget_settle(c->budget, res, actual_micro, pol_now_ms());
 }
+
+void gw_clients_usage(gw_clients *c, pol_budget_scope scope, const char *name, pol_budget_usage *out)
+{
+    pol_budget_usage_of(c->budget, scope, name, pol_now_ms(), out);
+}

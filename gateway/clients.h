@@ -33,4 +33,7 @@ pol_budget_status gw_clients_reserve(gw_clients *c, const pol_key *key, int64_t 
 /* The real cost replaces the reservation (no-op when none is open). */
 void gw_clients_settle(gw_clients *c, pol_budget_reservation *res, int64_t actual_micro);
 
+/* What a key, a tenant or everyone (name "") spent and holds reserved, today and this month. */
+void gw_clients_usage(gw_clients *c, pol_budget_scope scope, const char *name, pol_budget_usage *out);
+
 #endif

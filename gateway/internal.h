@@ -166,6 +166,7 @@ int gw_admin_keys_new(gw_admin_keys **out, const char *env_name, char *err, size
 void gw_admin_keys_free(gw_admin_keys *k);
 void gw_handle_admin_spend(gw_request *r);
 void gw_handle_admin_requests(gw_request *r);
+void gw_handle_admin_budgets(gw_request *r);
 void gw_handle_metrics(gw_request *r);
 
 /* ---- dashboard.c: GET /dashboard and its files (compiled in; docs/dashboard.md) ---- */

@@ -56,7 +56,10 @@ static void make_key(const char *const *args, char *key, size_t len)
     free(out);
 }
 
-static int start(test_daemon *d)
+static int start_env(test_daemon *d, const char *const *env);
+static int start(test_daemon *d) { return start_env(d, NULL); }
+
+static int start_env(test_daemon *d, const char *const *env)
 {
     char ups[512];
     snprintf(ups, sizeof(ups),
@@ -65,7 +68,7 @@ static int start(test_daemon *d)
              fake.port);
     const char *args[] = {"--ledger", ledger, "--ledger-flush-ms", "20", "--upstream", ups, "--model",
                           MODELS "stories260K.gguf", "--threads", "1", NULL};
-    return daemon_start(d, args, NULL);
+    return daemon_start(d, args, env);
 }
 
 static long chat(const test_daemon *d, const char *key, const char *model, const char *text, int max_tokens,
@@ -237,6 +240,42 @@ static void test_budget_switches_auto_to_local(void **state)
     stop(&d);
 }
 
+/* /admin/budgets: every tenant and key with its limits and what it spent,
+ * rebuilt from the ledger after a restart. */
+static void test_admin_budgets(void **state)
+{
+    (void)state;
+    const char *env[] = {"JUNCTION_ADMIN_KEYS=adm-secret-1", NULL};
+    test_daemon d;
+    assert_int_equal(start_env(&d, env), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/admin/budgets", d.url);
+    http_response r;
+    assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    http_response_free(&r);
+    const char *auth[] = {"Authorization: Bearer adm-secret-1", NULL};
+    assert_int_equal(http_request("GET", url, NULL, 0, auth, &r), 0);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    const cJSON *tenants = cJSON_GetObjectItem(j, "tenants");
+    bool found = false;
+    for (int i = 0; i < cJSON_GetArraySize(tenants); i++) {
+        const cJSON *t = cJSON_GetArrayItem(tenants, i);
+        if (strcmp(cJSON_GetObjectItem(t, "name")->valuestring, "thrifty") != 0) continue;
+        found = true;
+        /* the earlier test's spend, summed again from the ledger at start */
+        double spent = cJSON_GetObjectItem(t, "day_spent_usd")->valuedouble;
+        assert_true(spent > 0 && spent <= 0.005 + 1e-9);
+    }
+    assert_true(found);
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "keys")) >= 4);
+    assert_null(strstr(r.body, "jk-")); /* never a key's secret */
+    cJSON_Delete(j);
+    http_response_free(&r);
+    stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_budget_holds_under_concurrency),
         cmocka_unit_test(test_budget_switches_auto_to_local),
+        cmocka_unit_test(test_admin_budgets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
