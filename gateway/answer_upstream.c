@@ -191,6 +191,11 @@ static void forward_abandoned(void *arg)
 {
     forward *f = arg;
     gw_call *call = f->call;
+    up_usage u;
+    up_usage_so_far(f->up, &u); /* priced as delivered */
+    call->prompt_tokens = u.prompt_tokens;
+    call->completion_tokens = u.completion_tokens;
+    call->usage_estimated = u.estimated;
     up_cancel(f->up);
     int status = 499;
     if (call->r.site->drain_cut) {

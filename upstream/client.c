@@ -347,11 +347,33 @@ static int client_status(const up_error *e)
     return e->cause == UP_E_REJECTED && e->upstream_status ? e->upstream_status : up_cause_status(e->cause);
 }
 
-/* Answer with r->err. */
+/* What a stream delivered: the upstream's counts when it sent them, else
+ * counted from the text (about 4 bytes a token), marked estimated. */
+static up_usage delivered_usage(const up_request *r, bool complete)
+{
+    up_usage u = r->st.usage;
+    long counted = (long)(r->st.text_bytes + 3) / 4;
+    if (!r->st.have_usage) {
+        u.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
+        u.completion_tokens = counted;
+        u.estimated = true;
+    } else if (!complete && counted > u.completion_tokens) {
+        /* a stream cut short: the counts it sent at its start (Anthropic's
+         * message_start) are behind what it delivered since */
+        u.completion_tokens = counted;
+        u.estimated = true;
+    }
+    return u;
+}
+
+void up_usage_so_far(const up_request *r, up_usage *out) { *out = delivered_usage(r, false); }
+
+/* Answer with r->err. A stream that broke after bytes reached the client
+ * reports what it delivered, so the ledger prices what was sent. */
 static void fail_request(up_request *r)
 {
     up_result res = {.status = client_status(&r->err), .error = r->err, .attempts = r->attempt,
-                     .stream_broken = r->chunk_sent, .usage = r->st.usage};
+                     .stream_broken = r->chunk_sent, .usage = r->chunk_sent ? delivered_usage(r, false) : r->st.usage};
     scrub(res.error.message, r->u->key);
     scrub(res.error.param, r->u->key);
     char *body = up_print(up_error_json(&res.error));
@@ -373,12 +395,7 @@ static void succeed(up_request *r, const char *body, size_t len, const up_usage 
 /* A stream ended well: the usage chunk if the client asked, then done. */
 static void stream_succeeded(up_request *r)
 {
-    up_usage u = r->st.usage;
-    if (!r->st.have_usage) {
-        u.prompt_tokens = (long)(r->prompt_chars + 3) / 4;
-        u.completion_tokens = (long)(r->st.text_bytes + 3) / 4;
-        u.estimated = true;
-    }
+    up_usage u = delivered_usage(r, true);
     if (r->include_usage) {
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "id", r->st.id);

@@ -177,6 +177,10 @@ typedef struct up_request up_request;
 up_request *up_start(up_client *c, const char *def_name, const struct cJSON *request,
                      const up_callbacks *cb, void *arg);
 
+/* What the request has delivered so far (for a client that leaves mid-
+ * stream): the upstream's counts, or counted from the text, estimated. */
+void up_usage_so_far(const up_request *r, up_usage *out);
+
 /* Abandon a request (the client went away): its transfer is stopped and no
  * callback follows. */
 void up_cancel(up_request *r);
