@@ -17,7 +17,11 @@
 #include <string.h>
 
 struct gw_clients {
-    pol_keys *keys;                  /* NULL with the ledger off: no keys, no auth */
+    char path[GW_PATH_MAX];          /* the ledger file the keys live in ("" = off: no keys, no auth) */
+    int64_t version;                 /* the keys' version the snapshot holds (-1: none loaded) */
+    int64_t loaded_version;          /* what a load just read (a worker's, taken by the loop) */
+    bool unreadable;                 /* the keys could not be read: refuse every client until they can */
+    bool check_failing;              /* the change check fails (logged once) */
     pol_keys_snapshot *snapshot;
     pol_keys_snapshot *incoming;     /* loaded by a worker, swapped in on the loop */
     pol_budget *budget;
@@ -26,6 +30,21 @@ struct gw_clients {
     struct event *reload_timer;
     bool reload_running;
 };
+
+/* The keys as they are now, through a connection opened for it and closed
+ * at once: between reloads the daemon holds no second connection on the
+ * ledger's file (the writer's own faults stay visible to it). Any thread. */
+static int load_keys(gw_clients *c, pol_keys_snapshot **out, char *err, size_t errlen)
+{
+    pol_keys *ks;
+    int64_t version;
+    if (pol_keys_version(c->path, &version, err, errlen) != 0 || pol_keys_open(&ks, c->path, err, errlen) != 0)
+        return -1;
+    int rc = pol_keys_snapshot_load(ks, out, err, errlen);
+    pol_keys_close(ks);
+    if (rc == 0) c->loaded_version = version;
+    return rc;
+}
 
 int gw_clients_new(gw_clients **out, struct event_base *base, const gw_config *cfg, const char *ledger_path, char *err,
                    size_t errlen)
@@ -45,15 +64,27 @@ int gw_clients_new(gw_clients **out, struct event_base *base, const gw_config *c
         snprintf(err, errlen, "budgets: %s", inner);
         goto fail;
     }
-    if (ledger_path[0]) {
-        /* the ledger opened (and migrated) the file already */
-        if (pol_keys_open(&c->keys, ledger_path, inner, sizeof(inner)) != 0 ||
-            pol_keys_snapshot_load(c->keys, &c->snapshot, inner, sizeof(inner)) != 0 ||
-            pol_budget_rebuild(c->budget, ledger_path, pol_now_ms(), inner, sizeof(inner)) != 0) {
-            snprintf(err, errlen, "client keys in %s: %s", ledger_path, inner);
-            goto fail;
-        }
+    snprintf(c->path, sizeof(c->path), "%s", ledger_path);
+    /* The ledger opened (and migrated) the file already. When it cannot be
+     * read (a corrupt or locked file: the ledger runs degraded), a daemon
+     * reachable from other machines fails closed (no client is let in until
+     * the keys can be read again); on loopback it goes on as without keys,
+     * as protected mode allows. */
+    char host[256];
+    unsigned short port;
+    bool loopback = gw_listen_parse(cfg->listen, host, sizeof(host), &port, inner, sizeof(inner)) == 0 &&
+                    (!strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1"));
+    c->version = -1;
+    if (ledger_path[0] && load_keys(c, &c->snapshot, inner, sizeof(inner)) != 0) {
+        c->unreadable = !loopback;
+        gw_log(GW_LOG_ERROR, "client keys in %s cannot be read (%s): %s", ledger_path, inner,
+               loopback ? "serving loopback clients without keys until they can"
+                        : "every API request gets 503 until they can");
+    } else {
+        c->version = c->loaded_version;
     }
+    if (ledger_path[0] && !c->unreadable && pol_budget_rebuild(c->budget, ledger_path, pol_now_ms(), inner, sizeof(inner)) != 0)
+        gw_log(GW_LOG_WARN, "budgets: cannot sum today's spend from the ledger (%s): counting from zero", inner);
     (void)base;
     *out = c;
     return 0;
@@ -68,26 +99,28 @@ void gw_clients_free(gw_clients *c)
     if (c->reload_timer) event_free(c->reload_timer);
     pol_keys_snapshot_free(c->snapshot);
     pol_keys_snapshot_free(c->incoming);
-    pol_keys_close(c->keys);
     pol_budget_free(c->budget);
     pol_rate_free(c->rate);
     free(c);
 }
 
-bool gw_clients_auth_on(const gw_clients *c) { return c->snapshot && pol_keys_count(c->snapshot) > 0; }
+bool gw_clients_auth_on(const gw_clients *c) { return c->unreadable || (c->snapshot && pol_keys_count(c->snapshot) > 0); }
 
 /* ---- reloading: a worker checks the database, the loop swaps ---- */
 
 static void reload_work(void *arg)
 {
     gw_clients *c = arg;
-    bool changed = false;
     char err[256];
-    if (pol_keys_changed(c->keys, &changed, err, sizeof(err)) != 0) {
-        gw_log(GW_LOG_WARN, "client keys: cannot check for changes: %s", err);
+    int64_t version;
+    if (pol_keys_version(c->path, &version, err, sizeof(err)) != 0) {
+        if (!c->check_failing) gw_log(GW_LOG_WARN, "client keys: cannot check for changes: %s", err);
+        c->check_failing = true; /* once per failing spell, not every second */
         return;
     }
-    if (changed && pol_keys_snapshot_load(c->keys, &c->incoming, err, sizeof(err)) != 0)
+    c->check_failing = false;
+    if (version == c->version && !c->unreadable) return;
+    if (load_keys(c, &c->incoming, err, sizeof(err)) != 0)
         gw_log(GW_LOG_WARN, "client keys: cannot reload: %s (the previous keys stay in force)", err);
 }
 
@@ -100,6 +133,8 @@ static void reload_done(void *arg)
     pol_keys_snapshot_free(c->snapshot); /* requests copied what they need from it */
     c->snapshot = c->incoming;
     c->incoming = NULL;
+    c->version = c->loaded_version;
+    c->unreadable = false;
     gw_log(GW_LOG_INFO, "client keys reloaded: %zu active (were %zu)", pol_keys_count(c->snapshot), before);
 }
 
@@ -114,7 +149,7 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 
 int gw_clients_start(gw_clients *c, struct event_base *base, gw_pool *pool)
 {
-    if (!c->keys) return 0;
+    if (!c->path[0]) return 0;
     c->pool = pool;
     struct timeval second = {1, 0};
     c->reload_timer = event_new(base, -1, EV_PERSIST, reload_tick, c);
@@ -133,6 +168,13 @@ int gw_clients_identify(gw_clients *c, gw_request *r, pol_key *out, bool *anonym
 {
     *anonymous = !gw_clients_auth_on(c);
     if (*anonymous) return 0;
+    if (c->unreadable) {
+        gw_api_error_set(e, 503, "server_error", "keys_unavailable", NULL,
+                         "junction cannot read its client keys (the ledger database is failing; see /readyz), so "
+                         "it lets no client in; retry shortly.");
+        gw_request_add_header(r, "Retry-After", "5");
+        return -1;
+    }
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
     const pol_key *k = NULL;
     if (auth && !strncasecmp(auth, "Bearer ", 7)) k = pol_keys_lookup(c->snapshot, auth + 7, strlen(auth + 7));

@@ -344,6 +344,15 @@ void pol_keys_close(pol_keys *ks)
     free(ks);
 }
 
+int pol_keys_version(const char *path, int64_t *version, char *err, size_t errlen)
+{
+    pol_keydb *db;
+    if (pol_keydb_open(&db, path, false, err, errlen) != 0) return -1;
+    int rc = pol_keydb_keys_version(db, version, err, errlen);
+    pol_keydb_close(db);
+    return rc;
+}
+
 int pol_keys_changed(pol_keys *ks, bool *changed, char *err, size_t errlen)
 {
     *changed = false;

@@ -555,6 +555,10 @@ void pol_keys_close(pol_keys *ks);
  * since open, when none was loaded). Cheap: a pragma read, and one indexed
  * row when another connection wrote anything; call it every second. */
 int pol_keys_changed(pol_keys *ks, bool *changed, char *err, size_t errlen);
+/* The keys' version counter (bumped by every change), read through a
+ * connection opened and closed for it: a daemon that polls this keeps no
+ * second connection on the ledger's file between its reloads. */
+int pol_keys_version(const char *path, int64_t *version, char *err, size_t errlen);
 /* Load the keys that are not revoked and all tenants. *out is the caller's
  * (pol_keys_snapshot_free). */
 int pol_keys_snapshot_load(pol_keys *ks, pol_keys_snapshot **out, char *err, size_t errlen);
