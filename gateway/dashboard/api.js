@@ -16,7 +16,9 @@ export const key = {
   clear: () => sessionStorage.removeItem(KEY_NAME),
 };
 
-async function call(method, path, body) {
+// `refused`, when given, is the message for a 401 that must not sign the
+// operator out (the key works for /admin/* but is not a client key).
+async function call(method, path, body, refused) {
   const k = key.get();
   if (!k) throw new AuthError("no admin key");
   const res = await fetch(path, {
@@ -27,6 +29,7 @@ async function call(method, path, body) {
     credentials: "omit",
     referrerPolicy: "no-referrer",
   });
+  if (res.status === 401 && refused) throw new Error(refused);
   if (res.status === 401) {
     key.clear();
     throw new AuthError("the admin key was refused");
@@ -62,8 +65,18 @@ export async function requests(range, max) {
   }
 }
 
+// GET /admin/budgets: {global, tenants:[...], keys:[...]}, each with its
+// daily and monthly limits and what it spent and holds reserved today and
+// this month (UTC), whatever the range.
+export const budgets = () => call("GET", "/admin/budgets");
+
 // POST /v1/route: how the policy would route a prompt, without generating.
-export const route = (text) => call("POST", "/v1/route", { model: "auto", messages: [{ role: "user", content: text }] });
+// Once client keys exist, /v1/* takes only those: an admin key from
+// JUNCTION_ADMIN_KEYS reads every view but cannot try a prompt, which is
+// said here instead of signing out.
+export const route = (text) => call("POST", "/v1/route", { model: "auto", messages: [{ role: "user", content: text }] },
+  "POST /v1/route refused this key: client keys are on, and trying a prompt needs a client key made with " +
+  "`junction keys add --admin` (an admin key from JUNCTION_ADMIN_KEYS reads the other views only).");
 
 // GET /metrics, the upstreams' lines: [{name, breaker, in_flight, errors}].
 export async function upstreams() {

@@ -1,7 +1,7 @@
 // app.js: the dashboard's frame: sign-in, time range, views, live refresh.
 //
 // One snapshot of the admin endpoints per refresh (spend by route, tenant
-// and key; the decisions in the range; upstream health) feeds every view,
+// and key; the decisions in the range; upstream health; budgets) feeds every view,
 // so the numbers on all views agree with each other. Without a key the
 // page shows only the sign-in form and requests nothing.
 
@@ -40,11 +40,11 @@ function currentRange() {
 
 async function snapshot() {
   const range = currentRange();
-  const [byRoute, byTenant, byKey, decisions, ups] = await Promise.all([
+  const [byRoute, byTenant, byKey, decisions, ups, budgets] = await Promise.all([
     api.spend(range, "route"), api.spend(range, "tenant"), api.spend(range, "key"),
-    api.requests(range, MAX_ROWS), api.upstreams(),
+    api.requests(range, MAX_ROWS), api.upstreams(), api.budgets(),
   ]);
-  return { range, spend: byRoute, byRoute, byTenant, byKey, rows: decisions.rows, capped: decisions.capped, upstreams: ups };
+  return { range, spend: byRoute, byRoute, byTenant, byKey, rows: decisions.rows, capped: decisions.capped, upstreams: ups, budgets };
 }
 
 function showError(message) {

@@ -9,19 +9,20 @@
 import { bucketize, chartBox, lines, stacked } from "./charts.js";
 import { count, el, fill, ms, ruleOf, share, usd } from "./format.js";
 
-// A table from column definitions: {title, num?, cell(row) -> text|Node}.
-export function table(columns, rows, empty = "Nothing in this range.") {
+// A table from column definitions: {title, num?, cell(row) -> text|Node};
+// rowAttrs(row), when given, gives each row's attributes.
+export function table(columns, rows, empty = "Nothing in this range.", rowAttrs = () => ({})) {
   const head = el("tr", {}, columns.map((c) => el("th", { class: c.num ? "num" : null, scope: "col" }, c.title)));
   const body = rows.length
-    ? rows.map((r) => el("tr", {}, columns.map((c) => el("td", { class: c.num ? "num" : null, "data-label": c.title }, c.cell(r)))))
+    ? rows.map((r) => el("tr", rowAttrs(r), columns.map((c) => el("td", { class: c.num ? "num" : null, "data-label": c.title }, c.cell(r)))))
     : [el("tr", {}, el("td", { colspan: columns.length, class: "muted" }, empty))];
   return el("div", { class: "table-wrap" }, el("table", { class: "data" }, el("thead", {}, head), el("tbody", {}, body)));
 }
 
 // A horizontal bar for a share 0..1 (its width set through the CSSOM, which
 // the Content-Security-Policy allows, unlike style attributes).
-function bar(fraction) {
-  const inner = el("span", { class: "bar-fill" });
+function bar(fraction, level) {
+  const inner = el("span", { class: level ? `bar-fill ${level}` : "bar-fill" });
   inner.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
   return el("span", { class: "bar" }, inner);
 }
@@ -120,11 +121,88 @@ function topBySpend(groups, name) {
   ], sorted);
 }
 
+// ---- budgets (/admin/budgets): today and this month in UTC, whatever the range ----
+
+const WARN_AT = 0.8;   // amber from here (the default budgets.soft_fraction), red at the limit
+const limitField = { day: "budget_daily_usd", month: "budget_monthly_usd" };
+
+// What one budget holder (global, a tenant, a key) has used of one period's
+// limit: spent + reserved (requests in flight hold their worst case), in
+// dollars rounded to the micro-dollar the server counts in; `limit` 0 is none.
+export function budgetUse(o, period) {
+  const spent = Number(o[`${period}_spent_usd`]) || 0;
+  const reserved = Number(o[`${period}_reserved_usd`]) || 0;
+  const used = Math.round((spent + reserved) * 1e6) / 1e6;
+  const limit = Number(o[limitField[period]]) || 0;
+  return { spent, reserved, used, limit, fraction: limit > 0 ? used / limit : null };
+}
+
+// A share used, never "0%" when something was used: "<0.1%".
+const usedShare = (f) => (f > 0 && f < 0.001 ? `<${share(0.001)}` : share(f));
+
+// One period's use as text and a bar: "$0.0312 of $0.05 · 62.4%", or
+// "$0.0312 used · no budget"; spent and reserved below.
+function meter(o, period) {
+  const u = budgetUse(o, period);
+  const level = u.fraction === null ? null : u.fraction >= 1 ? "over" : u.fraction >= WARN_AT ? "warn" : null;
+  return el("div", {
+    class: level ? `meter ${level}` : "meter", "data-period": period,
+    "data-used": u.used, "data-limit": u.limit, "data-share": u.fraction ?? "",
+  },
+  el("div", { class: "meter-head" },
+    el("span", { class: "meter-used" }, usd(u.used)),
+    u.limit > 0 ? " of " : " used · ",
+    el("span", { class: "meter-limit" }, u.limit > 0 ? usd(u.limit) : "no budget"),
+    u.limit > 0 ? el("span", { class: "meter-share" }, usedShare(u.fraction)) : null),
+  u.limit > 0 ? bar(u.fraction, level) : null,
+  el("div", { class: "meter-detail" }, `${usd(u.spent)} spent + ${usd(u.reserved)} reserved`));
+}
+
+// The tightest share used of either period (-1 with no budget): the most
+// pressed first.
+const pressure = (o) => Math.max(budgetUse(o, "day").fraction ?? -1, budgetUse(o, "month").fraction ?? -1);
+const byPressure = (name) => (a, b) => pressure(b) - pressure(a) || budgetUse(b, "month").used - budgetUse(a, "month").used ||
+  String(name(a)).localeCompare(String(name(b)));
+
+function budgetCards(b) {
+  if (!b) return [];
+  const g = b.global || {};
+  const global = Number(g.budget_daily_usd) > 0 || Number(g.budget_monthly_usd) > 0
+    ? el("section", { class: "card", id: "budget-global" }, el("h3", {}, "Global budget"),
+      el("div", { class: "meters" },
+        el("div", {}, el("div", { class: "kpi-label" }, "Today (UTC)"), meter(g, "day")),
+        el("div", {}, el("div", { class: "kpi-label" }, "This month (UTC)"), meter(g, "month"))))
+    : null;
+  const note = el("p", { class: "muted" },
+    "Today and this month in UTC, whatever the range: spent plus reserved (requests in flight hold their worst-case cost) against each limit.");
+  const tenantRows = [...(b.tenants || [])].sort(byPressure((t) => t.name));
+  const keyRows = (b.keys || []).filter((k) => k.revoked_ms === null || k.revoked_ms === undefined).sort(byPressure((k) => k.name || k.id));
+  return [
+    global,
+    el("section", { class: "card", id: "tenant-budgets" }, el("h3", {}, "Tenant budgets"), note,
+      table([
+        { title: "Tenant", cell: (t) => t.name },
+        { title: "Today", cell: (t) => meter(t, "day") },
+        { title: "This month", cell: (t) => meter(t, "month") },
+      ], tenantRows, "No tenant has been made (junction keys tenant).", (t) => ({ "data-tenant": t.name }))),
+    el("section", { class: "card", id: "key-budgets" }, el("h3", {}, "Key budgets"), note.cloneNode(true),
+      table([
+        { title: "Key", cell: (k) => el("span", { class: "key-name" }, k.name || "(no name)", " ", el("code", { class: "muted" }, k.id)) },
+        { title: "Tenant", cell: (k) => k.tenant },
+        { title: "Today", cell: (k) => meter(k, "day") },
+        { title: "This month", cell: (k) => meter(k, "month") },
+      ], keyRows, "No key has been made (junction keys add).", (k) => ({ "data-key": k.id }))),
+  ];
+}
+
 export function tenants(root, snap) {
+  const [global, ...budgets] = budgetCards(snap.budgets);
   fill(root,
+    global,
     el("div", { class: "grid2" },
       el("section", { class: "card", id: "top-tenants" }, el("h3", {}, "Top tenants by spend"), topBySpend(snap.byTenant.groups, "Tenant")),
-      el("section", { class: "card", id: "top-keys" }, el("h3", {}, "Top keys by spend"), topBySpend(snap.byKey.groups, "Key"))));
+      el("section", { class: "card", id: "top-keys" }, el("h3", {}, "Top keys by spend"), topBySpend(snap.byKey.groups, "Key"))),
+    budgets);
 }
 
 export function upstreams(root, snap) {

@@ -4,8 +4,10 @@
 // tests/integration/test_dashboard.c, which starts it and runs this file
 // with `node --test`.
 //
-// env: JUNCTION_URL, JUNCTION_ADMIN_KEY, JUNCTION_SEEDED_REQUESTS (rows in
-// the last day), DASHBOARD_SHOTS (folder for the screenshots), CHROMIUM.
+// env: JUNCTION_URL, JUNCTION_ADMIN_KEY (an admin client key: client keys
+// are on), JUNCTION_ENV_ADMIN_KEY (one from JUNCTION_ADMIN_KEYS, not a client
+// key), JUNCTION_SEEDED_REQUESTS (rows in the last day), DASHBOARD_SHOTS
+// (folder for the screenshots), CHROMIUM.
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
@@ -13,6 +15,7 @@ import puppeteer from "puppeteer-core";
 
 const base = process.env.JUNCTION_URL;
 const adminKey = process.env.JUNCTION_ADMIN_KEY;
+const envAdminKey = process.env.JUNCTION_ENV_ADMIN_KEY;
 const seeded = Number(process.env.JUNCTION_SEEDED_REQUESTS);
 const shots = process.env.DASHBOARD_SHOTS;
 const sizes = { laptop: { width: 1366, height: 900 }, phone: { width: 390, height: 844, isMobile: true, hasTouch: true } };
@@ -50,7 +53,7 @@ async function signIn(page, k = adminKey) {
   const loaded = await page.evaluate(() => Number(document.body.dataset.loaded || 0));
   await page.type("#login-key", k);
   await page.click("#login-form button[type=submit]");
-  if (k === adminKey)
+  if (k === adminKey || k === envAdminKey)
     await page.waitForFunction((n) => Number(document.body.dataset.loaded || 0) > n, { timeout: 30000 }, loaded);
 }
 
@@ -158,6 +161,80 @@ test("tenant names are shown as text, never run as markup", async () => {
   await close();
 });
 
+// What the Tenants view must show for one budget holder and period, from
+// /admin/budgets: spent + reserved (to the micro-dollar) against the limit.
+const pct = (v) => new Intl.NumberFormat("en-US", { style: "percent", maximumFractionDigits: 1 }).format(v);
+function wantMeter(o, period) {
+  const spent = Number(o[`${period}_spent_usd`]), reserved = Number(o[`${period}_reserved_usd`]);
+  const limit = Number(o[period === "day" ? "budget_daily_usd" : "budget_monthly_usd"]);
+  const used = Math.round((spent + reserved) * 1e6) / 1e6;
+  return {
+    period, used: usd(used), limit: limit > 0 ? usd(limit) : "no budget",
+    share: !(limit > 0) ? null : used > 0 && used / limit < 0.001 ? "<0.1%" : pct(used / limit),
+    detail: `${usd(spent)} spent + ${usd(reserved)} reserved`,
+    width: limit > 0 ? Math.min(1, used / limit) * 100 : null,   // the bar's width, %
+  };
+}
+const readMeters = (root) => [...root.querySelectorAll(".meter")].map((m) => ({
+  period: m.dataset.period,
+  used: m.querySelector(".meter-used").textContent,
+  limit: m.querySelector(".meter-limit").textContent,
+  share: m.querySelector(".meter-share")?.textContent ?? null,
+  detail: m.querySelector(".meter-detail").textContent,
+  width: m.querySelector(".bar-fill") ? parseFloat(m.querySelector(".bar-fill").style.width) : null,
+}));
+// The bars' widths equal to a hundredth of a percent (the CSSOM rounds
+// them), then the widths wanted stand in for those shown.
+function sameWidths(shown, want) {
+  for (let i = 0; i < Math.min(shown.length, want.length); i++) {
+    const [a, b] = [shown[i].width, want[i].width];
+    assert.ok(a === b || (a !== null && b !== null && Math.abs(a - b) < 0.01), `bar width ${a}% for ${b}%`);
+    shown[i].width = b;
+  }
+  return shown;
+}
+
+test("tenants: the budgets shown equal /admin/budgets", async () => {
+  const { page, problems, close } = await open();
+  await signIn(page);
+  await show(page, "tenants");
+  const want = await admin("/admin/budgets");
+  const shown = await page.evaluate(`(() => {
+    const readMeters = ${readMeters.toString()};
+    const g = document.querySelector("#budget-global");
+    return {
+      global: g ? readMeters(g) : null,
+      tenants: [...document.querySelectorAll("#tenant-budgets tbody tr[data-tenant]")].map((tr) => [tr.dataset.tenant, tr.cells[0].textContent, readMeters(tr)]),
+      keys: [...document.querySelectorAll("#key-budgets tbody tr[data-key]")].map((tr) => [tr.dataset.key, tr.cells[1].textContent, readMeters(tr)]),
+    };
+  })()`);
+  // the seeded budgets (tests/integration/test_dashboard.c), as the server reports them
+  const tenant = (n) => want.tenants.find((t) => t.name === n);
+  assert.equal(Number(want.global.budget_daily_usd), 25);
+  assert.equal(Number(tenant("acme").budget_daily_usd), 0.05);
+  assert.equal(Number(tenant("globex").budget_daily_usd), 0);
+  assert.equal(Number(tenant("globex").budget_monthly_usd), 0.04);
+  const ci = want.keys.find((k) => k.name === "ci");
+  assert.equal(Number(ci.budget_daily_usd), 0.02);
+
+  const meters = (o) => [wantMeter(o, "day"), wantMeter(o, "month")];
+  assert.deepEqual(sameWidths(shown.global, meters(want.global)), meters(want.global));
+  const byName = (list) => Object.fromEntries(list.map(([name, ...rest]) => [name, rest]));
+  const wantTenants = byName(want.tenants.map((t) => [t.name, t.name, meters(t)]));
+  const wantKeys = byName(want.keys.filter((k) => k.revoked_ms === null).map((k) => [k.id, k.tenant, meters(k)]));
+  const shownTenants = byName(shown.tenants), shownKeys = byName(shown.keys);
+  for (const [name, [, m]] of Object.entries(shownTenants)) if (wantTenants[name]) sameWidths(m, wantTenants[name][1]);
+  for (const [id, [, m]] of Object.entries(shownKeys)) if (wantKeys[id]) sameWidths(m, wantKeys[id][1]);
+  assert.deepEqual(shownTenants, wantTenants);
+  assert.deepEqual(shownKeys, wantKeys);
+  // spelled out once, for a person reading a failure
+  assert.equal(shownTenants.acme[1][0].limit, "$0.05");
+  assert.equal(shownTenants.ops[1][1].limit, "no budget");
+  assert.equal(shownKeys[ci.id][1][0].limit, "$0.02");
+  assert.deepEqual(problems, []);
+  await close();
+});
+
 test("filters change the table, and a request's detail never shows its prompt", async () => {
   const { page, close } = await open();
   await signIn(page);
@@ -227,6 +304,22 @@ test("try a prompt shows the findings and the route, without generating", async 
   await close();
 });
 
+test("an admin key that is not a client key reads the views, and trying a prompt says why it cannot", async () => {
+  assert.ok(envAdminKey, "JUNCTION_ENV_ADMIN_KEY must be set");
+  const { page, close } = await open();
+  await signIn(page, envAdminKey);
+  await show(page, "tenants");
+  assert.ok((await page.$$eval("#tenant-budgets tbody tr[data-tenant]", (n) => n.length)) > 0);
+  await show(page, "try");
+  await page.type("#try-input", prompt);
+  await page.click("#try-form button[type=submit]");
+  await page.waitForSelector("#try-result .error");
+  assert.match(await text(page, "#try-result .error"), /client key/);
+  assert.equal(await page.$eval("#app", (e) => e.hidden), false, "signed out");
+  assert.equal(await page.evaluate(() => sessionStorage.length), 1);
+  await close();
+});
+
 test("a screenshot of each view, at laptop and phone width", async () => {
   for (const size of Object.keys(sizes)) {
     const { page, problems, close } = await open(size);
@@ -244,6 +337,7 @@ test("a screenshot of each view, at laptop and phone width", async () => {
       }
       const path = `${shots}/${view}-${size}.png`;
       await page.screenshot({ path });
+      if (view === "tenants" && size === "laptop") await (await page.$("#key-budgets")).screenshot({ path: `${shots}/budgets-${size}.png` });
       const png = readFileSync(path);
       assert.equal(png.subarray(1, 4).toString(), "PNG");
       assert.ok(png.length > 5000, `${path} is ${png.length} bytes`);

@@ -1,5 +1,7 @@
 /* test_dashboard.c: GET /dashboard on the real daemon, whose ledger this
- * test seeds with a known workload through the policy library.
+ * test seeds with a known workload through the policy library: tenants with
+ * budgets, client keys (so client auth is on) and decisions, some of them a
+ * key's, and a global budget in the configuration.
  *
  * Here in C: the page and its files come from the binary with the security
  * headers (CSP without inline code, nosniff, no referrer, no framing), ETag
@@ -33,6 +35,12 @@
 
 static test_daemon daemon_;
 static char dir[64], db[128], config_path[64];
+/* Keys made in the ledger (so client auth is on): "ci" of tenant acme, with a
+ * daily budget, spends as key_aa did; "dashboard" of tenant ops is an admin
+ * client key, which the browser test signs in with (with client keys on,
+ * POST /v1/route, "try a prompt", needs a client key). */
+static pol_key ci_key;
+static char dash_secret[POL_KEY_SECRET_LEN + 1];
 
 /* The seeded workload: row i is about i*15 minutes old (1 to 13 minutes
  * more, so the hours differ); four kinds of decision in
@@ -56,7 +64,10 @@ static pol_ledger_row seeded_row(int i, int64_t now_ms)
     snprintf(r.request_id, sizeof(r.request_id), "req-%03d", i);
     r.ts_ms = i < N_RECENT ? now_ms - ((int64_t)i * 15 + i * 7919 % 13 + 1) * MIN_MS : now_ms - 3 * 1440 * MIN_MS;
     snprintf(r.tenant, sizeof(r.tenant), "%s", tenants[i % 3]);
-    snprintf(r.key_id, sizeof(r.key_id), "key_%c%c", 'a' + i % 3, 'a' + i % 2);
+    if (i % 6 == 0) /* tenant acme */
+        snprintf(r.key_id, sizeof(r.key_id), "%s", ci_key.id);
+    else
+        snprintf(r.key_id, sizeof(r.key_id), "key_%c%c", 'a' + i % 3, 'a' + i % 2);
     snprintf(r.model, sizeof(r.model), "%s", d == 3 ? "claude" : "auto");
     snprintf(r.route, sizeof(r.route), "%s", decisions[d].route);
     snprintf(r.zone, sizeof(r.zone), "%s", decisions[d].zone);
@@ -76,9 +87,33 @@ static pol_ledger_row seeded_row(int i, int64_t now_ms)
     return r;
 }
 
+/* Tenants with budgets and two keys, through the policy library (what
+ * `junction keys tenant/add` does). */
+static int seed_keys(void)
+{
+    char err[512], secret[POL_KEY_SECRET_LEN + 1];
+    pol_keyadmin *a;
+    if (pol_keyadmin_open(&a, db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "seed keys: %s\n", err);
+        return -1;
+    }
+    pol_key ci = {.tenant = "acme", .name = "ci", .budget_daily_micro = 20000}; /* $0.02 a day */
+    pol_key dash = {.tenant = "ops", .name = "dashboard", .admin = true};
+    pol_key made;
+    /* acme: $0.05 a day, $3 a month; globex: $0.04 a month; ops: none */
+    bool ok = pol_tenant_set(a, "acme", 50000, 3000000, err, sizeof(err)) == 0 &&
+              pol_tenant_set(a, "globex", 0, 40000, err, sizeof(err)) == 0 &&
+              pol_key_add(a, &ci, &ci_key, secret, err, sizeof(err)) == 0 &&
+              pol_key_add(a, &dash, &made, dash_secret, err, sizeof(err)) == 0;
+    if (!ok) fprintf(stderr, "seed keys: %s\n", err);
+    pol_keyadmin_close(a);
+    return ok ? 0 : -1;
+}
+
 static int seed_ledger(void)
 {
     char err[512];
+    if (seed_keys() != 0) return -1;
     pol_ledger_config c;
     pol_ledger_config_defaults(&c);
     snprintf(c.path, sizeof(c.path), "%s", db);
@@ -112,7 +147,8 @@ static int setup(void **state)
     /* Upstreams that are never called: they give /metrics its health lines. */
     write_temp_file(config_path,
                     "{\"upstreams\": [{\"name\":\"frontier\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"},"
-                    "{\"name\":\"claude\",\"provider\":\"anthropic\",\"base_url\":\"http://127.0.0.1:9/v1\"}]}");
+                    "{\"name\":\"claude\",\"provider\":\"anthropic\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
+                    " \"budgets\": {\"global_daily_usd\": 25, \"global_monthly_usd\": 400}}");
     /* A local model lets "auto" be routed, for POST /v1/route's try-a-prompt. */
     const char *args[] = {"--config", config_path, "--ledger", db, "--model", JUNCTION_SHARED_DIR "/models/stories260K.gguf",
                           "--threads", "1", NULL};
@@ -269,7 +305,7 @@ static void test_nothing_else_under_dashboard(void **state)
 static void test_data_needs_the_admin_key(void **state)
 {
     (void)state;
-    static const char *const paths[] = {"/admin/spend?by=route", "/admin/requests?limit=5"};
+    static const char *const paths[] = {"/admin/spend?by=route", "/admin/requests?limit=5", "/admin/budgets"};
     const char *wrong[] = {"Authorization: Bearer not-the-key", NULL};
     const char *right[] = {"Authorization: Bearer " ADMIN_KEY, NULL};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -305,7 +341,8 @@ static void test_in_a_real_browser(void **state)
     if (pid == 0) {
         if (chdir(JUNCTION_SOURCE_DIR "/tests/e2e") != 0) _exit(126);
         setenv("JUNCTION_URL", url, 1);
-        setenv("JUNCTION_ADMIN_KEY", ADMIN_KEY, 1);
+        setenv("JUNCTION_ADMIN_KEY", dash_secret, 1);
+        setenv("JUNCTION_ENV_ADMIN_KEY", ADMIN_KEY, 1);
         setenv("JUNCTION_SEEDED_REQUESTS", n, 1);
         setenv("DASHBOARD_SHOTS", shots, 1);
         setenv("CHROMIUM", CHROMIUM, 1);
