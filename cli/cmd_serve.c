@@ -117,13 +117,14 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "junction serve: %s\n", err);
         return 2;
     }
-    /* No file: a provider key in the environment is enough to route to it. */
+    int rc = apply_flags(&cfg, argc, argv, &check_only);
+    if (rc != 0) return rc;
+    /* No file: a provider key in the environment is enough to route to it
+     * (after the flags, so that an --upstream of the same name wins). */
     if (!config_path && gw_config_add_env_upstreams(&cfg, stderr, err, sizeof(err)) < 0) {
         fprintf(stderr, "junction serve: %s\n", err);
         return 2;
     }
-    int rc = apply_flags(&cfg, argc, argv, &check_only);
-    if (rc != 0) return rc;
     if (gw_config_check(&cfg, check_only ? stderr : NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "junction serve: %s\n", err);
         return 2;

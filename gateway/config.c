@@ -121,7 +121,7 @@ static const config_option options[] = {
     {"local.price_output_per_mtok", "--local-price-output-per-mtok", OPT_NUMBER,
      NUM(local.price_output_per_mtok), 0, 1e6, 0, NULL, NULL, "local engine: USD per million output tokens"},
     {"local.price_per_engine_second", "--local-price-per-engine-second", OPT_NUMBER,
-     NUM(local.price_per_engine_second), 0, 1e6, 0, NULL, NULL, "local engine: USD per second of engine time"},
+     NUM(local.price_per_engine_second), 0, 1000, 0, NULL, NULL, "local engine: USD per second of engine time"},
     {"classifier.difficulty_head", "--difficulty-head", OPT_STRING, STR(classifier.difficulty_head), 0, 0,
      OPTF_EMPTY_OK, NULL, NULL, "difficulty head weights, JSON (empty: the head shipped with junction)"},
     {"classifier.sensitivity_head", "--sensitivity-head", OPT_STRING, STR(classifier.sensitivity_head), 0, 0,
@@ -150,7 +150,7 @@ static const config_option options[] = {
      NULL, NULL, "spend per UTC day across all keys, USD (0: none)"},
     {"budgets.global_monthly_usd", "--budget-global-monthly", OPT_NUMBER, NUM(budgets.global_monthly_usd), 0, 1e9,
      0, NULL, NULL, "spend per UTC month across all keys, USD (0: none)"},
-    {"budgets.soft_fraction", "--budget-soft-fraction", OPT_NUMBER, NUM(budgets.soft_fraction), 0, 1, 0, NULL,
+    {"budgets.soft_fraction", "--budget-soft-fraction", OPT_NUMBER, NUM(budgets.soft_fraction), 0.01, 1, 0, NULL,
      NULL, "share of a budget past which answers carry a warning"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -380,7 +380,7 @@ static int apply_json_flag(gw_config *cfg, const config_option *o, const char *f
         if (rc != 0) snprintf(err, errlen, "%s: %s", flag, v ? detail : "expected a JSON object");
     } else {
         rc = v ? set_objects(cfg, o, v, &bad, flag, err, errlen) : -1;
-        if (!v) snprintf(err, errlen, "%s: expected a JSON array of objects", flag);
+        if (!v) snprintf(err, errlen, "%s: expected a JSON array of %s", flag, o->type == OPT_STRINGS ? "strings" : "objects");
     }
     cJSON_Delete(v);
     return rc;
