@@ -2,6 +2,7 @@
  * command words its errors alike and exits alike: 2 for a usage error (a bad
  * or missing argument), 1 for a runtime error (a file that cannot be loaded). */
 #include "cli.h"
+#include "gateway.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -91,4 +92,28 @@ int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx *
         return 1;
     }
     return 0;
+}
+
+int cli_ledger_path(const char *cmd, const char *db, const char *config, char *out, size_t len)
+{
+    if (db) {
+        snprintf(out, len, "%s", db);
+        return 0;
+    }
+    char err[1024];
+    gw_config *cfg = malloc(sizeof(*cfg)); /* large: not on the stack */
+    if (!cfg) {
+        fprintf(stderr, "junction %s: out of memory\n", cmd);
+        return 1;
+    }
+    gw_config_defaults(cfg);
+    int rc = gw_config_load_file(cfg, config, err, sizeof(err)) == 0 &&
+             gw_config_ledger_path(cfg, out, len, err, sizeof(err)) == 0 ? 0 : 2;
+    free(cfg);
+    if (rc != 0) fprintf(stderr, "junction %s: %s\n", cmd, err);
+    else if (!out[0]) {
+        fprintf(stderr, "junction %s: %s sets ledger.path to off: there is no ledger (set a ledger.path)\n", cmd, config);
+        rc = 2;
+    }
+    return rc;
 }

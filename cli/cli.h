@@ -29,6 +29,11 @@ int cli_number(const char *cmd, int argc, char **argv, int *i, double min, doubl
     "  -b, --batch-size N     tokens per prompt-processing batch (default 512)\n" \
     "  --kv-type f16|f32      KV cache element type (default f16; f32 for exact comparisons)\n"
 
+/* The ledger file: `db` (--db), else `config`'s ledger.path (--config).
+ * Prints the error and returns the exit status (2 usage, 1 runtime) when
+ * there is none; 0 with the path in `out`. */
+int cli_ledger_path(const char *cmd, const char *db, const char *config, char *out, size_t len);
+
 /* Load the model and a context (c NULL: the model only); prints errors.
  * Returns 0, or the exit status to use: 2 when no model was given, 1 when it
  * could not be loaded. */

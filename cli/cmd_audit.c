@@ -8,6 +8,7 @@
  * VACUUM, the integrity check, and a schema migration if the file is older.
  * Usage errors exit 2, failures to read 1.
  */
+#include "cli.h"
 #include "commands.h"
 #include "gateway.h"
 #include "policy.h"
@@ -94,30 +95,6 @@ static int parse_args(int argc, char **argv, audit_args *a)
     return 0;
 }
 
-/* The ledger file named by --db, or by the configuration's ledger.path. */
-static int ledger_path(const audit_args *a, char *out, size_t len)
-{
-    if (a->db) {
-        snprintf(out, len, "%s", a->db);
-        return 0;
-    }
-    char err[1024];
-    gw_config *cfg = malloc(sizeof(*cfg));
-    if (!cfg) {
-        fprintf(stderr, "junction audit: out of memory\n");
-        return 1;
-    }
-    gw_config_defaults(cfg);
-    int rc = gw_config_load_file(cfg, a->config, err, sizeof(err)) == 0 &&
-             gw_config_ledger_path(cfg, out, len, err, sizeof(err)) == 0 ? 0 : 2;
-    free(cfg);
-    if (rc != 0) fprintf(stderr, "junction audit: %s\n", err);
-    else if (!out[0]) {
-        fprintf(stderr, "junction audit: %s sets ledger.path to off: there is no ledger to read\n", a->config);
-        rc = 2;
-    }
-    return rc;
-}
 
 /* The query from the options; 0 or the exit status. */
 static int make_query(const audit_args *a, pol_spend_query *q, pol_format *format)
@@ -148,7 +125,7 @@ int cmd_audit(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc != 0) return rc < 0 ? 0 : rc;
     char path[POL_LEDGER_PATH_MAX], err[1024];
-    if ((rc = ledger_path(&a, path, sizeof(path))) != 0) return rc;
+    if ((rc = cli_ledger_path("audit", a.db, a.config, path, sizeof(path))) != 0) return rc;
     if (a.vacuum) {
         if (pol_audit_vacuum(path, err, sizeof(err)) != 0) {
             fprintf(stderr, "junction audit: %s\n", err);

@@ -7,6 +7,7 @@
  * for scripts to take from there; only its HMAC is stored. Usage errors exit
  * 2, failures 1. docs/policy.md, "Keys, tenants, budgets".
  */
+#include "cli.h"
 #include "commands.h"
 #include "gateway.h"
 #include "policy.h"
@@ -153,31 +154,6 @@ static int parse_args(int argc, char **argv, int *verb, keys_args *a)
     return 0;
 }
 
-/* The ledger file named by --db, or by the configuration's ledger.path. */
-static int ledger_path(const keys_args *a, char *out, size_t len)
-{
-    if (a->db) {
-        snprintf(out, len, "%s", a->db);
-        return 0;
-    }
-    char err[1024];
-    gw_config *cfg = malloc(sizeof(*cfg));
-    if (!cfg) {
-        fprintf(stderr, "junction keys: out of memory\n");
-        return 1;
-    }
-    gw_config_defaults(cfg);
-    int rc = gw_config_load_file(cfg, a->config, err, sizeof(err)) == 0 &&
-             gw_config_ledger_path(cfg, out, len, err, sizeof(err)) == 0 ? 0 : 2;
-    free(cfg);
-    if (rc != 0) fprintf(stderr, "junction keys: %s\n", err);
-    else if (!out[0]) {
-        fprintf(stderr, "junction keys: %s sets ledger.path to off: keys live in the ledger, so "
-                "set a ledger.path\n", a->config);
-        rc = 2;
-    }
-    return rc;
-}
 
 static int parse_count(const char *flag, const char *text, int64_t *out)
 {
@@ -376,7 +352,7 @@ int cmd_keys(int argc, char **argv)
         return 2;
     }
     char path[POL_LEDGER_PATH_MAX], err[1024];
-    if ((rc = ledger_path(&a, path, sizeof(path))) != 0) return rc;
+    if ((rc = cli_ledger_path("keys", a.db, a.config, path, sizeof(path))) != 0) return rc;
     pol_keyadmin *ka;
     if (pol_keyadmin_open(&ka, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "junction keys: %s\n", err);
