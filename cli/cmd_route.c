@@ -9,6 +9,8 @@
  */
 #include "cli.h"
 #include "commands.h"
+#include "gateway.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <math.h>
@@ -217,7 +219,8 @@ static void usage(void)
            "       junction route [-m MODEL] [options] --eval FILE.jsonl [-o json]\n\n"
            "Classify TEXT as the daemon would and print one JSON object: scores\n"
            "(difficulty, sensitivity), findings (kind, message, start, end, confidence),\n"
-           "features, evidence and timing_ms. --scores prints one JSON line per input\n"
+           "features, evidence, timing_ms, and the policy's decision for \"auto\" (route,\n"
+           "zone, rule, reason; upstreams and routing.* from --config). --scores prints one JSON line per input\n"
            "line ({\"prompt\"|\"text\"|\"messages\"}) with its difficulty and sensitivity;\n"
            "--eval measures the heads on labelled lines (local_correct/frontier_correct:\n"
            "AUC, APGR, CPT(50%%), CPT(80%%); sensitive: precision, recall, per kind).\n\n"
@@ -228,6 +231,7 @@ static void usage(void)
            "                           detectors, max_tokens)\n"
            "  --max-tokens N           prompt tokens the model scores (head and tail; 512)\n"
            "  --show-matches           include the matched text of findings and n-grams\n"
+           "  --explain                with TEXT: every policy rule evaluated and its outcome\n"
            "  -o json                  --eval: print JSON instead of a table\n"
            "Without -m, heads that read model features are refused; the shipped heads\n"
            "(built into junction) need no model.\n" CLI_ENGINE_HELP);
@@ -366,7 +370,53 @@ static int score_request(const cli_classifier *c, const route_heads *h, const cl
     return 0;
 }
 
-static int route_text(const cli_classifier *c, const route_heads *h, const char *text, bool show)
+/* What the policy would decide for these scores and findings, as the
+ * daemon does for "auto" (every upstream taken as healthy, a local model
+ * as loaded, no budget): route, zone, rule, reason, and with --explain
+ * every rule's outcome. */
+static void add_decision(cJSON *o, const pol_policy *policy, const route_heads *h, const cls_score s[2],
+                         const cls_findings *fi, const gw_config *cfg, bool explain)
+{
+    const char *kinds[64];
+    int n_kinds = 0;
+    bool forced = s[1].forced;
+    for (int i = 0; i < fi->n; i++) {
+        const cls_finding *f = &fi->items[i];
+        const char *k = f->custom_kind ? f->custom_kind : cls_kind_name(f->kind);
+        bool seen = false;
+        for (int j = 0; j < n_kinds && !seen; j++) seen = !strcmp(kinds[j], k);
+        if (!seen && n_kinds < 64) kinds[n_kinds++] = k;
+        forced |= cls_finding_forces(f);
+    }
+    pol_route_state routes[64];
+    for (int i = 0; i < cfg->n_upstreams && i < 64; i++)
+        routes[i] = (pol_route_state){cfg->upstreams[i].name, false, 0, cfg->upstreams[i].max_in_flight,
+                                      cfg->upstreams[i].price_input_per_mtok > 0 || cfg->upstreams[i].price_output_per_mtok > 0};
+    pol_signals sig = {.has_difficulty = true, .has_sensitivity = true, .difficulty = s[0].probability,
+                       .sensitivity = s[1].probability,
+                       .difficulty_threshold = cls_head_get_info(h->heads[0])->threshold,
+                       .sensitivity_threshold = cls_head_get_info(h->heads[1])->threshold, .forced = forced,
+                       .kinds = kinds, .n_kinds = n_kinds, .model = "auto", .local_loaded = true,
+                       .routes = routes, .n_routes = cfg->n_upstreams < 64 ? cfg->n_upstreams : 64};
+    pol_decision d;
+    char err[256];
+    cJSON *steps = explain ? cJSON_CreateArray() : NULL;
+    if (pol_decide(policy, &sig, &d, steps, err, sizeof(err)) != 0) {
+        cJSON_AddStringToObject(o, "decision_error", err);
+        cJSON_Delete(steps);
+        return;
+    }
+    static const char *const outcomes[] = {[POL_ROUTE] = "route", [POL_BLOCKED] = "blocked", [POL_UNAVAILABLE] = "unavailable"};
+    cJSON_AddStringToObject(o, "outcome", outcomes[d.outcome]);
+    cJSON_AddStringToObject(o, "route", d.route);
+    cJSON_AddStringToObject(o, "zone", d.zone);
+    cJSON_AddStringToObject(o, "rule", d.rule);
+    cJSON_AddStringToObject(o, "reason", d.reason);
+    if (steps) cJSON_AddItemToObject(o, "explain", steps);
+}
+
+static int route_text(const cli_classifier *c, const route_heads *h, const char *text, bool show,
+                      const pol_policy *policy, const gw_config *cfg, bool explain)
 {
     cls_message msg = {"user", text, strlen(text), 0};
     cli_request r = {.msgs = &msg, .n_msgs = 1, .text = (char *)text, .len = strlen(text)};
@@ -380,6 +430,7 @@ static int route_text(const cli_classifier *c, const route_heads *h, const char 
         return 1;
     }
     cJSON *o = one_json(s, &f, &fi, &r, t, show);
+    add_decision(o, policy, h, s, &fi, cfg, explain);
     char *out = cJSON_Print(o);
     printf("%s\n", out);
     free(out);
@@ -613,7 +664,7 @@ int cmd_route(int argc, char **argv)
     cli_engine_opts o;
     cli_engine_defaults(&o);
     const char *heads[2] = {NULL, NULL}, *config = NULL, *scores = NULL, *eval = NULL, *text = NULL;
-    bool show = false, json = false;
+    bool show = false, json = false, explain = false;
     double max_tokens = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -631,6 +682,7 @@ int cmd_route(int argc, char **argv)
         else if (!strcmp(a, "--scores") && has_value) scores = argv[++i];
         else if (!strcmp(a, "--eval") && has_value) eval = argv[++i];
         else if (!strcmp(a, "--show-matches")) show = true;
+        else if (!strcmp(a, "--explain")) explain = true;
         else if (!strcmp(a, "-o") && has_value && !strcmp(argv[i + 1], "json")) json = ++i > 0;
         else if (!strcmp(a, "--max-tokens")) {
             if (cli_number("route", argc, argv, &i, 8, 1 << 20, &max_tokens)) return 2;
@@ -644,16 +696,30 @@ int cmd_route(int argc, char **argv)
         fprintf(stderr, "junction route: give exactly one of TEXT, --scores FILE or --eval FILE; see --help\n");
         return 2;
     }
+    /* the policy, as the daemon builds it from the same configuration */
+    static gw_config cfg; /* large: not on the stack */
+    gw_config_defaults(&cfg);
+    char perr[1024];
+    pol_policy *policy = NULL;
+    if ((config && gw_config_load_file(&cfg, config, perr, sizeof(perr)) != 0) ||
+        gw_policy_from_config(&policy, &cfg, perr, sizeof(perr)) != 0) {
+        fprintf(stderr, "junction route: %s\n", perr);
+        return 2;
+    }
     cli_classifier c;
-    if (cli_classifier_open(&c, "route", config, &o)) return 1;
+    if (cli_classifier_open(&c, "route", config, &o)) {
+        pol_policy_free(policy);
+        return 1;
+    }
     if (max_tokens > 0) c.max_tokens = (int)max_tokens;
     route_heads h = {0};
     int rc = 1;
     if (load_heads(&h, &c, heads) == 0 && heads_layer(&h, &c) == 0) {
-        if (text) rc = route_text(&c, &h, text, show);
+        if (text) rc = route_text(&c, &h, text, show, policy, &cfg, explain);
         else rc = route_file(&c, &h, scores ? scores : eval, eval != NULL, json);
     }
     for (int t = 0; t < 2; t++) cls_head_free(h.heads[t]);
     cli_classifier_close(&c);
+    pol_policy_free(policy);
     return rc;
 }

@@ -32,7 +32,7 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
     up_client_set_logger(b->upstreams, upstream_log, NULL);
     if (gw_accounts_new(&b->accounts, cfg, b->upstreams, err, errlen) != 0) goto fail;
     if (gw_classifier_new(&b->classifier, cfg, err, errlen) != 0) goto fail;
-    if (gw_policy_new(&b->policy, cfg, b->upstreams, err, errlen) != 0) goto fail;
+    if (gw_policy_from_config(&b->policy, cfg, err, errlen) != 0) goto fail;
     if (gw_clients_new(&b->clients, base, cfg, b->accounts->ledger_path, err, errlen) != 0) goto fail;
     if (gw_sticky_new(&b->sticky, cfg->routing.sticky_idle_s) != 0) {
         snprintf(err, errlen, "out of memory");

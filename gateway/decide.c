@@ -32,12 +32,12 @@ static int string_list(const char *text, cJSON **json, const char ***out, int *n
     return 0;
 }
 
-int gw_policy_new(pol_policy **out, const gw_config *cfg, const up_client *ups, char *err, size_t errlen)
+int gw_policy_from_config(pol_policy **out, const gw_config *cfg, char *err, size_t errlen)
 {
     pol_upstream_def defs[GW_MAX_UPSTREAMS];
-    int n_up = up_client_count(ups);
+    int n_up = cfg->n_upstreams;
     for (int i = 0; i < n_up; i++) {
-        const up_def *d = up_client_def(ups, i);
+        const up_def *d = &cfg->upstreams[i];
         defs[i] = (pol_upstream_def){d->name, d->zone == UP_ZONE_PRIVATE ? "private" : "external"};
     }
     /* every kind the detectors can report: the built-in ones and the operator's */

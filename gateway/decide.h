@@ -11,8 +11,6 @@ typedef struct {
     pol_route_state routes[GW_MAX_UPSTREAMS];
 } gw_signals;
 
-/* The policy from routing.* (the default policy when routing.rules is absent). */
-int gw_policy_new(pol_policy **out, const gw_config *cfg, const up_client *ups, char *err, size_t errlen);
 
 void gw_signals_fill(const gw_call *call, gw_signals *sig);
 

@@ -185,6 +185,12 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
 void gw_backends_log_summary(const gw_backends *b);
 void gw_backends_free(gw_backends *b);
 
+/* ---- The routing policy ----------------------------------------------------
+ * From routing.* and the upstreams (the default policy when routing.rules is
+ * absent; docs/policy.md). The daemon's, and `junction route`'s. */
+struct pol_policy;
+int gw_policy_from_config(struct pol_policy **out, const gw_config *cfg, char *err, size_t errlen);
+
 /* ---- Server --------------------------------------------------------------- */
 
 typedef struct gw_server gw_server;

@@ -272,6 +272,8 @@ static const exit_case exit_cases[] = {
     {{"tokenize", "-m", "/nonexistent.gguf", "hi", NULL}, 1, "cannot open /nonexistent.gguf"},
     {{"serve", "--frob", NULL}, 2, "unknown option '--frob'"},
     {{"serve", "--config", NULL}, 2, "--config needs a file name"},
+    /* protected mode: no listening beyond this machine without client keys */
+    {{"serve", "--listen", "0.0.0.0:0", "--ledger", "off", NULL}, 1, "refusing to listen on 0.0.0.0:0 without client keys"},
     {{"frobnicate", NULL}, 2, "unknown subcommand"},
 };
 

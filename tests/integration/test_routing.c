@@ -20,6 +20,7 @@
 
 static test_daemon daemon_;
 static test_fake fake;
+static char config_path[64];
 
 /* Sensitive values the fake must never see. */
 static const char *const secrets[] = {"4111 1111 1111 1111", "123-45-6789", "AKIAZ7QPLM3XR2T4WB6K"};
@@ -35,7 +36,6 @@ static int setup(void **state)
              "{\"name\":\"onprem\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\",\"model\":\"vllm-fake\","
              "\"zone\":\"private\"}]",
              fake.port, fake.port);
-    static char config_path[64];
     char config[1400];
     snprintf(config, sizeof(config), "{\"upstreams\": %s}", ups);
     write_temp_file(config_path, config);
@@ -308,6 +308,30 @@ static void test_pseudonymized_round_trip(void **state)
     daemon_cleanup(&d);
 }
 
+/* `junction route` decides as the daemon does from the same configuration,
+ * and --explain lists every rule evaluated. */
+static void test_route_command_decides_like_the_daemon(void **state)
+{
+    (void)state;
+    const char *hard[] = {"route", "--config", config_path, "--explain", HARD, NULL};
+    char *out;
+    assert_int_equal(run_junction(hard, &out), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    assert_string_equal(str(j, "route"), "frontier");
+    assert_string_equal(str(j, "rule"), "hard-to-frontier");
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "explain")) >= 2);
+    cJSON_Delete(j);
+    free(out);
+    const char *secret[] = {"route", "--config", config_path, "charge 4111 1111 1111 1111 now", NULL};
+    assert_int_equal(run_junction(secret, &out), 0);
+    j = cJSON_Parse(out);
+    assert_string_equal(str(j, "route"), "local");
+    assert_null(cJSON_GetObjectItem(j, "explain"));
+    cJSON_Delete(j);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_pseudonymized_round_trip),
         cmocka_unit_test(test_conversations_stay_put),
         cmocka_unit_test(test_failed_upstream_falls_back),
+        cmocka_unit_test(test_route_command_decides_like_the_daemon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
