@@ -228,7 +228,8 @@ static void ask(const junction *j, const char *id, const char *path, const char 
     assert_int_equal(http_request("POST", url, body, strlen(body), headers, &r), 0);
     s->status = r.status;
     if (!strncmp(r.body, "data: ", 6)) {
-        for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+        char *save = NULL; /* strtok_r: several threads ask at once */
+        for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             if (strncmp(line, "data: ", 6)) continue;
             if (!strncmp(line + 6, "[DONE]", 6)) {
                 s->done = true;
