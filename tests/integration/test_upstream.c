@@ -830,7 +830,7 @@ static void test_stalled_reader_ends_too_slow(void **state)
 {
     (void)state;
     int before = fake_count(&fake, "\"closed\"");
-    int fd = slow_client("strict", "never read me #fault:long:20000");
+    int fd = slow_client("strict", "never read me #fault:long:100000"); /* far more than the kernel buffers: the fake cannot finish first */
     int after = before;
     for (int i = 0; i < 500 && after == before; i++) {
         usleep(20000);
