@@ -117,7 +117,8 @@ static int parse_hub(const char *spec, cli_model_ref *r, char *err, size_t errle
     const char *file = s2 + 1;
     size_t file_len = body_len - repo_len - 1;
     bool ok = valid_segment(spec, (size_t)(s1 - spec)) && valid_segment(s1 + 1, (size_t)(s2 - s1 - 1)) &&
-              file_len > 0 && repo_len < sizeof(r->hf_repo) && file_len < sizeof(r->hf_file);
+              file_len > 0 && file[file_len - 1] != '/' && /* a folder is no file (fuzzer find) */
+              repo_len < sizeof(r->hf_repo) && file_len < sizeof(r->hf_file);
     for (const char *seg = file; ok && seg < file + file_len;) {
         const char *end = memchr(seg, '/', (size_t)(file + file_len - seg));
         if (!end) end = file + file_len;
