@@ -145,8 +145,12 @@ static int parse_hub(const char *spec, cli_model_ref *r, char *err, size_t errle
     if (!ep || !*ep) ep = DEFAULT_HF_ENDPOINT;
     size_t ep_len = strlen(ep);
     while (ep_len > 0 && ep[ep_len - 1] == '/') ep_len--;
-    if ((strncmp(ep, "https://", 8) != 0 && strncmp(ep, "http://", 7) != 0) || ep_len >= sizeof(r->hf_endpoint)) {
-        snprintf(err, errlen, "HF_ENDPOINT='%s': expected an http:// or https:// URL such as %s", ep,
+    size_t scheme = !strncmp(ep, "https://", 8) ? 8 : !strncmp(ep, "http://", 7) ? 7 : 0;
+    /* a host after the scheme, and no space or control byte in a URL (fuzzer finds) */
+    bool clean = scheme && ep_len > scheme && ep[scheme] != '/';
+    for (size_t i = 0; i < ep_len && clean; i++) clean = (unsigned char)ep[i] > 0x20 && (unsigned char)ep[i] != 0x7f;
+    if (!clean || ep_len >= sizeof(r->hf_endpoint)) {
+        snprintf(err, errlen, "HF_ENDPOINT: expected an http:// or https:// URL without spaces, such as %s",
                  DEFAULT_HF_ENDPOINT);
         return -1;
     }
