@@ -11,23 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tokenize once: SentencePiece makes at most one token per byte, plus BOS. */
+/* Tokenize in one pass: SentencePiece makes at most one token per byte, plus
+ * BOS and the space prefix (a 3-byte U+2581 that may fall back to bytes);
+ * should a vocabulary still make more, the count it returns sizes a second pass. */
 static int append_tokens(const eng_model *m, const char *text, bool bos, int **ids, int *n, int *cap)
 {
     size_t len = strlen(text);
-    if (len + 2 > (size_t)(INT32_MAX / 2 - *n)) return -1;
-    int room = (int)len + 2;
-    if (*n + room > *cap) {
-        int c = (*n + room) * 2 + 16;
-        int *p = realloc(*ids, sizeof(int) * (size_t)c);
-        if (!p) return -1;
-        *ids = p;
-        *cap = c;
+    if (len + 8 > (size_t)(INT32_MAX / 2 - *n)) return -1;
+    int room = (int)len + 8;
+    for (int pass = 0; pass < 2; pass++) {
+        if (*n + room > *cap) {
+            int c = (*n + room) * 2 + 16;
+            int *p = realloc(*ids, sizeof(int) * (size_t)c);
+            if (!p) return -1;
+            *ids = p;
+            *cap = c;
+        }
+        int got = eng_tokenize(m, text, len, bos, *ids + *n, room);
+        if (got < 0) return -1;
+        if (got <= room) {
+            *n += got;
+            return 0;
+        }
+        room = got;
     }
-    int got = eng_tokenize(m, text, len, bos, *ids + *n, room);
-    if (got < 0 || got > room) return -1;
-    *n += got;
-    return 0;
+    return -1;
 }
 
 static int append_id(int id, int **ids, int *n, int *cap)

@@ -499,16 +499,22 @@ void gw_local_get_stats(gw_local *l, gw_local_stats *out)
 
 int gw_local_tokenize(const gw_local *l, const char *text, int **out)
 {
-    /* SentencePiece makes at most one token per byte, plus BOS: one pass. */
+    /* about one token per byte, plus BOS and the space prefix: one pass, and
+     * a second sized by the count should a vocabulary make more */
     size_t len = strlen(text);
-    int *ids = malloc(sizeof(int) * (len + 2));
-    int n = ids ? eng_tokenize(l->model, text, len, true, ids, (int)(len + 2)) : -1;
-    if (n < 0) {
+    int room = (int)(len < (size_t)INT32_MAX / 4 - 8 ? len + 8 : (size_t)INT32_MAX / 4);
+    for (int pass = 0; pass < 2; pass++) {
+        int *ids = malloc(sizeof(int) * (size_t)room);
+        int n = ids ? eng_tokenize(l->model, text, len, true, ids, room) : -1;
+        if (n >= 0 && n <= room) {
+            *out = ids;
+            return n;
+        }
         free(ids);
-        return -1;
+        if (n < 0) return -1;
+        room = n;
     }
-    *out = ids;
-    return n;
+    return -1;
 }
 
 gw_local_job *gw_local_submit(gw_local *l, const int *prompt, int n_prompt, const gw_local_request *req,
