@@ -238,61 +238,112 @@ static int do_add(pol_keyadmin *ka, const keys_args *a)
     return 0;
 }
 
-static int do_list(pol_keyadmin *ka, bool json)
+/* ---- list and tenants: one listing, described by a table ---- */
+
+/* What a table cell shows: the field of the row at the column's offset. */
+typedef enum { TEXT, COUNT, MONEY, TIME, FLAG } cell_kind;
+
+typedef struct {
+    const char *heading;
+    int width;                      /* printf width: negative is left-aligned */
+    cell_kind kind;
+    size_t offset;
+    const char *empty;              /* TEXT: shown for "" (NULL: the "" itself) */
+} column;
+
+static const column key_columns[] = {
+    {"ID", -16, TEXT, offsetof(pol_key, id), NULL},
+    {"TENANT", -16, TEXT, offsetof(pol_key, tenant), NULL},
+    {"NAME", -16, TEXT, offsetof(pol_key, name), "-"},
+    {"ROUTES", -16, TEXT, offsetof(pol_key, routes), "all"},
+    {"RPM", 8, COUNT, offsetof(pol_key, rpm), NULL},
+    {"TPM", 10, COUNT, offsetof(pol_key, tpm), NULL},
+    {"DAILY_USD", 14, MONEY, offsetof(pol_key, budget_daily_micro), NULL},
+    {"MONTHLY_USD", 14, MONEY, offsetof(pol_key, budget_monthly_micro), NULL},
+    {"ADMIN", -5, FLAG, offsetof(pol_key, admin), NULL},
+    {"CREATED", -20, TIME, offsetof(pol_key, created_ms), NULL},
+    {"REVOKED", -20, TIME, offsetof(pol_key, revoked_ms), NULL},
+};
+
+static const column tenant_columns[] = {
+    {"TENANT", -24, TEXT, offsetof(pol_tenant, name), NULL},
+    {"DAILY_USD", 14, MONEY, offsetof(pol_tenant, budget_daily_micro), NULL},
+    {"MONTHLY_USD", 14, MONEY, offsetof(pol_tenant, budget_monthly_micro), NULL},
+    {"CREATED", -20, TIME, offsetof(pol_tenant, created_ms), NULL},
+};
+
+/* The cell of column c in `row`, as text (in buf, or static). */
+static const char *cell(const column *c, const void *row, char *buf, size_t len)
+{
+    const char *field = (const char *)row + c->offset;
+    switch (c->kind) {
+    case TEXT: return !field[0] && c->empty ? c->empty : field;
+    case COUNT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); return buf;
+    case MONEY: money(*(const int64_t *)field, buf, len); return buf;
+    case TIME: iso_time(*(const int64_t *)field, buf, len); return buf;
+    case FLAG: return *(const bool *)field ? "yes" : "no";
+    }
+    return "";
+}
+
+/* One line of the table: the headings when row is NULL. */
+static void print_row(const column *cols, size_t n_cols, const void *row)
+{
+    for (size_t c = 0; c < n_cols; c++) {
+        char buf[32];
+        printf("%s%*s", c ? "  " : "", cols[c].width, row ? cell(&cols[c], row, buf, sizeof(buf)) : cols[c].heading);
+    }
+    printf("\n");
+}
+
+/* `list` and `tenants`: how to load the rows and show one. */
+typedef struct {
+    const char *verb, *member;      /* the JSON document's one member: the array */
+    size_t size;                    /* of one row */
+    int (*load)(pol_keyadmin *ka, void **rows, size_t *n, char *err, size_t errlen);
+    cJSON *(*json)(const void *row);
+    const column *columns;
+    size_t n_columns;
+} listing;
+
+static int load_keys(pol_keyadmin *ka, void **rows, size_t *n, char *err, size_t errlen)
 {
     pol_key *keys;
-    size_t n;
-    char err[1024];
-    if (pol_key_list(ka, &keys, &n, err, sizeof(err)) != 0) {
-        fprintf(stderr, "junction keys list: %s\n", err);
-        return 1;
-    }
-    int rc = 0;
-    if (json) {
-        cJSON *doc = cJSON_CreateObject(), *arr = doc ? cJSON_AddArrayToObject(doc, "keys") : NULL;
-        for (size_t i = 0; arr && i < n; i++) {
-            cJSON *item = pol_key_json(&keys[i]);
-            if (!item || !cJSON_AddItemToArray(arr, item)) arr = NULL;
-        }
-        if (!arr) {
-            cJSON_Delete(doc);
-            doc = NULL;
-        }
-        rc = print_json(doc);
-    } else {
-        printf("%-16s  %-16s  %-16s  %-16s  %8s  %10s  %14s  %14s  %-5s  %-20s  %-20s\n", "ID", "TENANT",
-               "NAME", "ROUTES", "RPM", "TPM", "DAILY_USD", "MONTHLY_USD", "ADMIN", "CREATED", "REVOKED");
-        for (size_t i = 0; i < n; i++) {
-            const pol_key *k = &keys[i];
-            char daily[32], monthly[32], created[32], revoked[32];
-            money(k->budget_daily_micro, daily, sizeof(daily));
-            money(k->budget_monthly_micro, monthly, sizeof(monthly));
-            iso_time(k->created_ms, created, sizeof(created));
-            iso_time(k->revoked_ms, revoked, sizeof(revoked));
-            printf("%-16s  %-16s  %-16s  %-16s  %8lld  %10lld  %14s  %14s  %-5s  %-20s  %-20s\n", k->id,
-                   k->tenant, k->name[0] ? k->name : "-", k->routes[0] ? k->routes : "all",
-                   (long long)k->rpm, (long long)k->tpm, daily, monthly, k->admin ? "yes" : "no",
-                   created, revoked);
-        }
-    }
-    free(keys);
+    int rc = pol_key_list(ka, &keys, n, err, errlen);
+    *rows = rc == 0 ? keys : NULL;
     return rc;
 }
 
-static int do_tenants(pol_keyadmin *ka, bool json)
+static int load_tenants(pol_keyadmin *ka, void **rows, size_t *n, char *err, size_t errlen)
 {
     pol_tenant *tenants;
+    int rc = pol_tenant_list(ka, &tenants, n, err, errlen);
+    *rows = rc == 0 ? tenants : NULL;
+    return rc;
+}
+
+static cJSON *key_json(const void *row) { return pol_key_json(row); }
+static cJSON *tenant_json(const void *row) { return pol_tenant_json(row); }
+
+static const listing key_listing = {"list", "keys", sizeof(pol_key), load_keys, key_json, key_columns,
+                                    sizeof(key_columns) / sizeof(key_columns[0])};
+static const listing tenant_listing = {"tenants", "tenants", sizeof(pol_tenant), load_tenants, tenant_json,
+                                       tenant_columns, sizeof(tenant_columns) / sizeof(tenant_columns[0])};
+
+static int do_listing(pol_keyadmin *ka, const listing *l, bool json)
+{
+    void *rows;
     size_t n;
     char err[1024];
-    if (pol_tenant_list(ka, &tenants, &n, err, sizeof(err)) != 0) {
-        fprintf(stderr, "junction keys tenants: %s\n", err);
+    if (l->load(ka, &rows, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "junction keys %s: %s\n", l->verb, err);
         return 1;
     }
     int rc = 0;
     if (json) {
-        cJSON *doc = cJSON_CreateObject(), *arr = doc ? cJSON_AddArrayToObject(doc, "tenants") : NULL;
+        cJSON *doc = cJSON_CreateObject(), *arr = doc ? cJSON_AddArrayToObject(doc, l->member) : NULL;
         for (size_t i = 0; arr && i < n; i++) {
-            cJSON *item = pol_tenant_json(&tenants[i]);
+            cJSON *item = l->json((const char *)rows + i * l->size);
             if (!item || !cJSON_AddItemToArray(arr, item)) arr = NULL;
         }
         if (!arr) {
@@ -301,16 +352,10 @@ static int do_tenants(pol_keyadmin *ka, bool json)
         }
         rc = print_json(doc);
     } else {
-        printf("%-24s  %14s  %14s  %-20s\n", "TENANT", "DAILY_USD", "MONTHLY_USD", "CREATED");
-        for (size_t i = 0; i < n; i++) {
-            char daily[32], monthly[32], created[32];
-            money(tenants[i].budget_daily_micro, daily, sizeof(daily));
-            money(tenants[i].budget_monthly_micro, monthly, sizeof(monthly));
-            iso_time(tenants[i].created_ms, created, sizeof(created));
-            printf("%-24s  %14s  %14s  %-20s\n", tenants[i].name, daily, monthly, created);
-        }
+        print_row(l->columns, l->n_columns, NULL);
+        for (size_t i = 0; i < n; i++) print_row(l->columns, l->n_columns, (const char *)rows + i * l->size);
     }
-    free(tenants);
+    free(rows);
     return rc;
 }
 
@@ -360,8 +405,8 @@ int cmd_keys(int argc, char **argv)
     }
     switch (verb) {
     case ADD: rc = do_add(ka, &a); break;
-    case LIST: rc = do_list(ka, json); break;
-    case TENANTS: rc = do_tenants(ka, json); break;
+    case LIST: rc = do_listing(ka, &key_listing, json); break;
+    case TENANTS: rc = do_listing(ka, &tenant_listing, json); break;
     default: rc = do_change(ka, verb, &a); break;
     }
     pol_keyadmin_close(ka);

@@ -4,6 +4,8 @@
  * 13B) that nothing can download here. Weights are N(0, 0.02)-like draws
  * from a seeded PRNG, quantized row by row with our own quantizer and
  * streamed to the file, so a 7B file needs no more memory than one row.
+ * The file is written as PATH.tmp, synced, then renamed: an interrupted or
+ * failed run never leaves a half-written model under the final name.
  */
 #include "gguf.h"
 #include "localengine.h"
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -200,9 +203,13 @@ int eng_mkmodel(const char *path, const char *shape_name, const char *type_name,
         off = round_up(off + t[i].bytes);
     }
 
-    writer w = {fopen(path, "wb"), 0};
+    char tmp[4096];
+    writer w = {NULL, 0};
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        snprintf(err, errlen, "cannot create %s: the path is too long", path);
+    else if (!(w.f = fopen(tmp, "wb")))
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
     if (!w.f) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         free(t);
         gguf_close(vocab);
         return -1;
@@ -263,12 +270,17 @@ int eng_mkmodel(const char *path, const char *shape_name, const char *type_name,
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
+    if (!w.error && (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0)) w.error = errno;
     if (fclose(w.f) != 0 && !w.error) w.error = errno;
     if (w.error) {
-        snprintf(err, errlen, "writing %s failed: %s", path, strerror(w.error));
+        snprintf(err, errlen, "writing %s failed: %s", tmp, strerror(w.error));
         rc = -1;
     }
-    if (rc != 0) remove(path);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) remove(tmp);
     free(row);
     free(q);
     free(t);

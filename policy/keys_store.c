@@ -118,22 +118,6 @@ static void column_str(sqlite3_stmt *st, int c, char *dst, size_t len)
     snprintf(dst, len, "%s", t ? t : "");
 }
 
-static void read_key(sqlite3_stmt *st, pol_key *out)
-{
-    memset(out, 0, sizeof(*out));
-    int c = 0;
-    column_str(st, c++, out->id, sizeof(out->id));
-    column_str(st, c++, out->tenant, sizeof(out->tenant));
-    column_str(st, c++, out->name, sizeof(out->name));
-    column_str(st, c++, out->routes, sizeof(out->routes));
-    int64_t *ints[] = {&out->rpm, &out->tpm, &out->budget_daily_micro, &out->budget_monthly_micro};
-    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) *ints[i] = sqlite3_column_int64(st, c++);
-    out->admin = sqlite3_column_int(st, c++) != 0;
-    out->created_ms = sqlite3_column_int64(st, c++);
-    out->revoked_ms = sqlite3_column_int64(st, c++);   /* NULL reads as 0: never */
-    out->rotated_ms = sqlite3_column_int64(st, c++);
-}
-
 /* Grow *arr (of `size`-byte items) to hold n + 1. */
 static bool grow(void **arr, size_t size, size_t n, size_t *cap)
 {
@@ -143,6 +127,72 @@ static bool grow(void **arr, size_t size, size_t n, size_t *cap)
     if (!bigger) return false;
     *arr = bigger;
     *cap = want;
+    return true;
+}
+
+/* Fills row i (zeroed) from the statement's current row; false: out of memory. */
+typedef bool (*row_reader)(sqlite3_stmt *st, void *row, size_t i, void *ctx);
+
+/* Every row of the prepared (and bound) SELECT `st` into a heap array of
+ * `size`-byte items, through `read`; finalizes st. On failure *rows is NULL
+ * and err says what `doing` met. */
+static int read_rows(pol_keydb *k, sqlite3_stmt *st, size_t size, row_reader read, void *ctx,
+                     void **rows, size_t *n, const char *doing, char *err, size_t errlen)
+{
+    void *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!grow(&out, size, count, &cap)) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        void *row = (char *)out + count * size;
+        memset(row, 0, size);
+        if (!read(st, row, count, ctx)) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        count++;
+    }
+    if (rc == SQLITE_NOMEM) snprintf(err, errlen, "ledger %s: out of memory %s", k->path, doing);
+    else if (rc != SQLITE_DONE) fail(k, doing, err, errlen);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(out);
+        out = NULL;
+        count = 0;
+    }
+    *rows = out;
+    *n = count;
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The keys' hashes, beside the keys (column 12). */
+typedef struct {
+    unsigned char (*hashes)[POL_KEY_HASH_LEN];
+    size_t cap;
+} key_hashes;
+
+static bool read_key(sqlite3_stmt *st, void *row, size_t i, void *ctx)
+{
+    pol_key *out = row;
+    int c = 0;
+    column_str(st, c++, out->id, sizeof(out->id));
+    column_str(st, c++, out->tenant, sizeof(out->tenant));
+    column_str(st, c++, out->name, sizeof(out->name));
+    column_str(st, c++, out->routes, sizeof(out->routes));
+    int64_t *ints[] = {&out->rpm, &out->tpm, &out->budget_daily_micro, &out->budget_monthly_micro};
+    for (size_t j = 0; j < sizeof(ints) / sizeof(ints[0]); j++) *ints[j] = sqlite3_column_int64(st, c++);
+    out->admin = sqlite3_column_int(st, c++) != 0;
+    out->created_ms = sqlite3_column_int64(st, c++);
+    out->revoked_ms = sqlite3_column_int64(st, c++);   /* NULL reads as 0: never */
+    out->rotated_ms = sqlite3_column_int64(st, c++);
+    key_hashes *h = ctx;
+    if (!grow((void **)&h->hashes, sizeof(*h->hashes), i, &h->cap)) return false;
+    memset(h->hashes[i], 0, POL_KEY_HASH_LEN);
+    if (sqlite3_column_bytes(st, c) == POL_KEY_HASH_LEN)
+        memcpy(h->hashes[i], sqlite3_column_blob(st, c), POL_KEY_HASH_LEN);
     return true;
 }
 
@@ -159,35 +209,27 @@ int pol_keydb_keys(pol_keydb *k, bool active_only, pol_key **keys,
                 err, errlen) != 0)
         return -1;
     sqlite3_bind_int(st, 1, active_only);
-    pol_key *out = NULL;
-    unsigned char (*hs)[POL_KEY_HASH_LEN] = NULL;
-    size_t count = 0, cap = 0, hcap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&out, sizeof(*out), count, &cap) ||
-            !grow((void **)&hs, sizeof(*hs), count, &hcap)) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        read_key(st, &out[count]);
-        memset(hs[count], 0, POL_KEY_HASH_LEN);
-        if (sqlite3_column_bytes(st, 12) == POL_KEY_HASH_LEN)
-            memcpy(hs[count], sqlite3_column_blob(st, 12), POL_KEY_HASH_LEN);
-        count++;
-    }
-    if (rc == SQLITE_NOMEM) snprintf(err, errlen, "ledger %s: out of memory reading the keys", k->path);
-    else if (rc != SQLITE_DONE) fail(k, "reading the keys", err, errlen);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        free(out);
-        free(hs);
+    key_hashes h = {NULL, 0};
+    void *rows;
+    if (read_rows(k, st, sizeof(pol_key), read_key, &h, &rows, n, "reading the keys", err, errlen) != 0) {
+        free(h.hashes);
         return -1;
     }
-    *keys = out;
-    if (hashes) *hashes = hs;
-    else free(hs);
-    *n = count;
+    *keys = rows;
+    if (hashes) *hashes = h.hashes;
+    else free(h.hashes);
     return 0;
+}
+
+static bool read_tenant(sqlite3_stmt *st, void *row, size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    pol_tenant *t = row;
+    column_str(st, 0, t->name, sizeof(t->name));
+    t->budget_daily_micro = sqlite3_column_int64(st, 1);
+    t->budget_monthly_micro = sqlite3_column_int64(st, 2);
+    t->created_ms = sqlite3_column_int64(st, 3);
+    return true;
 }
 
 int pol_keydb_tenants(pol_keydb *k, pol_tenant **tenants, size_t *n, char *err, size_t errlen)
@@ -198,31 +240,11 @@ int pol_keydb_tenants(pol_keydb *k, pol_tenant **tenants, size_t *n, char *err, 
     if (prepare(k, "SELECT name, budget_daily_micro, budget_monthly_micro, created_ms FROM tenants"
                 " ORDER BY name", &st, "reading the tenants", err, errlen) != 0)
         return -1;
-    pol_tenant *out = NULL;
-    size_t count = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&out, sizeof(*out), count, &cap)) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        pol_tenant *t = &out[count++];
-        memset(t, 0, sizeof(*t));
-        column_str(st, 0, t->name, sizeof(t->name));
-        t->budget_daily_micro = sqlite3_column_int64(st, 1);
-        t->budget_monthly_micro = sqlite3_column_int64(st, 2);
-        t->created_ms = sqlite3_column_int64(st, 3);
-    }
-    if (rc == SQLITE_NOMEM) snprintf(err, errlen, "ledger %s: out of memory reading the tenants", k->path);
-    else if (rc != SQLITE_DONE) fail(k, "reading the tenants", err, errlen);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        free(out);
-        return -1;
-    }
-    *tenants = out;
-    *n = count;
-    return 0;
+    void *rows;
+    int rc = read_rows(k, st, sizeof(pol_tenant), read_tenant, NULL, &rows, n, "reading the tenants",
+                       err, errlen);
+    *tenants = rows;
+    return rc;
 }
 
 /* ---- changes: each one transaction that also bumps keys_version ---- */
@@ -358,6 +380,16 @@ int pol_keydb_key_revoke(pol_keydb *k, const char *id, int64_t now_ms, bool *fou
                       id, now_ms, NULL, found, err, errlen);
 }
 
+static bool read_spend(sqlite3_stmt *st, void *row, size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    pol_keydb_spend_row *r = row;
+    column_str(st, 0, r->key_id, sizeof(r->key_id));
+    column_str(st, 1, r->tenant, sizeof(r->tenant));
+    r->cost_micro = sqlite3_column_int64(st, 2);
+    return true;
+}
+
 int pol_keydb_spend(pol_keydb *k, int64_t since_ms, pol_keydb_spend_row **rows, size_t *n,
                     char *err, size_t errlen)
 {
@@ -368,27 +400,9 @@ int pol_keydb_spend(pol_keydb *k, int64_t since_ms, pol_keydb_spend_row **rows, 
                 " FROM requests WHERE ts_ms >= ?1 GROUP BY 1, 2", &st, "summing spend", err, errlen) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, since_ms);
-    pol_keydb_spend_row *out = NULL;
-    size_t count = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&out, sizeof(*out), count, &cap)) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        pol_keydb_spend_row *r = &out[count++];
-        column_str(st, 0, r->key_id, sizeof(r->key_id));
-        column_str(st, 1, r->tenant, sizeof(r->tenant));
-        r->cost_micro = sqlite3_column_int64(st, 2);
-    }
-    if (rc == SQLITE_NOMEM) snprintf(err, errlen, "ledger %s: out of memory summing spend", k->path);
-    else if (rc != SQLITE_DONE) fail(k, "summing spend", err, errlen);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        free(out);
-        return -1;
-    }
+    void *out;
+    int rc = read_rows(k, st, sizeof(pol_keydb_spend_row), read_spend, NULL, &out, n, "summing spend",
+                       err, errlen);
     *rows = out;
-    *n = count;
-    return 0;
+    return rc;
 }

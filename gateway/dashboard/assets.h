@@ -1,6 +1,6 @@
 /* assets.h: the dashboard's files, compiled into the binary.
  *
- * The table is generated at build time by script/embed_assets.py from the
+ * The table is generated at build time by script/embed --table from the
  * files in this folder and uPlot's dist files (gateway/meson.build), so the
  * dashboard needs no CDN and no file on disk at run time. Only
  * gateway/dashboard.c reads it.

@@ -6,7 +6,6 @@
 #include "policy.h"
 #include "testlib.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -23,7 +21,7 @@
 #define BASE_MS 1764547200000LL   /* 2025-12-01T00:00:00Z */
 #define N_ROWS 90
 
-static char dir[64], db[128];
+static char db[128];
 
 static const char *const routes[] = {"local", "openai", "claude"};
 
@@ -65,32 +63,11 @@ static void fill(const char *path, int n, int64_t shift_ms)
     pol_ledger_free(l);
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/junction-audit-XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(db, sizeof(db), "%s/ledger.db", dir);
+    if (scratch_setup(state) != 0) return -1;
+    scratch_path(db, sizeof(db), "ledger.db");
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int audit(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
-                 const char *a5, const char *a6, const char *a7, const char *a8)
-{
-    const char *args[] = {"audit", a1, a2, a3, a4, a5, a6, a7, a8, NULL};
-    return run_junction(args, out);
 }
 
 static int64_t raw_int(const cJSON *o, const char *name)
@@ -105,7 +82,7 @@ static void test_json_equals_independent_sums(void **state)
     (void)state;
     fill(db, N_ROWS, 0);
     char *out;
-    assert_int_equal(audit(&out, "--db", db, "--by", "route", "--format", "json", NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--by", "route", "--format", "json", NULL), 0);
     cJSON *doc = cJSON_Parse(out);
     if (!doc) fail_msg("not JSON: %s", out);
     int64_t req[3] = {0}, prompt[3] = {0}, compl[3] = {0}, cost[3] = {0}, cf[3] = {0}, errs[3] = {0};
@@ -157,7 +134,7 @@ static void test_table_and_csv(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(audit(&out, "--db", db, "--by", "day", "--format", "csv", NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--by", "day", "--format", "csv", NULL), 0);
     assert_true(strncmp(out, "group,requests,share,local,", 27) == 0);
     int lines = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
@@ -167,7 +144,7 @@ static void test_table_and_csv(void **state)
     assert_non_null(strstr(out, "\ntotal,90,100.0%,33.3%,"));
     free(out);
 
-    assert_int_equal(audit(&out, "--db", db, "--by", "tenant", NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--by", "tenant", NULL), 0);
     assert_true(strncmp(out, "group ", 6) == 0);            /* the table is the default */
     assert_non_null(strstr(out, "\nt0 "));
     assert_non_null(strstr(out, "\nt1 "));
@@ -180,12 +157,12 @@ static void test_time_windows(void **state)
     (void)state;
     char *out;
     /* 2025-12-02 00:00 to 2025-12-04 00:00: rows 3..8 */
-    assert_int_equal(audit(&out, "--db", db, "--since", "2025-12-02", "--until", "2025-12-04T00:00:00Z",
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--since", "2025-12-02", "--until", "2025-12-04T00:00:00Z",
                            "--format=csv", NULL), 0);
     assert_non_null(strstr(out, "\ntotal,6,"));
     free(out);
-    assert_int_equal(audit(&out, "--db", db, "--since=2025-12-30T08:00", "--by=hour", "--format", "json",
-                           NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--since=2025-12-30T08:00", "--by=hour", "--format", "json",
+                           NULL), 0);
     cJSON *doc = cJSON_Parse(out);
     assert_non_null(doc);
     cJSON *groups = cJSON_GetObjectItemCaseSensitive(doc, "groups");
@@ -198,12 +175,12 @@ static void test_time_windows(void **state)
 
     /* relative windows count back from now */
     char recent[128];
-    snprintf(recent, sizeof(recent), "%s/recent.db", dir);
+    scratch_path(recent, sizeof(recent), "recent.db");
     fill(recent, 4, pol_now_ms() - BASE_MS - 3 * (DAY_MS / 3) - 60000);   /* rows 0..3 end a minute ago */
-    assert_int_equal(audit(&out, "--db", recent, "--since", "9h", "--format", "csv", NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", recent, "--since", "9h", "--format", "csv", NULL), 0);
     assert_non_null(strstr(out, "\ntotal,2,"));   /* the last two rows, 8 hours apart */
     free(out);
-    assert_int_equal(audit(&out, "--db", recent, "--since", "30d", "--format", "csv", NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", recent, "--since", "30d", "--format", "csv", NULL), 0);
     assert_non_null(strstr(out, "\ntotal,4,"));
     free(out);
 }
@@ -214,13 +191,13 @@ static void test_config_names_the_ledger(void **state)
     char cfg[64], text[512], *a, *b;
     snprintf(text, sizeof(text), "{\"ledger\": {\"path\": \"%s\"}}", db);
     write_temp_file(cfg, text);
-    assert_int_equal(audit(&a, "--config", cfg, "--by", "route", "--format", "json", NULL, NULL), 0);
-    assert_int_equal(audit(&b, "--db", db, "--by", "route", "--format", "json", NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&a, "audit", "--config", cfg, "--by", "route", "--format", "json", NULL), 0);
+    assert_int_equal(run_junctionl(&b, "audit", "--db", db, "--by", "route", "--format", "json", NULL), 0);
     assert_string_equal(a, b);
     free(a);
     free(b);
     write_temp_file(cfg, "{\"ledger\": {\"path\": \"off\"}}");
-    assert_int_equal(audit(&a, "--config", cfg, NULL, NULL, NULL, NULL, NULL, NULL), 2);
+    assert_int_equal(run_junctionl(&a, "audit", "--config", cfg, NULL), 2);
     assert_non_null(strstr(a, "off"));
     free(a);
     unlink(cfg);
@@ -235,12 +212,12 @@ static void test_reads_while_writer_holds_the_lock(void **state)
     assert_int_equal(sqlite3_open(db, &w), SQLITE_OK);
     assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE; DELETE FROM requests;", NULL, NULL, NULL), SQLITE_OK);
     char *out;
-    assert_int_equal(audit(&out, "--db", db, "--format", "csv", NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--format", "csv", NULL), 0);
     assert_non_null(strstr(out, "\ntotal,90,"));
     free(out);
     assert_int_equal(sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(w);
-    assert_int_equal(audit(&out, "--db", db, "--vacuum", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--db", db, "--vacuum", NULL), 0);
     assert_non_null(strstr(out, "integrity ok"));
     free(out);
 }
@@ -249,7 +226,7 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     char missing[160];
-    snprintf(missing, sizeof(missing), "%s/none.db", dir);
+    scratch_path(missing, sizeof(missing), "none.db");
     const struct {
         const char *args[8];
         int status;
@@ -276,7 +253,7 @@ static void test_bad_arguments(void **state)
     }
     assert_int_equal(access(missing, F_OK), -1);   /* reading creates nothing */
     char *out;
-    assert_int_equal(audit(&out, "--help", NULL, NULL, NULL, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "audit", "--help", NULL), 0);
     assert_non_null(strstr(out, "usage: junction audit"));
     free(out);
 }
@@ -291,5 +268,5 @@ int main(void)
         cmocka_unit_test(test_reads_while_writer_holds_the_lock),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, scratch_teardown);
 }

@@ -6,52 +6,22 @@
 #include "policy.h"
 #include "testlib.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
-static char dir[64], db[128];
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
+static char db[128];
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/junction-keyscli-XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(db, sizeof(db), "%s/ledger.db", dir);
+    if (scratch_setup(state) != 0) return -1;
+    scratch_path(db, sizeof(db), "ledger.db");
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* `junction keys ARGS...` (NULL-terminated, at most 30). */
-static int keys(char **out, ...)
-{
-    const char *args[32] = {"keys"};
-    va_list ap;
-    va_start(ap, out);
-    int n = 1;
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 31) args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    return run_junction(args, out);
 }
 
 /* The output's last line (without its newline) into buf. */
@@ -77,18 +47,30 @@ static const pol_key *lookup(pol_keys_snapshot **snap, const char *secret)
 static cJSON *list_json(const char *what)
 {
     char *out;
-    assert_int_equal(keys(&out, what, "--db", db, "--format", "json", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", what, "--db", db, "--format", "json", NULL), 0);
     cJSON *doc = cJSON_Parse(out);
     if (!doc) fail_msg("not JSON: %s", out);
     free(out);
     return doc;
 }
 
+/* The item of doc's `array` whose `field` is `value`; the test fails without one. */
+static const cJSON *listed(const cJSON *doc, const char *array, const char *field, const char *value)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc, array)) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, field));
+        if (s && !strcmp(s, value)) return item;
+    }
+    fail_msg("no item of %s has %s '%s'", array, field, value);
+    return NULL;
+}
+
 static void test_add_prints_key_last_and_it_works(void **state)
 {
     (void)state;
     char *out, secret[128];
-    assert_int_equal(keys(&out, "add", "--db", db, "--tenant", "acme", "--name", "ci bot", "--routes",
+    assert_int_equal(run_junctionl(&out, "keys", "add", "--db", db, "--tenant", "acme", "--name", "ci bot", "--routes",
                           "local,openai", "--rpm", "60", "--tpm=90000", "--budget-daily", "5.5",
                           "--budget-monthly", "100", "--admin", NULL), 0);
     last_line(out, secret, sizeof(secret));
@@ -112,7 +94,7 @@ static void test_add_prints_key_last_and_it_works(void **state)
     pol_keys_snapshot_free(snap);
 
     /* lists show the key, never its secret or hash */
-    assert_int_equal(keys(&out, "list", "--db", db, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "list", "--db", db, NULL), 0);
     assert_non_null(strstr(out, id));
     assert_non_null(strstr(out, "5.500000"));
     assert_null(strstr(out, secret));
@@ -133,7 +115,7 @@ static void test_rotate_and_revoke(void **state)
 {
     (void)state;
     char *out, old[128], fresh[128], id[24];
-    assert_int_equal(keys(&out, "add", "--db", db, "--tenant", "beta", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "add", "--db", db, "--tenant", "beta", NULL), 0);
     last_line(out, old, sizeof(old));
     free(out);
     pol_keys_snapshot *snap;
@@ -142,7 +124,7 @@ static void test_rotate_and_revoke(void **state)
     snprintf(id, sizeof(id), "%s", k->id);
     pol_keys_snapshot_free(snap);
 
-    assert_int_equal(keys(&out, "rotate", "--db", db, id, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "rotate", "--db", db, id, NULL), 0);
     last_line(out, fresh, sizeof(fresh));
     free(out);
     assert_int_equal(strlen(fresh), POL_KEY_SECRET_LEN);
@@ -155,26 +137,20 @@ static void test_rotate_and_revoke(void **state)
     assert_string_equal(k->tenant, "beta");
     pol_keys_snapshot_free(snap);
 
-    assert_int_equal(keys(&out, "revoke", "--db", db, id, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "revoke", "--db", db, id, NULL), 0);
     free(out);
     assert_null(lookup(&snap, fresh));
     pol_keys_snapshot_free(snap);
-    assert_int_equal(keys(&out, "revoke", "--db", db, id, NULL), 1);
+    assert_int_equal(run_junctionl(&out, "keys", "revoke", "--db", db, id, NULL), 1);
     assert_non_null(strstr(out, "no active key"));
     free(out);
-    assert_int_equal(keys(&out, "rotate", "--db", db, id, NULL), 1);
+    assert_int_equal(run_junctionl(&out, "keys", "rotate", "--db", db, id, NULL), 1);
     assert_non_null(strstr(out, "cannot be rotated"));
     free(out);
     cJSON *doc = list_json("list");
-    cJSON *item;
-    bool seen = false;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc, "keys")) {
-        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "id")), id) != 0) continue;
-        seen = true;
-        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "revoked_ms")));
-        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "rotated_ms")));
-    }
-    assert_true(seen);
+    const cJSON *item = listed(doc, "keys", "id", id);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "revoked_ms")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "rotated_ms")));
     cJSON_Delete(doc);
 }
 
@@ -182,24 +158,18 @@ static void test_tenants(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(keys(&out, "tenant", "--db", db, "gamma", "--budget-daily", "2", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "tenant", "--db", db, "gamma", "--budget-daily", "2", NULL), 0);
     free(out);
-    assert_int_equal(keys(&out, "tenant", "--db", db, "gamma", "--budget-monthly", "30.25", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "tenant", "--db", db, "gamma", "--budget-monthly", "30.25", NULL), 0);
     free(out);
-    assert_int_equal(keys(&out, "tenants", "--db", db, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "tenants", "--db", db, NULL), 0);
     assert_non_null(strstr(out, "gamma"));
     assert_non_null(strstr(out, "30.250000"));
     free(out);
     cJSON *doc = list_json("tenants");
-    cJSON *item;
-    bool seen = false;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc, "tenants")) {
-        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "name")), "gamma") != 0) continue;
-        seen = true;
-        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "budget_daily_micro_usd")), 2000000);
-        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "budget_monthly_micro_usd")), 30250000);
-    }
-    assert_true(seen);
+    const cJSON *item = listed(doc, "tenants", "name", "gamma");
+    assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "budget_daily_micro_usd")), 2000000);
+    assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "budget_monthly_micro_usd")), 30250000);
     cJSON_Delete(doc);
 }
 
@@ -207,25 +177,25 @@ static void test_config_names_the_ledger(void **state)
 {
     (void)state;
     char conf[160], other[160], text[400], *out, secret[128];
-    snprintf(other, sizeof(other), "%s/from-config/ledger.db", dir);
-    snprintf(conf, sizeof(conf), "%s/junction.json", dir);
+    scratch_path(other, sizeof(other), "from-config/ledger.db");
+    scratch_path(conf, sizeof(conf), "junction.json");
     snprintf(text, sizeof(text), "{\"ledger\": {\"path\": \"%s\"}}", other);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-    assert_int_equal(keys(&out, "add", "--config", conf, "--tenant", "delta", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "add", "--config", conf, "--tenant", "delta", NULL), 0);
     last_line(out, secret, sizeof(secret));
     free(out);
     assert_int_equal(access(other, F_OK), 0);
-    assert_int_equal(keys(&out, "list", "--config", conf, NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "list", "--config", conf, NULL), 0);
     assert_non_null(strstr(out, "delta"));
     free(out);
     snprintf(text, sizeof(text), "{\"ledger\": {\"path\": \"off\"}}");
     f = fopen(conf, "w");
     fputs(text, f);
     fclose(f);
-    assert_int_equal(keys(&out, "list", "--config", conf, NULL), 2);
+    assert_int_equal(run_junctionl(&out, "keys", "list", "--config", conf, NULL), 2);
     assert_non_null(strstr(out, "off"));
     free(out);
 }
@@ -264,11 +234,11 @@ static void test_usage_errors(void **state)
         free(out);
     }
     char *out;
-    assert_int_equal(keys(&out, "--help", NULL), 0);
+    assert_int_equal(run_junctionl(&out, "keys", "--help", NULL), 0);
     assert_non_null(strstr(out, "junction keys add"));
     free(out);
     /* settings the library refuses fail with its message */
-    assert_int_equal(keys(&out, "add", "--db", db, "--tenant", "no spaces please", NULL), 1);
+    assert_int_equal(run_junctionl(&out, "keys", "add", "--db", db, "--tenant", "no spaces please", NULL), 1);
     assert_non_null(strstr(out, "tenant 'no spaces please'"));
     free(out);
 }
@@ -282,5 +252,5 @@ int main(void)
         cmocka_unit_test(test_config_names_the_ledger),
         cmocka_unit_test(test_usage_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, scratch_teardown);
 }

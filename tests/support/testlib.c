@@ -1,4 +1,4 @@
-/* testlib.c: the real daemon, HTTP and sockets for junction's tests. */
+/* testlib.c: the real daemon, HTTP and sockets, scratch folders for junction's tests. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,31 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static int remove_all(const char *dir) { return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+void remove_tree(const char *dir) { remove_all(dir); }
+
+char scratch_dir[64];
+
+int scratch_setup(void **state)
+{
+    (void)state;
+    snprintf(scratch_dir, sizeof(scratch_dir), "/tmp/junction-%.40s-XXXXXX", program_invocation_short_name);
+    if (mkdtemp(scratch_dir)) return 0;
+    fprintf(stderr, "scratch_setup: cannot make %s: %s\n", scratch_dir, strerror(errno));
+    scratch_dir[0] = '\0';
+    return -1;
+}
+
+int scratch_teardown(void **state)
+{
+    (void)state;
+    int rc = scratch_dir[0] ? remove_all(scratch_dir) : 0;
+    scratch_dir[0] = '\0';
+    return rc;
+}
+
+void scratch_path(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", scratch_dir, name); }
 
 char *daemon_log_wait(const test_daemon *d, const char *needle, double timeout_s)
 {
@@ -223,6 +248,18 @@ int run_junction(const char *const *args, char **output)
     unlink(path);
     remove_tree(state);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run_junctionl(char **output, const char *arg, ...)
+{
+    const char *args[63];
+    int n = 0;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 62; a = va_arg(ap, const char *)) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return run_junction(args, output);
 }
 
 /* ---- the fake frontier ---- */

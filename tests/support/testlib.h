@@ -53,6 +53,20 @@ long process_rss_kib(pid_t pid);
  * capturing stdout+stderr into *output (heap, caller frees). Returns the exit
  * status. */
 int run_junction(const char *const *args, char **output);
+/* run_junction with the arguments listed, NULL-terminated (at most 62):
+ * run_junctionl(&out, "keys", "list", "--db", db, NULL). */
+int run_junctionl(char **output, const char *arg, ...);
+
+/* ---- a scratch folder for a group of tests ---- */
+/* scratch_setup and scratch_teardown are cmocka group fixtures (use them as
+ * they are, or call them from the test's own): the first makes a new empty
+ * folder, /tmp/junction-PROGRAM-XXXXXX, and names it in scratch_dir; the
+ * second removes it with everything in it. */
+extern char scratch_dir[64];
+int scratch_setup(void **state);
+int scratch_teardown(void **state);
+/* scratch_dir/NAME into out (len bytes). */
+void scratch_path(char *out, size_t len, const char *name);
 
 /* ---- the fake frontier API (tests/fake/fake_frontier.c) ---- */
 typedef struct {

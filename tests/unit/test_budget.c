@@ -10,42 +10,20 @@
  * right Retry-After, refill, give tokens back, take both or neither. Plus
  * USD text both ways. */
 #include "policy.h"
+#include "testlib.h"
 
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #define DAY_MS INT64_C(86400000)
 #define T0 INT64_C(1773576000000)   /* 2026-03-15T12:00:00Z */
 #define MAR1 INT64_C(1772323200000) /* 2026-03-01T00:00:00Z */
-
-static char dir[64];
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/junction-budget-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static pol_budget *budget(int64_t global_daily, int64_t global_monthly, double soft)
 {
@@ -307,7 +285,7 @@ static void test_rebuild_from_ledger(void **state)
 {
     (void)state;
     char path[128], err[512];
-    snprintf(path, sizeof(path), "%s/rebuild.db", dir);
+    scratch_path(path, sizeof(path), "rebuild.db");
     pol_ledger_config c;
     pol_ledger_config_defaults(&c);
     snprintf(c.path, sizeof(c.path), "%s", path);
@@ -583,5 +561,5 @@ int main(void)
         cmocka_unit_test(test_limit_changes),
         cmocka_unit_test(test_duration_text),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

@@ -1,17 +1,21 @@
 /* test_engine.c: the forward pass and generation against reference outputs
  * (llama.cpp and float64 references in ../shared/vectors/), against a plain
  * float forward pass written here, and against itself (batching, threads). */
+#include "engine_test.h"
 #include "localengine.h"
 #include "model.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -41,15 +45,6 @@ static int json_ints(const cJSON *arr, int *out, int max)
     return n;
 }
 
-static eng_model *load(const char *path)
-{
-    char err[512];
-    eng_model *m = NULL;
-    if (eng_model_load(&m, path, err, sizeof(err)) != 0) fprintf(stderr, "%s\n", err);
-    assert_non_null(m);
-    return m;
-}
-
 static eng_ctx *context(eng_model *m, eng_kv_type kv, int threads, int batch)
 {
     char err[512];
@@ -65,14 +60,6 @@ static void decode(eng_ctx *c, const int *ids, int n, bool all)
     int rc = eng_decode(c, ids, n, all, err, sizeof(err));
     if (rc != 0) fprintf(stderr, "eng_decode: %s\n", err);
     assert_int_equal(rc, 0);
-}
-
-static int argmax(const float *l, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
 }
 
 static float max_diff_json(const float *l, const cJSON *row, int n)
@@ -255,92 +242,7 @@ static void test_dequantized_rows_exact(void **state)
     assert_true(checked >= 13);
 }
 
-/* ---- a plain float forward pass, token by token, to hold the engine against ---- */
-
-typedef struct { int E, H, KVH, F, V, L, rot; float eps, base; } dims;
-
-static void ref_matvec(const eng_weight *w, const float *x, float *out)
-{
-    float *row = malloc(sizeof(float) * (size_t)w->n_in);
-    for (int64_t r = 0; r < w->n_out; r++) {
-        eng_weight_row(w, r, row);
-        double s = 0;
-        for (int64_t i = 0; i < w->n_in; i++) s += (double)row[i] * x[i];
-        out[r] = (float)s;
-    }
-    free(row);
-}
-
-static void ref_rmsnorm(float *o, const float *x, const float *w, int n, float eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    double sc = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++) o[i] = (float)(x[i] * sc * w[i]);
-}
-
-static void ref_rope(float *v, int heads, int hd, int rot, int pos, float base)
-{
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < rot; i += 2) {
-            double th = pos * pow(base, -(double)i / rot), a = v[h * hd + i], b = v[h * hd + i + 1];
-            v[h * hd + i] = (float)(a * cos(th) - b * sin(th));
-            v[h * hd + i + 1] = (float)(a * sin(th) + b * cos(th));
-        }
-}
-
-/* logits[t][V] for each token of `ids`, float activations throughout. */
-static float *reference_forward(const eng_model *m, const int *ids, int n)
-{
-    const eng_model_info *h = &m->info;
-    int E = h->n_embd, hd = E / h->n_head, KV = hd * h->n_head_kv, F = h->n_ff, V = h->n_vocab;
-    float *kc = calloc((size_t)h->n_layer * n * KV, sizeof(float)), *vc = calloc((size_t)h->n_layer * n * KV, sizeof(float));
-    float *x = malloc(4 * (size_t)E), *xb = malloc(4 * (size_t)E), *q = malloc(4 * (size_t)E), *att = malloc(4 * (size_t)E);
-    float *k = malloc(4 * (size_t)KV), *v = malloc(4 * (size_t)KV), *g = malloc(4 * (size_t)F), *u = malloc(4 * (size_t)F);
-    float *sc = malloc(4 * (size_t)n), *logits = malloc(4 * (size_t)n * V);
-    for (int t = 0; t < n; t++) {
-        eng_weight_row(&m->token_embd, ids[t], x);
-        for (int l = 0; l < h->n_layer; l++) {
-            const eng_layer *L = &m->layers[l];
-            ref_rmsnorm(xb, x, L->attn_norm, E, h->rms_eps);
-            ref_matvec(&L->wq, xb, q);
-            ref_matvec(&L->wk, xb, k);
-            ref_matvec(&L->wv, xb, v);
-            ref_rope(q, h->n_head, hd, h->n_rot, t, h->rope_base);
-            ref_rope(k, h->n_head_kv, hd, h->n_rot, t, h->rope_base);
-            memcpy(kc + ((size_t)l * n + t) * KV, k, 4 * (size_t)KV);
-            memcpy(vc + ((size_t)l * n + t) * KV, v, 4 * (size_t)KV);
-            for (int hh = 0; hh < h->n_head; hh++) {
-                int kvh = hh / (h->n_head / h->n_head_kv);
-                double mx = -1e30, sum = 0;
-                for (int s = 0; s <= t; s++) {
-                    double d = 0;
-                    for (int i = 0; i < hd; i++) d += (double)q[hh * hd + i] * kc[((size_t)l * n + s) * KV + kvh * hd + i];
-                    sc[s] = (float)(d / sqrt(hd));
-                    if (sc[s] > mx) mx = sc[s];
-                }
-                for (int s = 0; s <= t; s++) sum += (sc[s] = (float)exp(sc[s] - mx));
-                for (int i = 0; i < hd; i++) {
-                    double o = 0;
-                    for (int s = 0; s <= t; s++) o += sc[s] / sum * vc[((size_t)l * n + s) * KV + kvh * hd + i];
-                    att[hh * hd + i] = (float)o;
-                }
-            }
-            ref_matvec(&L->wo, att, xb);
-            for (int i = 0; i < E; i++) x[i] += xb[i];
-            ref_rmsnorm(xb, x, L->ffn_norm, E, h->rms_eps);
-            ref_matvec(&L->w_gate, xb, g);
-            ref_matvec(&L->w_up, xb, u);
-            for (int i = 0; i < F; i++) g[i] = (float)(g[i] / (1 + exp(-g[i])) * u[i]);
-            ref_matvec(&L->w_down, g, xb);
-            for (int i = 0; i < E; i++) x[i] += xb[i];
-        }
-        ref_rmsnorm(xb, x, m->output_norm, E, h->rms_eps);
-        ref_matvec(&m->output, xb, logits + (size_t)t * V);
-    }
-    free(kc); free(vc); free(x); free(xb); free(q); free(att); free(k); free(v); free(g); free(u); free(sc);
-    return logits;
-}
+/* ---- against a plain float forward pass (tests/support/engine_test.h) ---- */
 
 /* tol is absolute, or relative to the largest reference logit when negative. */
 static void check_against_float_reference(const char *path, float tol)
@@ -348,7 +250,9 @@ static void check_against_float_reference(const char *path, float tol)
     eng_model *m = load(path);
     int ids[] = {1, 403, 407, 261, 378, 383, 286, 261, 376, 400, 428}; /* < 512: valid in every vocab here */
     int n = 11, V = eng_model_get_info(m)->n_vocab;
-    float *ref = reference_forward(m, ids, n);
+    float *ref = malloc(sizeof(float) * (size_t)n * V);
+    assert_non_null(ref);
+    reference_forward(m, ids, n, ref, NULL);
     eng_ctx *c = context(m, ENG_KV_F32, 2, 512);
     decode(c, ids, n, true);
     float worst = 0, scale = 0;
@@ -417,6 +321,48 @@ static void test_float_reference_mkmodel(void **state)
     assert_int_equal(eng_mkmodel(path, "tiny", "q4_k", 1, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "--shape small"));
     unlink(path);
+}
+
+/* A write that fails (here past RLIMIT_FSIZE, as on a full disk) leaves
+ * nothing under the final name, nor the temporary file, and a model already
+ * there stays untouched: mkmodel writes PATH.tmp and renames it when whole. */
+static int mkmodel_limited(const char *path, uint64_t seed, char *err, size_t errlen)
+{
+    struct rlimit was, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+    small = was;
+    small.rlim_cur = 64 * 1024;                     /* a tiny f32 model is about 0.7 MiB */
+    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = eng_mkmodel(path, "tiny", "f32", seed, NULL, err, errlen);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+    signal(SIGXFSZ, handler);
+    return rc;
+}
+
+static void test_mkmodel_failed_write_leaves_no_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/junction-mkfail-XXXXXX", path[64], tmp[64], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/model.gguf", dir);
+    snprintf(tmp, sizeof(tmp), "%s/model.gguf.tmp", dir);
+    assert_int_equal(mkmodel_limited(path, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "File too large"));
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(access(tmp, F_OK), -1);
+
+    struct stat good, after;
+    assert_int_equal(eng_mkmodel(path, "tiny", "f32", 1, NULL, err, sizeof(err)), 0);
+    assert_int_equal(access(tmp, F_OK), -1);
+    assert_int_equal(stat(path, &good), 0);
+    assert_int_equal(mkmodel_limited(path, 2, err, sizeof(err)), -1);
+    assert_int_equal(stat(path, &after), 0);
+    assert_true(after.st_ino == good.st_ino && after.st_size == good.st_size &&
+                after.st_mtim.tv_nsec == good.st_mtim.tv_nsec && after.st_mtim.tv_sec == good.st_mtim.tv_sec);
+    assert_int_equal(access(tmp, F_OK), -1);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* ---- the engine against itself ---- */
@@ -691,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_float_reference_f16),
         cmocka_unit_test(test_float_reference_q8_0),
         cmocka_unit_test(test_float_reference_mkmodel),
+        cmocka_unit_test(test_mkmodel_failed_write_leaves_no_file),
         cmocka_unit_test(test_batching_and_threads_agree),
         cmocka_unit_test(test_truncate_and_redecode),
         cmocka_unit_test(test_sequences_together_match_alone),

@@ -4,6 +4,7 @@
  * that layer; and the cache a scoring pass leaves (finished or not) against
  * a fresh prefill, on the shared models and on eng_mkmodel files. */
 #include "context.h"
+#include "engine_test.h"
 #include "localengine.h"
 #include "model.h"
 
@@ -65,15 +66,6 @@ static int remove_models(void **state)
 static const int prompt[] = {1, 403, 407, 261, 378, 383, 286, 261, 376, 400, 428, 300, 290, 311, 450, 266, 305, 333};
 #define N_PROMPT ((int)(sizeof(prompt) / sizeof(prompt[0])))
 
-static eng_model *load(const char *path)
-{
-    char err[512];
-    eng_model *m = NULL;
-    if (eng_model_load(&m, path, err, sizeof(err)) != 0) fprintf(stderr, "%s\n", err);
-    assert_non_null(m);
-    return m;
-}
-
 /* One compute thread, except where sequences share batches (the machine
  * running the tests is shared: every thread meeting costs there). */
 static eng_ctx *context(eng_model *m, int n_seq, int batch, eng_kv_type kv)
@@ -92,14 +84,6 @@ static void features(eng_ctx *c, const int *ids, int n, eng_feature_params p, en
     int rc = eng_prompt_features(c, ids, n, &p, out, err, sizeof(err));
     if (rc != 0) fprintf(stderr, "%s\n", err);
     assert_int_equal(rc, 0);
-}
-
-static int argmax(const float *l, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
 }
 
 /* Greedy tokens of `seq`, starting from the logits `first` (copied). */
@@ -132,89 +116,13 @@ static float max_abs(const float *a, size_t n)
     return w;
 }
 
-/* ---- a plain float forward pass: the residual stream after every layer ---- */
-
-static void ref_matvec(const eng_weight *w, const float *x, float *out)
-{
-    float *row = malloc(sizeof(float) * (size_t)w->n_in);
-    for (int64_t r = 0; r < w->n_out; r++) {
-        eng_weight_row(w, r, row);
-        double s = 0;
-        for (int64_t i = 0; i < w->n_in; i++) s += (double)row[i] * x[i];
-        out[r] = (float)s;
-    }
-    free(row);
-}
-
-static void ref_norm(float *o, const float *x, const float *w, int n, float eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    double k = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++) o[i] = (float)(x[i] * k * w[i]);
-}
-
-static void ref_rotate(float *v, int heads, int hd, int rot, int pos, float base)
-{
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < rot; i += 2) {
-            double th = pos * pow(base, -(double)i / rot), a = v[h * hd + i], b = v[h * hd + i + 1];
-            v[h * hd + i] = (float)(a * cos(th) - b * sin(th));
-            v[h * hd + i + 1] = (float)(a * sin(th) + b * cos(th));
-        }
-}
-
-/* hidden[(t * (n_layer + 1) + l) * n_embd]: token t's residual stream after l layers. */
+/* The residual stream after every layer, from the plain float forward pass
+ * (tests/support/engine_test.h): hidden[(t * (n_layer + 1) + l) * n_embd]. */
 static float *reference_hidden(const eng_model *m, const int *ids, int n)
 {
-    const eng_model_info *h = &m->info;
-    int E = h->n_embd, hd = E / h->n_head, KV = hd * h->n_head_kv, F = h->n_ff, NL = h->n_layer;
-    float *hidden = malloc(sizeof(float) * (size_t)n * (NL + 1) * E);
-    float *kc = calloc((size_t)NL * n * KV, sizeof(float)), *vc = calloc((size_t)NL * n * KV, sizeof(float));
-    float *x = malloc(4 * (size_t)E), *xb = malloc(4 * (size_t)E), *q = malloc(4 * (size_t)E), *o = malloc(4 * (size_t)E);
-    float *k = malloc(4 * (size_t)KV), *v = malloc(4 * (size_t)KV), *g = malloc(4 * (size_t)F), *u = malloc(4 * (size_t)F);
-    double *w = malloc(sizeof(double) * (size_t)n);
-    for (int t = 0; t < n; t++) {
-        eng_weight_row(&m->token_embd, ids[t], x);
-        memcpy(hidden + (size_t)t * (NL + 1) * E, x, 4 * (size_t)E);
-        for (int l = 0; l < NL; l++) {
-            const eng_layer *L = &m->layers[l];
-            ref_norm(xb, x, L->attn_norm, E, h->rms_eps);
-            ref_matvec(&L->wq, xb, q);
-            ref_matvec(&L->wk, xb, k);
-            ref_matvec(&L->wv, xb, v);
-            ref_rotate(q, h->n_head, hd, h->n_rot, t, h->rope_base);
-            ref_rotate(k, h->n_head_kv, hd, h->n_rot, t, h->rope_base);
-            memcpy(kc + ((size_t)l * n + t) * KV, k, 4 * (size_t)KV);
-            memcpy(vc + ((size_t)l * n + t) * KV, v, 4 * (size_t)KV);
-            for (int head = 0; head < h->n_head; head++) {
-                int kvh = head / (h->n_head / h->n_head_kv);
-                double top = -1e300, sum = 0;
-                for (int s = 0; s <= t; s++) {
-                    double d = 0;
-                    for (int i = 0; i < hd; i++) d += (double)q[head * hd + i] * kc[((size_t)l * n + s) * KV + kvh * hd + i];
-                    w[s] = d / sqrt(hd);
-                    top = w[s] > top ? w[s] : top;
-                }
-                for (int s = 0; s <= t; s++) sum += (w[s] = exp(w[s] - top));
-                for (int i = 0; i < hd; i++) {
-                    double acc = 0;
-                    for (int s = 0; s <= t; s++) acc += w[s] / sum * vc[((size_t)l * n + s) * KV + kvh * hd + i];
-                    o[head * hd + i] = (float)acc;
-                }
-            }
-            ref_matvec(&L->wo, o, xb);
-            for (int i = 0; i < E; i++) x[i] += xb[i];
-            ref_norm(xb, x, L->ffn_norm, E, h->rms_eps);
-            ref_matvec(&L->w_gate, xb, g);
-            ref_matvec(&L->w_up, xb, u);
-            for (int i = 0; i < F; i++) g[i] = (float)(g[i] / (1 + exp(-g[i])) * u[i]);
-            ref_matvec(&L->w_down, g, xb);
-            for (int i = 0; i < E; i++) x[i] += xb[i];
-            memcpy(hidden + ((size_t)t * (NL + 1) + l + 1) * E, x, 4 * (size_t)E);
-        }
-    }
-    free(kc); free(vc); free(x); free(xb); free(q); free(o); free(k); free(v); free(g); free(u); free(w);
+    float *hidden = malloc(sizeof(float) * (size_t)n * (m->info.n_layer + 1) * m->info.n_embd);
+    assert_non_null(hidden);
+    reference_forward(m, ids, n, NULL, hidden);
     return hidden;
 }
 

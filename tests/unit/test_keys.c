@@ -6,8 +6,8 @@
  * nothing written, and the daemon's change check fires on key changes but
  * not on ledger rows. */
 #include "policy.h"
+#include "testlib.h"
 
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <setjmp.h>
@@ -17,35 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-
-static char dir[64];
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/junction-keys-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void db_path(char *out, size_t len, const char *name)
-{
-    snprintf(out, len, "%s/%s", dir, name);
-}
 
 static int64_t db_int(const char *path, const char *sql)
 {
@@ -143,7 +116,7 @@ static void test_migrates_version_1_fixture(void **state)
 {
     (void)state;
     char path[128], err[512];
-    db_path(path, sizeof(path), "v1.db");
+    scratch_path(path, sizeof(path), "v1.db");
     copy_file(JUNCTION_SOURCE_DIR "/tests/data/ledger-v1.db", path);
     assert_int_equal(db_int(path, "PRAGMA user_version"), 1);
     pol_keys *ks = (pol_keys *)path;
@@ -174,7 +147,7 @@ static void test_key_stored_as_hmac_only(void **state)
 {
     (void)state;
     char path[128], secret[POL_KEY_SECRET_LEN + 1];
-    db_path(path, sizeof(path), "hmac.db");
+    scratch_path(path, sizeof(path), "hmac.db");
     pol_keyadmin *a = admin_open(path);
     pol_key s = settings("acme"), made;
     add_key(a, &s, &made, secret);
@@ -204,7 +177,7 @@ static void test_key_stored_as_hmac_only(void **state)
     /* another file, another pepper */
     char other[128];
     unsigned char pepper2[32];
-    db_path(other, sizeof(other), "hmac2.db");
+    scratch_path(other, sizeof(other), "hmac2.db");
     pol_keyadmin_close(admin_open(other));
     db_blob(other, "SELECT value FROM meta WHERE name = 'pepper'", pepper2, 32);
     assert_memory_not_equal(pepper, pepper2, 32);
@@ -214,7 +187,7 @@ static void test_lookup_exact(void **state)
 {
     (void)state;
     char path[128], secret[POL_KEY_SECRET_LEN + 1];
-    db_path(path, sizeof(path), "lookup.db");
+    scratch_path(path, sizeof(path), "lookup.db");
     pol_keyadmin *a = admin_open(path);
     pol_key s = settings("acme"), made;
     snprintf(s.name, sizeof(s.name), "ci bot");
@@ -270,7 +243,7 @@ static void test_many_keys_each_its_own(void **state)
     (void)state;
     enum { N = 200 };
     char path[128];
-    db_path(path, sizeof(path), "many.db");
+    scratch_path(path, sizeof(path), "many.db");
     pol_keyadmin *a = admin_open(path);
     static char secrets[N][POL_KEY_SECRET_LEN + 1];
     static pol_key made[N];
@@ -299,7 +272,7 @@ static void test_revoke_and_rotate(void **state)
 {
     (void)state;
     char path[128], err[512], s1[POL_KEY_SECRET_LEN + 1], s2[POL_KEY_SECRET_LEN + 1], fresh[POL_KEY_SECRET_LEN + 1];
-    db_path(path, sizeof(path), "revoke.db");
+    scratch_path(path, sizeof(path), "revoke.db");
     pol_keyadmin *a = admin_open(path);
     pol_key s = settings("acme"), k1, k2;
     s.tpm = 777;
@@ -344,7 +317,7 @@ static void test_bad_settings_refused(void **state)
 {
     (void)state;
     char path[128], err[512], secret[POL_KEY_SECRET_LEN + 1];
-    db_path(path, sizeof(path), "bad.db");
+    scratch_path(path, sizeof(path), "bad.db");
     pol_keyadmin *a = admin_open(path);
     static const struct {
         const char *tenant, *name, *routes;
@@ -386,7 +359,7 @@ static void test_tenants_keep_budgets_not_given(void **state)
 {
     (void)state;
     char path[128], err[512];
-    db_path(path, sizeof(path), "tenants.db");
+    scratch_path(path, sizeof(path), "tenants.db");
     pol_keyadmin *a = admin_open(path);
     assert_int_equal(pol_tenant_set(a, "acme", 5000000, -1, err, sizeof(err)), 0);
     assert_int_equal(pol_tenant_set(a, "acme", -1, 70000000, err, sizeof(err)), 0);
@@ -423,7 +396,7 @@ static void test_changes_seen_ledger_rows_not(void **state)
 {
     (void)state;
     char path[128], err[512], secret[POL_KEY_SECRET_LEN + 1];
-    db_path(path, sizeof(path), "changes.db");
+    scratch_path(path, sizeof(path), "changes.db");
     pol_ledger_config c;
     pol_ledger_config_defaults(&c);
     snprintf(c.path, sizeof(c.path), "%s", path);
@@ -479,11 +452,11 @@ static void test_open_errors(void **state)
 {
     (void)state;
     char path[128], err[512];
-    db_path(path, sizeof(path), "missing.db");
+    scratch_path(path, sizeof(path), "missing.db");
     pol_keys *ks;
     assert_int_equal(pol_keys_open(&ks, path, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "missing.db"));
-    db_path(path, sizeof(path), "foreign.db");
+    scratch_path(path, sizeof(path), "foreign.db");
     FILE *f = fopen(path, "w");
     fputs("not a database at all, just text that is long enough to be a header......\n", f);
     fclose(f);
@@ -521,5 +494,5 @@ int main(void)
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_routes_allowed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }
