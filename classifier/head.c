@@ -5,10 +5,15 @@
  * every score comes with the few features that moved it most. A head says
  * which feature groups it reads, so one without model features runs without
  * a model, and one probing a hidden state refuses a model of another width.
+ * A head that reads model features still scores a request they were not
+ * computed for (no model loaded, or the daemon too busy to run the pass):
+ * those terms then count as at their fitted mean, contributing nothing, so
+ * the score falls back to what the other features say.
  */
 #include "scoring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,10 +295,12 @@ static void keep_evidence(cls_score *s, const cls_evidence *e)
 int cls_head_score(const cls_head *h, const cls_features *f, cls_score *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (cls_head_check_model(h, &f->model, err, errlen)) return -1;
+    bool model = f->model.present;
+    if (model && cls_head_check_model(h, &f->model, err, errlen)) return -1;
     double z = h->bias;
     for (int i = 0; i < h->n_dense; i++) {
         const dense_entry *d = &h->dense[i];
+        if (!model && (d->src == SRC_MODEL || d->src == SRC_HIDDEN)) continue; /* at its mean: adds nothing */
         float x = value_of(f, d->src, d->index, d->name);
         cls_evidence e = {.value = x, .contribution = d->weight * cls_standardise(x, d->mean, d->std)};
         snprintf(e.name, sizeof(e.name), "%s", d->name);
@@ -567,6 +574,22 @@ static cJSON *to_json(const cls_head *h)
     return root;
 }
 
+/* fsync the folder holding `path`, which makes a rename into it durable. */
+static int sync_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof(dir), ".");
+    else snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 int cls_head_save(const cls_head *h, const char *path, char *err, size_t errlen)
 {
     cJSON *root = to_json(h);
@@ -585,13 +608,19 @@ int cls_head_save(const cls_head *h, const char *path, char *err, size_t errlen)
     }
     if (fd >= 0) fchmod(fd, 0644);   /* mkstemp makes it private; a head is not secret */
     FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
-    bool ok = fp && fputs(text, fp) >= 0 && fputc('\n', fp) != EOF;
+    /* on disk before the rename, so that a crash leaves the old head or the new one, never an empty file */
+    bool ok = fp && fputs(text, fp) >= 0 && fputc('\n', fp) != EOF && fflush(fp) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (fp) ok = fclose(fp) == 0 && ok;
     else if (fd >= 0) close(fd);
     if (ok && rename(tmp, path) != 0) {
         saved = errno;
         ok = false;
+    }
+    if (ok && sync_folder(path) != 0) { /* the rename itself is on disk */
+        saved = errno;
+        ok = false;
+        fd = -1; /* renamed: nothing to unlink */
     }
     if (!ok) {
         snprintf(err, errlen, "cannot write head file %s: %s (check the folder exists and is writable)", path,

@@ -136,7 +136,8 @@ int cls_head_load(cls_head **out, const char *path, char *err, size_t errlen);
 int cls_head_parse(cls_head **out, const char *json, size_t len, char *err, size_t errlen);
 /* The head shipped with junction for `target` ("difficulty" or "sensitivity"). */
 int cls_head_load_default(cls_head **out, const char *target, char *err, size_t errlen);
-/* Write the head as JSON (atomically: a temporary file, then rename). */
+/* Write the head as JSON (atomically and durably: a temporary file, synced,
+ * renamed, and the folder synced). */
 int cls_head_save(const cls_head *h, const char *path, char *err, size_t errlen);
 void cls_head_free(cls_head *h);
 /* Valid while the head lives. */
@@ -165,8 +166,10 @@ typedef struct {
     cls_evidence evidence[CLS_EVIDENCE_MAX];
 } cls_score;
 
-/* Score the features. Fails (with the reason) when the head needs model
- * features or a hidden state the features lack (cls_head_check_model). */
+/* Score the features. Without model features (f->model.present false) a
+ * head that reads them still scores: its model and hidden-state terms count
+ * as at their fitted mean (they add nothing). With them, fails (with the
+ * reason) when they do not fit the head (cls_head_check_model). */
 int cls_head_score(const cls_head *h, const cls_features *f, cls_score *out, char *err, size_t errlen);
 
 /* ---- Fitting (junction calibrate) ---- */

@@ -42,18 +42,26 @@ int cli_load(const char *cmd, const cli_engine_opts *o, eng_model **m, eng_ctx *
 /* ---- classification (cmd_route.c; used by route and calibrate) ---- */
 #include "classifier.h"
 #include "scoring.h"
-/* One request: msgs (heap) point into the cJSON; text (heap) is the user's text. */
+/* One request: msgs (heap) point into the cJSON; text (heap) is the user's
+ * text (what the lexical features read); messages is the chat the local
+ * model reads (a bare prompt or text becomes one user message, owned). */
 typedef struct {
     cls_message *msgs;
     int n_msgs;
     char *text;
     size_t len;
+    const cJSON *messages;
+    cJSON *owned;
 } cli_request;
 int cli_request_from_json(const cJSON *obj, cli_request *r, char *err, size_t errlen); /* "messages" | "prompt" | "text" */
+/* TEXT as one user message (route's argument). */
+int cli_request_from_text(const char *text, cli_request *r, char *err, size_t errlen);
 void cli_request_free(cli_request *r);
 typedef struct {
     eng_model *model;
     eng_ctx *ctx;
+    bool llama2_chat;          /* the chat template the daemon would use (config chat_template, "auto") */
+    char chat_template[16];
     int layer;
     int max_tokens;
     cls_detector *detector;

@@ -4,9 +4,11 @@
  * operator fits one on their own labelled lines. Feature extraction (the
  * model's pass over every prompt) is the slow part and fitting the fast one,
  * so the features are cached next to the output, keyed by the data, the
- * model, the layer and the detector rules: trying other feature groups or
- * n-gram sizes refits in seconds. The report is computed on a held-out split
- * the head never saw.
+ * model, the layer and the config (detector rules, chat template): trying
+ * other feature groups or n-gram sizes refits in seconds. The model's
+ * features are those the daemon computes for the same request (cmd_route.c,
+ * gw_prompt_render), so a head fitted here scores alike there. The report
+ * is computed on a held-out split the head never saw.
  */
 #include "cli.h"
 #include "commands.h"
@@ -20,7 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CACHE_MAGIC "JNCFEAT2"
+/* 3: the model's features read the prompt as the daemon renders it for the
+ * local model (chat template), no longer the user's text alone */
+#define CACHE_MAGIC "JNCFEAT3"
 
 static void usage(void)
 {
@@ -40,7 +44,8 @@ static void usage(void)
            "  --ngram-bits N      hashed n-gram buckets = 2^N (10..22; default 16)\n"
            "  --holdout X         share held out for the report (default 0.2)\n"
            "  --lambda X          L2 strength (default: the best on a validation split)\n"
-           "  --config FILE       daemon config: the operator's detectors come from it\n"
+           "  --config FILE       daemon config: the operator's detectors, classifier.max_tokens\n"
+           "                      and the chat_template the model's pass renders prompts with\n"
            "  --description TEXT  written into the head\n"
            "  --no-cache          extract features again\n" CLI_ENGINE_HELP);
 }
@@ -214,7 +219,7 @@ static uint64_t cache_key(const char *data, const char *model, const char *confi
              model ? model : "", (long long)st.st_size, (long long)st.st_mtime, layer, max_tokens);
     uint64_t h = fnv64(FNV64_START, buf, strlen(buf));
     h = fnv64(h, data, strlen(data));
-    if (config) {   /* the operator's detector rules change the features */
+    if (config) {   /* its detector rules and chat_template change the features */
         FILE *fp = fopen(config, "rb");
         if (fp) {
             char chunk[4096];

@@ -5,7 +5,9 @@
  * file of prompts, and to measure a head on labelled data with the same
  * metrics calibrate prints. The feature extraction here (detectors, words,
  * the local model's pass) is also what `junction calibrate` fits on, so a
- * head is always scored on features made the way it was fitted.
+ * head is always scored on features made the way it was fitted; the model's
+ * pass reads the prompt as the daemon renders it (gw_prompt_render), so the
+ * daemon sees the same numbers too.
  */
 #include "cli.h"
 #include "commands.h"
@@ -29,6 +31,24 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* A bare text is one user message, to the detectors and to the model. */
+static int one_user_message(const char *text, cli_request *r)
+{
+    cJSON *m = cJSON_CreateObject();
+    r->owned = cJSON_CreateArray();
+    r->msgs = malloc(sizeof(*r->msgs));
+    if (!m || !r->owned || !r->msgs || !cJSON_AddStringToObject(m, "role", "user") ||
+        !cJSON_AddStringToObject(m, "content", text)) {
+        cJSON_Delete(m);
+        return -1;
+    }
+    cJSON_AddItemToArray(r->owned, m);
+    r->messages = r->owned;
+    r->msgs[0] = (cls_message){"user", text, strlen(text), 0};
+    r->n_msgs = 1;
+    return 0;
+}
+
 int cli_request_from_json(const cJSON *obj, cli_request *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
@@ -37,11 +57,9 @@ int cli_request_from_json(const cJSON *obj, cli_request *r, char *err, size_t er
     if (!prompt) prompt = cJSON_GetObjectItemCaseSensitive(obj, "text");
     if (cJSON_IsArray(messages)) {
         if (cls_messages_from_json(messages, &r->msgs, &r->n_msgs, err, errlen)) return -1;
+        r->messages = messages;
     } else if (cJSON_IsString(prompt)) {
-        r->msgs = malloc(sizeof(*r->msgs));
-        if (!r->msgs) goto oom;
-        r->msgs[0] = (cls_message){"user", prompt->valuestring, strlen(prompt->valuestring), 0};
-        r->n_msgs = 1;
+        if (one_user_message(prompt->valuestring, r)) goto oom;
     } else {
         snprintf(err, errlen, "needs \"prompt\" or \"text\" (a string) or \"messages\" (an OpenAI messages array)");
         return -1;
@@ -57,10 +75,21 @@ oom:
     return -1;
 }
 
+int cli_request_from_text(const char *text, cli_request *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    if (one_user_message(text, r) == 0 && cls_user_text(r->msgs, r->n_msgs, &r->text, &r->len, err, errlen) == 0)
+        return 0;
+    if (!r->text) snprintf(err, errlen, "out of memory reading the text");
+    cli_request_free(r);
+    return -1;
+}
+
 void cli_request_free(cli_request *r)
 {
     free(r->msgs);
     free(r->text);
+    cJSON_Delete(r->owned);
     memset(r, 0, sizeof(*r));
 }
 
@@ -81,7 +110,8 @@ static char *read_text_file(const char *path, char *err, size_t errlen)
     return NULL;
 }
 
-/* The "classifier" object of a daemon config file: heads, detectors, layer. */
+/* The "classifier" object of a daemon config file (heads, detectors,
+ * max_tokens) and its chat_template. */
 static int read_config(cli_classifier *c, const char *path, char *err, size_t errlen)
 {
     char *text = read_text_file(path, err, errlen);
@@ -98,6 +128,8 @@ static int read_config(cli_classifier *c, const char *path, char *err, size_t er
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(cl, "sensitivity_head");
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(cl, "detectors");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cl, "max_tokens");
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
+    if (cJSON_IsString(tmpl)) snprintf(c->chat_template, sizeof(c->chat_template), "%s", tmpl->valuestring);
     if (cJSON_IsString(dh) && *dh->valuestring) c->difficulty_head = strdup(dh->valuestring);
     if (cJSON_IsString(sh) && *sh->valuestring) c->sensitivity_head = strdup(sh->valuestring);
     if (cJSON_IsNumber(mt) && mt->valuedouble >= 8) c->max_tokens = (int)mt->valuedouble;
@@ -116,6 +148,7 @@ int cli_classifier_open(cli_classifier *c, const char *cmd, const char *config, 
 {
     memset(c, 0, sizeof(*c));
     c->max_tokens = 512;
+    snprintf(c->chat_template, sizeof(c->chat_template), "auto");
     char err[512];
     if (config && read_config(c, config, err, sizeof(err))) {
         fprintf(stderr, "junction %s: %s\n", cmd, err);
@@ -131,6 +164,7 @@ int cli_classifier_open(cli_classifier *c, const char *cmd, const char *config, 
         cli_classifier_close(c);
         return -1;
     }
+    if (c->model) c->llama2_chat = gw_chat_template_llama2(c->model, c->chat_template);
     return 0;
 }
 
@@ -150,22 +184,21 @@ int cli_default_layer(const cli_classifier *c)
     return n_layer >= 4 ? n_layer / 4 : n_layer > 0 ? 1 : 0;
 }
 
-/* The local model's pass over the user's text: NLL, entropy, pooled state. */
+/* The local model's pass over the prompt as the daemon renders it for the
+ * model (gw_prompt_render: chat template, head and tail past max_tokens):
+ * NLL, entropy, pooled state. */
 static int model_features(const cli_classifier *c, const cli_request *r, cls_model_features *mf, char *err,
                           size_t errlen)
 {
-    int n = eng_tokenize(c->model, r->text, r->len, true, NULL, 0);
-    int *tokens = n > 0 ? malloc(sizeof(int) * (size_t)n) : NULL;
-    if (!tokens) {
-        snprintf(err, errlen, "out of memory tokenizing a %zu-byte prompt", r->len);
+    gw_prompt p;
+    if (gw_prompt_render(&p, c->model, c->llama2_chat, r->messages, NULL, c->max_tokens)) {
+        snprintf(err, errlen, "out of memory rendering a %zu-byte prompt", r->len);
         return -1;
     }
-    eng_tokenize(c->model, r->text, r->len, true, tokens, n);
-    eng_feature_params p = {.pool_layer = c->layer, .nll_from = 1};
-    n = eng_keep_head_tail(tokens, n, c->max_tokens, &p.nll_from);
+    eng_feature_params fp = {.pool_layer = c->layer, .nll_from = 1};
     eng_features ef;
-    int rc = eng_prompt_features(c->ctx, tokens, n, &p, &ef, err, errlen);
-    free(tokens);
+    int rc = eng_prompt_features(c->ctx, p.scored, p.n_scored, &fp, &ef, err, errlen);
+    gw_prompt_free(&p);
     if (rc) return -1;
     *mf = (cls_model_features){.present = true, .nll_mean = ef.nll_mean, .nll_max = ef.nll_max,
                                .entropy_last = ef.entropy_last, .n_tokens = ef.n_tokens, .hidden = ef.pooled,
@@ -233,8 +266,10 @@ static void usage(void)
            "  --show-matches           include the matched text of findings and n-grams\n"
            "  --explain                with TEXT: every policy rule evaluated and its outcome\n"
            "  -o json                  --eval: print JSON instead of a table\n"
-           "Without -m, heads that read model features are refused; the shipped heads\n"
-           "(built into junction) need no model.\n" CLI_ENGINE_HELP);
+           "The model scores the prompt as the daemon renders it for the local model\n"
+           "(--config's chat_template). Without -m, heads that read model features\n"
+           "score without them (\"model_features\": \"off\"), as the daemon does with\n"
+           "classifier.model_features off; the shipped heads need no model.\n" CLI_ENGINE_HELP);
 }
 
 static int load_heads(route_heads *h, const cli_classifier *c, const char *flags[2])
@@ -343,6 +378,7 @@ static cJSON *one_json(const cls_score s[2], const cls_features *f, const cls_fi
     } else {
         cJSON_AddNullToObject(feat, "model");
     }
+    cJSON_AddStringToObject(root, "model_features", f->model.present ? "on" : "off");
     cJSON *tm = cJSON_AddObjectToObject(root, "timing_ms");
     static const char *const names[4] = {"detectors", "lexical", "model", "heads"};
     double total = 0;
@@ -418,15 +454,15 @@ static void add_decision(cJSON *o, const pol_policy *policy, const route_heads *
 static int route_text(const cli_classifier *c, const route_heads *h, const char *text, bool show,
                       const pol_policy *policy, const gw_config *cfg, bool explain)
 {
-    cls_message msg = {"user", text, strlen(text), 0};
-    cli_request r = {.msgs = &msg, .n_msgs = 1, .text = (char *)text, .len = strlen(text)};
+    cli_request r;
     cls_score s[2];
     cls_features f;
     cls_findings fi;
     double t[4];
     char err[600];
-    if (score_request(c, h, &r, s, &f, &fi, t, err, sizeof(err))) {
+    if (cli_request_from_text(text, &r, err, sizeof(err)) || score_request(c, h, &r, s, &f, &fi, t, err, sizeof(err))) {
         fprintf(stderr, "junction route: %s\n", err);
+        cli_request_free(&r);
         return 1;
     }
     cJSON *o = one_json(s, &f, &fi, &r, t, show);
@@ -437,6 +473,7 @@ static int route_text(const cli_classifier *c, const route_heads *h, const char 
     cJSON_Delete(o);
     cli_features_free(&f);
     cls_findings_free(&fi);
+    cli_request_free(&r);
     return 0;
 }
 

@@ -3,9 +3,11 @@
  * The prompt is rendered and tokenized on a worker thread (long bodies
  * never stall the loop), then queued for the engine thread; its text comes
  * back on the loop and goes out as OpenAI chat (or text) completion
- * objects, whole or streamed. A client that stops reading pauses its
- * sequence (the others go on); one that stays stopped past
- * request_timeout_s is cut off.
+ * objects, whole or streamed. When the classifier's pass already scored
+ * the whole prompt (completions.c), the answer continues from that parked
+ * job's cache instead: no second render, no second prefill. A client that
+ * stops reading pauses its sequence (the others go on); one that stays
+ * stopped past request_timeout_s is cut off.
  */
 #include "internal.h"
 #include "local.h"
@@ -21,10 +23,8 @@ typedef struct {
     bool legacy;           /* /v1/completions: text_completion objects, no roles */
     bool stream, include_usage, started;
     bool too_slow;         /* the client left its output unread past the limit */
+    bool behind;           /* its unsent output is over the limit now (generation paused) */
     struct event *slow_timer;
-    int *prompt;           /* rendered off the loop (worker pool) */
-    int n_prompt;
-    bool render_failed;
     int gone_status;       /* the connection closed while rendering: end with this status */
     char id[64];
     const char *model;     /* the local model's id (lives as long as the server) */
@@ -145,7 +145,6 @@ static void answer_free(local_answer *a)
 {
     if (a->slow_timer) event_free(a->slow_timer);
     cJSON_Delete(a->logprobs);
-    free(a->prompt);
     free(a->text);
     free(a);
 }
@@ -247,7 +246,9 @@ static void local_abandoned(void *arg)
         if (a->stream) send_stream_error(a, &e);
         else gw_reply_error(&call->r, &e);
     } else {
-        call->error_code = a->too_slow ? "client_too_slow" : "client_closed";
+        /* paused for a client that does not read: whichever timer ends it (ours, or evhttp's write timeout,
+         * also request_timeout_s), the client was too slow, not gone */
+        call->error_code = a->too_slow || a->behind ? "client_too_slow" : "client_closed";
         gw_request_release_orphan(call->r.req);
     }
     if (!a->job) { /* a worker is still rendering from the body: submit() ends the call */
@@ -272,6 +273,7 @@ static void slow_client(evutil_socket_t fd, short what, void *arg)
 static void local_backpressure(void *arg, bool over)
 {
     local_answer *a = arg;
+    a->behind = over;
     gw_local_pause(a->job, over);
     gw_log(GW_LOG_DEBUG, "request %s: client %s (%zu bytes unsent): generation %s", a->call->r.id,
            over ? "behind" : "caught up", gw_request_output_pending(&a->call->r), over ? "paused" : "resumed");
@@ -339,51 +341,54 @@ static void fail(gw_call *call, int status, const char *type, const char *code, 
     gw_call_end(call, status);
 }
 
-/* Worker thread: the prompt as tokens. Reads the call's body, which no one
- * changes meanwhile. */
+/* Worker thread: the prompt as tokens (gateway.h, gw_prompt_render). Writes
+ * only the call's prompt, which no one reads meanwhile. */
 static void render(void *arg)
 {
     local_answer *a = arg;
-    const gw_local *local = a->call->r.site->backends->local;
-    const cJSON *body = a->call->body;
-    if (a->legacy) {
-        const char *text = cJSON_GetObjectItemCaseSensitive(body, "prompt")->valuestring;
-        a->n_prompt = gw_local_tokenize(local, text, &a->prompt);
-    } else {
-        a->n_prompt = gw_local_render_chat(local, cJSON_GetObjectItemCaseSensitive(body, "messages"), &a->prompt);
-    }
-    a->render_failed = a->n_prompt < 0;
+    gw_call *call = a->call;
+    const gw_local *local = call->r.site->backends->local;
+    const cJSON *body = call->body;
+    const char *text = a->legacy ? cJSON_GetObjectItemCaseSensitive(body, "prompt")->valuestring : NULL;
+    call->render_failed = gw_prompt_render(&call->prompt, gw_local_model(local), gw_local_llama2_chat(local),
+                                           text ? NULL : cJSON_GetObjectItemCaseSensitive(body, "messages"), text, 0) != 0;
 }
 
-/* Loop thread: hand the tokens to the engine. */
-static void submit(void *arg)
+/* Ends the call with an error before the engine was given anything. */
+static void refuse(local_answer *a, int status, const char *type, const char *code, const char *param, const char *msg)
 {
-    local_answer *a = arg;
+    gw_request_unwatch_close(&a->call->r);
+    fail(a->call, status, type, code, param, msg);
+    answer_free(a);
+}
+
+/* Loop thread: hand the tokens to the engine: continue the parked scoring
+ * job when it holds exactly this prompt, else queue it. False when the call
+ * ended here. */
+static bool submit(local_answer *a)
+{
     gw_call *call = a->call;
     if (a->gone_status) {
         gw_call_end(call, a->gone_status);
         answer_free(a);
-        return;
+        return false;
     }
     gw_local *local = call->r.site->backends->local;
-    if (a->render_failed) {
-        gw_request_unwatch_close(&call->r);
-        fail(call, 500, "server_error", "out_of_memory", NULL, "junction ran out of memory rendering the prompt");
-        answer_free(a);
-        return;
+    if (call->render_failed) {
+        refuse(a, 500, "server_error", "out_of_memory", NULL, "junction ran out of memory rendering the prompt");
+        return false;
     }
-    call->prompt_tokens = a->n_prompt;
+    const gw_prompt *p = &call->prompt;
+    call->prompt_tokens = p->n_prompt;
     gw_log(GW_LOG_DEBUG, "request %s: prompt of %d tokens rendered off the loop (%.3f ms since arrival)", call->r.id,
-           a->n_prompt, (double)(gw_now_ns() - call->r.start_ns) / 1e6);
+           p->n_prompt, (double)(gw_now_ns() - call->r.start_ns) / 1e6);
     int n_ctx = gw_local_n_ctx(local);
-    if (a->n_prompt >= n_ctx) {
+    if (p->n_prompt >= n_ctx) {
         char msg[256];
         snprintf(msg, sizeof(msg), "The prompt is %d tokens; the local engine's context holds %d (ctx_size).",
-                 a->n_prompt, n_ctx);
-        gw_request_unwatch_close(&call->r);
-        fail(call, 400, "invalid_request_error", "context_length_exceeded", a->legacy ? "prompt" : "messages", msg);
-        answer_free(a);
-        return;
+                 p->n_prompt, n_ctx);
+        refuse(a, 400, "invalid_request_error", "context_length_exceeded", a->legacy ? "prompt" : "messages", msg);
+        return false;
     }
     gw_local_request req;
     read_request(call->body, a->legacy, &req);
@@ -393,39 +398,48 @@ static void submit(void *arg)
     char why[256];
     if (req.sampling.n_logit_bias < 0 || eng_sampling_check(gw_local_model(local), &req.sampling, why, sizeof(why)) != 0) {
         free(bias);
-        gw_request_unwatch_close(&call->r);
-        fail(call, 400, "invalid_request_error", "invalid_value", "logit_bias",
-             req.sampling.n_logit_bias < 0 ? "junction ran out of memory reading 'logit_bias'" : why);
-        answer_free(a);
-        return;
+        refuse(a, 400, "invalid_request_error", "invalid_value", "logit_bias",
+               req.sampling.n_logit_bias < 0 ? "junction ran out of memory reading 'logit_bias'" : why);
+        return false;
     }
     static const gw_local_callbacks cb = {local_text, local_logprob, local_done};
-    a->job = gw_local_submit(local, a->prompt, a->n_prompt, &req, &cb, a);
+    bool from_pass = call->parked != NULL;
+    if (from_pass) {
+        /* the classifier's pass holds a slot and this prompt's cache (all of
+         * it, or its head when the pass read only head and tail): answer
+         * there, without queueing again */
+        if (gw_local_continue(call->parked, p->prompt, p->n_prompt, &req, &cb, a) == 0) a->job = call->parked;
+        call->parked = NULL; /* continued, or released by the failure */
+    } else {
+        a->job = gw_local_submit(local, p->prompt, p->n_prompt, &req, &cb, a);
+    }
     free(bias);
-    free(a->prompt);
-    a->prompt = NULL;
+    if (!a->job && from_pass) {
+        refuse(a, 500, "server_error", "out_of_memory", NULL, "junction ran out of memory starting the answer");
+        return false;
+    }
     if (!a->job) {
-        gw_request_unwatch_close(&call->r);
         gw_request_add_header(&call->r, "Retry-After", "1");
-        fail(call, 429, "rate_limit_error", "engine_busy", NULL,
-             "The local engine's queue is full (queue_size); retry shortly.");
-        answer_free(a);
-        return;
+        refuse(a, 429, "rate_limit_error", "engine_busy", NULL, "The local engine's queue is full (queue_size); retry shortly.");
+        return false;
     }
     /* echo: the prompt comes back before the completion (the engine's text
      * reaches the loop only after this returns) */
     if (a->legacy && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->body, "echo"))) {
-        const char *p = cJSON_GetObjectItemCaseSensitive(call->body, "prompt")->valuestring;
+        const char *text = cJSON_GetObjectItemCaseSensitive(call->body, "prompt")->valuestring;
         if (a->stream) {
             stream_begin(a);
-            stream_json(a, chunk_json(a, true, p, false, NULL));
+            stream_json(a, chunk_json(a, true, text, false, NULL));
         } else {
-            append_text(a, p, strlen(p));
+            append_text(a, text, strlen(text));
         }
     }
     if (a->stream)
         gw_request_watch_output(&call->r, (size_t)call->r.site->cfg->max_output_buffer_bytes, local_backpressure, a);
+    return true;
 }
+
+static void rendered(void *arg) { submit(arg); }
 
 void gw_answer_local(gw_call *call)
 {
@@ -451,7 +465,11 @@ void gw_answer_local(gw_call *call)
     snprintf(a->id, sizeof(a->id), "%s-%.40s", a->legacy ? "cmpl" : "chatcmpl", call->r.id);
     a->model = gw_local_model_id(local);
     a->created = (long)time(NULL);
-    if (gw_pool_submit(call->r.site->pool, render, submit, a) != 0) {
+    if (call->prompt.n_prompt > 0) { /* rendered already, for the classifier's pass */
+        if (submit(a)) gw_request_watch_close(&call->r, local_abandoned, a);
+        return;
+    }
+    if (gw_pool_submit(call->r.site->pool, render, rendered, a) != 0) {
         answer_free(a);
         fail(call, 503, "server_error", "shutting_down", NULL, "junction is shutting down; retry elsewhere.");
         return;

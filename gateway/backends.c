@@ -46,6 +46,8 @@ int gw_backends_new(gw_backends **out, struct event_base *base, const gw_config 
                               .kv_type = ENG_KV_F16, .chat_template = cfg->chat_template};
         if (gw_local_new(&b->local, base, &lp, err, errlen) != 0) goto fail;
     }
+    /* heads that read the local model's features: the pass they need, checked against the model */
+    if (gw_classifier_bind(b->classifier, cfg, b->local ? gw_local_model(b->local) : NULL, err, errlen) != 0) goto fail;
     *out = b;
     return 0;
 fail:
@@ -67,6 +69,15 @@ void gw_backends_log_summary(const gw_backends *b)
     } else {
         gw_log(GW_LOG_WARN, "no local model is loaded: requests for the local engine get 503 no_backend "
                             "(start with -m FILE, or see docs/models.md)");
+    }
+    const gw_classifier *c = b->classifier;
+    if (c->model_wanted) {
+        const eng_feature_params *p = &c->pass;
+        char pass[64] = "through every layer", pool[64] = "";
+        if (p->stop_layer) snprintf(pass, sizeof(pass), "stopped after layer %d", p->stop_layer);
+        if (p->pool_layer) snprintf(pool, sizeof(pool), ", hidden state pooled at layer %d", p->pool_layer);
+        gw_log(GW_LOG_INFO, "classifier: the heads read the local model's features (model_features=%s): a pass %s "
+               "over at most %d prompt tokens%s, kept for a local answer", c->mode, pass, c->max_tokens, pool);
     }
     for (int i = 0; i < up_client_count(b->upstreams); i++) {
         const up_def *d = up_client_def(b->upstreams, i);

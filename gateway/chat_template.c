@@ -2,8 +2,12 @@
  *
  * Llama 2 chat models were trained on one exact layout; base models get the
  * messages' text one after the other. Special tokens (BOS, EOS) go in as
- * ids, never as text, so no user text can forge them.
+ * ids, never as text, so no user text can forge them. The same rendering is
+ * what the classifier's model features read (gw_prompt_render), in the
+ * daemon and in `junction route` / `calibrate` alike, so that a head sees
+ * in the daemon the numbers it was fitted on.
  */
+#include "gateway.h"
 #include "local.h"
 
 #include <cjson/cJSON.h>
@@ -79,12 +83,18 @@ static char *message_text(const cJSON *msg)
     return s;
 }
 
-int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **out)
+/* A message's role; one without (junction calibrate's data is not
+ * validated as a request is) counts as the user's. */
+static const char *role_of(const cJSON *msg)
 {
-    const cJSON *messages = messages_cjson;
-    const eng_model *m = gw_local_model(l);
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+    return cJSON_IsString(role) ? role->valuestring : "user";
+}
+
+static int render_chat(const eng_model *m, bool llama2_chat, const cJSON *messages, int **out)
+{
     int *ids = NULL, n = 0, cap = 0, rc = 0;
-    if (!gw_local_llama2_chat(l)) {
+    if (!llama2_chat) {
         /* Base models: the messages' text, one after the other, after BOS. */
         size_t total = 1;
         for (const cJSON *msg = messages->child; msg; msg = msg->next) {
@@ -120,7 +130,7 @@ int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **ou
          * assistant message after the last user turn is a prefill. */
         char *system = NULL, *turn = NULL;
         for (const cJSON *msg = messages->child; msg && rc == 0; msg = msg->next) {
-            const char *role = cJSON_GetObjectItemCaseSensitive(msg, "role")->valuestring;
+            const char *role = role_of(msg);
             char *t = message_text(msg);
             if (!t) { rc = -1; break; }
             if (!strcmp(role, "system") || !strcmp(role, "developer")) {
@@ -170,4 +180,49 @@ int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **ou
     }
     *out = ids;
     return n;
+}
+
+int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **out)
+{
+    return render_chat(gw_local_model(l), gw_local_llama2_chat(l), messages_cjson, out);
+}
+
+bool gw_chat_template_llama2(const eng_model *m, const char *chat_template)
+{
+    const char *t = chat_template && chat_template[0] ? chat_template : "auto";
+    return !strcmp(t, "llama2") || (!strcmp(t, "auto") && eng_model_get_info(m)->llama2_chat);
+}
+
+void gw_prompt_free(gw_prompt *p)
+{
+    if (p->scored != p->prompt) free(p->scored);
+    free(p->prompt);
+    memset(p, 0, sizeof(*p));
+}
+
+int gw_prompt_render(gw_prompt *out, const eng_model *m, bool llama2_chat, const cJSON *messages, const char *text,
+                     int max_tokens)
+{
+    memset(out, 0, sizeof(*out));
+    int cap = 0, n = 0;
+    if (messages) n = render_chat(m, llama2_chat, messages, &out->prompt);
+    else if (append_tokens(m, text, true, &out->prompt, &n, &cap) != 0) n = -1;
+    out->n_prompt = n;
+    if (n <= 0) {
+        free(out->prompt);
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    out->scored = out->prompt;
+    out->n_scored = out->n_prompt;
+    if (max_tokens > 0 && out->n_prompt > max_tokens) {
+        if (!(out->scored = malloc(sizeof(int) * (size_t)out->n_prompt))) {
+            out->scored = out->prompt;
+            gw_prompt_free(out);
+            return -1;
+        }
+        memcpy(out->scored, out->prompt, sizeof(int) * (size_t)out->n_prompt);
+        out->n_scored = eng_keep_head_tail(out->scored, out->n_prompt, max_tokens, NULL);
+    }
+    return 0;
 }

@@ -3,9 +3,11 @@
  * The detectors and the heads (classifier/) are pure; this file feeds them
  * a request: the messages' texts (or the legacy prompt), the user's text
  * for the lexical features (cls_user_text: the same text `junction
- * calibrate` fitted the heads on), and turns the outcome into what the
- * policy, the ledger and POST /v1/route need. It runs wherever the body is
- * read: on the loop for small bodies, on a worker for large ones.
+ * calibrate` fitted the heads on), and, when a head reads them, the local
+ * model's features of the prompt (computed by the engine, local.c, and
+ * added here), and turns the outcome into what the policy, the ledger and
+ * POST /v1/route need. Detection and the lexical features run wherever the
+ * body is read: on the loop for small bodies, on a worker for large ones.
  */
 #include "classify.h"
 
@@ -20,6 +22,8 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static const char *const targets[2] = {"difficulty", "sensitivity"};
+
 static int load_head(cls_head **out, const char *path, const char *target, char *err, size_t errlen)
 {
     char inner[512];
@@ -28,14 +32,9 @@ static int load_head(cls_head **out, const char *path, const char *target, char 
         snprintf(err, errlen, "classifier.%s_head: %s", target, inner);
         return -1;
     }
-    /* The daemon computes no model features yet: a head that needs them
-     * cannot score here (junction route and calibrate can). */
-    if (cls_head_get_info(*out)->uses & (CLS_USE_MODEL | CLS_USE_HIDDEN)) {
-        snprintf(err, errlen, "classifier.%s_head %s reads the local model's features, which the daemon does not "
-                 "compute yet; fit a head without them (junction calibrate --features lexical,ngrams,detectors)",
-                 target, path[0] ? path : "(default)");
-        cls_head_free(*out);
-        *out = NULL;
+    if (strcmp(cls_head_get_info(*out)->target, target)) {
+        snprintf(err, errlen, "classifier.%s_head %s is a %s head: give a %s head (junction calibrate --target %s)",
+                 target, path, cls_head_get_info(*out)->target, target, target);
         return -1;
     }
     return 0;
@@ -56,14 +55,59 @@ int gw_classifier_new(gw_classifier **out, const gw_config *cfg, char *err, size
         snprintf(err, errlen, "classifier.detectors: %s", inner);
         goto fail;
     }
-    if (load_head(&c->difficulty, cfg->classifier.difficulty_head, "difficulty", err, errlen) != 0 ||
-        load_head(&c->sensitivity, cfg->classifier.sensitivity_head, "sensitivity", err, errlen) != 0)
+    snprintf(c->head_path[0], sizeof(c->head_path[0]), "%s", cfg->classifier.difficulty_head);
+    snprintf(c->head_path[1], sizeof(c->head_path[1]), "%s", cfg->classifier.sensitivity_head);
+    if (load_head(&c->difficulty, c->head_path[0], targets[0], err, errlen) != 0 ||
+        load_head(&c->sensitivity, c->head_path[1], targets[1], err, errlen) != 0)
         goto fail;
+    const cls_head_info *d = cls_head_get_info(c->difficulty), *s = cls_head_get_info(c->sensitivity);
+    c->uses = d->uses | s->uses;
+    if ((d->uses & CLS_USE_HIDDEN) && (s->uses & CLS_USE_HIDDEN) && d->layer != s->layer) {
+        snprintf(err, errlen, "classifier.difficulty_head probes layer %d and classifier.sensitivity_head layer %d: "
+                 "one pass pools one layer; calibrate both with the same --layer", d->layer, s->layer);
+        goto fail;
+    }
+    c->max_tokens = (int)cfg->classifier.max_tokens;
+    snprintf(c->mode, sizeof(c->mode), "%s", cfg->classifier.model_features);
     *out = c;
     return 0;
 fail:
     gw_classifier_free(c);
     return -1;
+}
+
+int gw_classifier_bind(gw_classifier *c, const gw_config *cfg, const eng_model *m, char *err, size_t errlen)
+{
+    c->model_wanted = false;
+    if (!(c->uses & (CLS_USE_MODEL | CLS_USE_HIDDEN))) return 0;
+    const cls_head *heads[2] = {c->difficulty, c->sensitivity};
+    if (!m) {
+        for (int t = 0; t < 2; t++)
+            if (cls_head_get_info(heads[t])->uses & (CLS_USE_MODEL | CLS_USE_HIDDEN))
+                gw_log(GW_LOG_WARN, "classifier.%s_head %s reads the local model's features, but no local model is "
+                       "loaded: it scores without them (their terms count as at their fitted mean)", targets[t],
+                       c->head_path[t]);
+        return 0;
+    }
+    const eng_model_info *mi = eng_model_get_info(m);
+    int layer = cfg->classifier.layer > 0 ? (int)cfg->classifier.layer : mi->n_layer >= 4 ? mi->n_layer / 4 : 1;
+    for (int t = 0; t < 2; t++) {
+        const cls_head_info *in = cls_head_get_info(heads[t]);
+        if (!(in->uses & CLS_USE_HIDDEN) || (in->layer == layer && in->n_hidden == mi->n_embd)) continue;
+        char also[128] = "";
+        if (in->n_hidden == mi->n_embd)
+            snprintf(also, sizeof(also), ", or set classifier.layer to %d (--classifier-layer %d)", in->layer, in->layer);
+        snprintf(err, errlen, "classifier.%s_head %s probes a %d-wide hidden state at layer %d, but the model gives "
+                 "%d wide and the daemon pools layer %d (classifier.layer%s): calibrate a head for this model "
+                 "(junction calibrate -m MODEL --layer %d)%s", targets[t], c->head_path[t][0] ? c->head_path[t] : "(shipped)",
+                 in->n_hidden, in->layer, mi->n_embd, layer, cfg->classifier.layer ? "" : " 0: n_layer/4", layer, also);
+        return -1;
+    }
+    /* NLL and entropy need every layer; a hidden state alone only those below it */
+    c->pass = (eng_feature_params){.stop_layer = c->uses & CLS_USE_MODEL ? 0 : layer,
+                                   .pool_layer = c->uses & CLS_USE_HIDDEN ? layer : 0, .nll_from = 1};
+    c->model_wanted = true;
+    return 0;
 }
 
 void gw_classifier_free(gw_classifier *c)
@@ -99,6 +143,20 @@ static void list_kinds(gw_classification *out)
     }
 }
 
+/* Both heads over the features (the model's, if added): scores and verdicts. */
+static int score(gw_classification *out, const gw_classifier *c, char *err, size_t errlen)
+{
+    double t0 = now_ms();
+    if (cls_head_score(c->difficulty, &out->features, &out->difficulty, err, errlen) != 0 ||
+        cls_head_score(c->sensitivity, &out->features, &out->sensitivity, err, errlen) != 0)
+        return -1;
+    out->difficult = out->difficulty.probability >= gw_classifier_threshold(c, true);
+    out->sensitive = out->sensitivity.forced || out->sensitivity.probability >= gw_classifier_threshold(c, false);
+    for (int i = 0; i < out->findings.n; i++) out->sensitive |= cls_finding_forces(&out->findings.items[i]);
+    out->score_ms += now_ms() - t0;
+    return 0;
+}
+
 int gw_classify(const gw_classifier *c, const cJSON *body, gw_api_kind api, gw_classification *out, char *err,
                 size_t errlen)
 {
@@ -117,39 +175,50 @@ int gw_classify(const gw_classifier *c, const cJSON *body, gw_api_kind api, gw_c
     if (cls_detect(c->detector, out->msgs, out->n_msgs, &out->findings, err, errlen) != 0) goto fail;
     list_kinds(out);
     double t1 = now_ms();
-    cls_features f;
-    memset(&f, 0, sizeof(f));
     char *text = NULL;
     size_t len = 0;
     if (cls_user_text(out->msgs, out->n_msgs, &text, &len, err, errlen) != 0) goto fail;
-    int rc = cls_lexical(text, len, &f, err, errlen);
+    int rc = cls_lexical(text, len, &out->features, err, errlen);
     free(text);
-    if (rc != 0) goto fail_features;
-    cls_features_add_findings(&f, &out->findings);
-    if (cls_head_score(c->difficulty, &f, &out->difficulty, err, errlen) != 0 ||
-        cls_head_score(c->sensitivity, &f, &out->sensitivity, err, errlen) != 0)
-        goto fail_features;
-    cls_features_free(&f);
-    out->difficult = out->difficulty.probability >= gw_classifier_threshold(c, true);
-    out->sensitive = out->sensitivity.forced || out->sensitivity.probability >= gw_classifier_threshold(c, false);
-    for (int i = 0; i < out->findings.n; i++) out->sensitive |= cls_finding_forces(&out->findings.items[i]);
-    double t2 = now_ms();
+    if (rc != 0) goto fail;
+    cls_features_add_findings(&out->features, &out->findings);
+    snprintf(out->model_off, sizeof(out->model_off), "%s",
+             c->uses & (CLS_USE_MODEL | CLS_USE_HIDDEN) ? "not computed for this request" : "no head reads them");
     out->detect_ms = t1 - t0;
-    out->score_ms = t2 - t1;
+    out->score_ms = now_ms() - t1;
+    if (score(out, c, err, errlen) != 0) goto fail;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory classifying the request");
-    goto fail;
-fail_features:
-    cls_features_free(&f);
 fail:
     gw_classification_free(out);
     return -1;
 }
 
+int gw_classification_add_model(gw_classification *cls, const gw_classifier *c, const eng_features *f, char *err,
+                                size_t errlen)
+{
+    free(cls->hidden);
+    cls->hidden = NULL;
+    if (f->pooled && !(cls->hidden = malloc(sizeof(float) * (size_t)f->n_pooled))) {
+        snprintf(err, errlen, "out of memory for the prompt's hidden state");
+        return -1;
+    }
+    if (f->pooled) memcpy(cls->hidden, f->pooled, sizeof(float) * (size_t)f->n_pooled);
+    cls->features.model = (cls_model_features){.present = true, .nll_mean = f->nll_mean, .nll_max = f->nll_max,
+                                               .entropy_last = f->entropy_last, .n_tokens = f->n_tokens,
+                                               .hidden = cls->hidden, .n_hidden = f->n_pooled,
+                                               .layer = f->pooled ? c->pass.pool_layer : 0};
+    cls->model_off[0] = '\0';
+    return score(cls, c, err, errlen);
+}
+
 void gw_classification_free(gw_classification *c)
 {
     cls_findings_free(&c->findings);
+    cls_features_free(&c->features);
+    free(c->hidden);
+    c->hidden = NULL;
     free(c->msgs);
     c->msgs = NULL;
     c->n_msgs = 0;
@@ -192,6 +261,33 @@ static cJSON *evidence_json(const cls_score *s)
     return arr;
 }
 
+/* The features the heads read, as `junction route` prints them: lexical,
+ * the n-gram count, detectors, and the model's (null when not used). */
+static cJSON *features_json(const gw_classification *c)
+{
+    const cls_features *f = &c->features;
+    cJSON *feat = cJSON_CreateObject();
+    cJSON *lex = cJSON_AddObjectToObject(feat, "lexical");
+    for (int i = 0; i < CLS_LEX_COUNT; i++) cJSON_AddNumberToObject(lex, cls_lex_name(i), f->lex[i]);
+    cJSON_AddNumberToObject(feat, "ngrams", f->n_ngrams);
+    cJSON *det = cJSON_AddObjectToObject(feat, "detectors");
+    for (int i = 0; i < f->n_det; i++) cJSON_AddNumberToObject(det, f->det[i].name + 4, f->det[i].value);
+    if (!f->model.present) {
+        cJSON_AddNullToObject(feat, "model");
+        return feat;
+    }
+    cJSON *m = cJSON_AddObjectToObject(feat, "model");
+    cJSON_AddNumberToObject(m, "nll_mean", f->model.nll_mean);
+    cJSON_AddNumberToObject(m, "nll_max", f->model.nll_max);
+    cJSON_AddNumberToObject(m, "entropy_last", f->model.entropy_last);
+    cJSON_AddNumberToObject(m, "n_tokens", f->model.n_tokens);
+    if (f->model.hidden) {
+        cJSON_AddNumberToObject(m, "hidden_layer", f->model.layer);
+        cJSON_AddNumberToObject(m, "hidden_dim", f->model.n_hidden);
+    }
+    return feat;
+}
+
 cJSON *gw_classification_json(const gw_classification *c)
 {
     cJSON *root = cJSON_CreateObject();
@@ -203,9 +299,13 @@ cJSON *gw_classification_json(const gw_classification *c)
     cJSON_AddItemToObject(ev, "difficulty", evidence_json(&c->difficulty));
     cJSON_AddItemToObject(ev, "sensitivity", evidence_json(&c->sensitivity));
     if (c->sensitivity.forced) cJSON_AddStringToObject(ev, "sensitivity_forced_by", c->sensitivity.forced_by);
+    cJSON_AddItemToObject(root, "features", features_json(c));
+    cJSON_AddStringToObject(root, "model_features", c->model_off[0] ? "off" : "on");
+    if (c->model_off[0]) cJSON_AddStringToObject(root, "model_features_off", c->model_off);
     cJSON *t = cJSON_AddObjectToObject(root, "timing_ms");
     cJSON_AddNumberToObject(t, "detectors", c->detect_ms);
     cJSON_AddNumberToObject(t, "scoring", c->score_ms);
+    if (!c->model_off[0]) cJSON_AddNumberToObject(t, "model", c->model_ms);
     return root;
 }
 

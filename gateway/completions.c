@@ -1,14 +1,21 @@
 /* completions.c: the one path of a model request.
  *
- * POST /v1/chat/completions and POST /v1/completions both come here:
- *   read the body -> validate -> decide the route -> answer (locally or
- *   upstream) -> account (access log; the ledger row joins here)
+ * POST /v1/chat/completions, POST /v1/completions and POST /v1/route all
+ * come here:
+ *   read the body -> validate -> detect + lexical features -> rate limit
+ *   -> (when a head reads them) the local model's pass over the prompt:
+ *      rendered on a worker, scored by the engine, which keeps the cache
+ *   -> the heads' scores -> decide the route -> answer (locally, from the
+ *      scored cache, or upstream, after letting it go) -> account (access
+ *      log; the ledger row joins here)
  * with one gw_call carrying the request from its first byte to its last,
  * so every request that reached a handler ends exactly once, whatever way
- * it ends. The decision is one value (gw_decision) that the classifier and
+ * it ends, and a parked scoring job is released on every way but the local
+ * answer. The decision is one value (gw_decision) that the classifier and
  * the policy fill in.
  */
 #include "accounting.h"
+#include "classify.h"
 #include "clients.h"
 #include "decide.h"
 #include "pseudonymize.h"
@@ -86,9 +93,18 @@ void gw_call_first_byte(gw_call *call)
     if (!call->first_byte_ns) call->first_byte_ns = gw_now_ns();
 }
 
+void gw_call_release_parked(gw_call *call)
+{
+    if (!call->parked) return;
+    gw_local_release(call->parked);
+    call->parked = NULL;
+}
+
 void gw_call_end(gw_call *call, int status)
 {
     gw_backends *b = call->r.site->backends;
+    gw_call_release_parked(call);
+    gw_prompt_free(&call->prompt);
     if (!call->logged) gw_request_log(&call->r, status, call->bytes);
     if (call->api != GW_API_ROUTE) {
         int64_t cost = 0, counterfactual = 0;
@@ -219,7 +235,188 @@ static void answer_route(gw_call *call, cJSON *explain)
     gw_call_end(call, 200);
 }
 
-/* The body is read: decide where the request goes, and answer. Loop thread. */
+/* The request is classified: decide where it goes, and answer. Loop thread. */
+static void decide_and_answer(gw_call *call)
+{
+    gw_api_error e;
+    cJSON *explain = call->api == GW_API_ROUTE ? cJSON_CreateArray() : NULL;
+    if (gw_decide(call, explain, &e) != 0 || allow_route(call, &e) != 0 ||
+        (call->api != GW_API_ROUTE && reserve_budget(call, &e) != 0)) {
+        cJSON_Delete(explain);
+        call_fail(call, &e);
+        return;
+    }
+    const gw_decision *d = &call->decision;
+    const gw_classification *c = call->cls;
+    size_t n = strlen(call->decision.reason);
+    if (!d->by_policy) /* the policy's reason states the scores it used */
+        snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; difficulty %.2f, sensitivity %.2f%s%s%s",
+             c->difficulty.probability, c->sensitivity.probability, c->kinds[0] ? " (" : "", c->kinds,
+             c->kinds[0] ? ")" : "");
+    gw_log(GW_LOG_DEBUG, "request %s: model=%s stream=%d route=%s zone=%s rule=%s reason=\"%s\" difficulty=%.3f "
+           "sensitivity=%.3f detectors=%s model_features=%s%s%s (read, checked and classified in %.3f ms)",
+           call->r.id, call->model, call->stream, d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name, d->zone,
+           d->rule, d->reason, call->cls->difficulty.probability, call->cls->sensitivity.probability,
+           call->cls->kinds[0] ? call->cls->kinds : "-", c->model_off[0] ? "off (" : "on",
+           c->model_off[0] ? c->model_off : "", c->model_off[0] ? ")" : "",
+           (double)(gw_now_ns() - call->r.start_ns) / 1e6);
+    if (call->api == GW_API_ROUTE) {
+        gw_call_release_parked(call);
+        answer_route(call, explain);
+        return;
+    }
+    if (d->route == GW_ROUTE_LOCAL) {
+        const char *why;
+        const char *param = gw_local_unsupported(call->body, &why);
+        if (param) {
+            gw_api_error_set(&e, 400, INVALID, "unsupported_parameter", param,
+                             "The local model does not support '%s': %s. Send the request to an upstream "
+                             "that does (set \"model\"; GET /v1/models lists them).", param, why);
+            call_fail(call, &e);
+            return;
+        }
+        gw_answer_local(call);
+    } else {
+        gw_call_release_parked(call); /* the pass was only for the decision: its slot goes back now */
+        gw_answer_upstream(call);
+    }
+}
+
+/* ---- the local model's pass for the classifier ---- */
+
+/* Why the heads score this request without the local model's features, or
+ * NULL when the pass runs: only for what the policy routes ("auto") and
+ * POST /v1/route, when a head reads them and an engine computes them, and
+ * (classifier.model_features auto) when the engine has room now. */
+static const char *model_features_off(const gw_call *call)
+{
+    const gw_backends *b = call->r.site->backends;
+    const gw_classifier *c = b->classifier;
+    if (!(c->uses & (CLS_USE_MODEL | CLS_USE_HIDDEN))) return "no head reads them";
+    if (!b->local || !c->model_wanted) return "no local model is loaded";
+    if (call->api != GW_API_ROUTE && strcmp(call->model, "auto")) return "the client named the model";
+    if (!strcmp(c->mode, "off")) return "classifier.model_features is off";
+    if (!strcmp(c->mode, "on")) return NULL;
+    gw_local_stats ls;
+    gw_local_get_stats(b->local, &ls);
+    return ls.active < ls.slots || ls.queued < ls.queue_size ? NULL
+                                                            : "the local engine had no room (classifier.model_features auto)";
+}
+
+/* Scored without the model's features: say why, and go on. */
+static void without_model(gw_call *call, const char *why)
+{
+    snprintf(call->cls->model_off, sizeof(call->cls->model_off), "%s", why);
+    decide_and_answer(call);
+}
+
+/* Loop thread: the engine's pass is done; the job is parked, holding the
+ * prompt's cache (f NULL: it failed, and the job is over). */
+static void features_ready(void *arg, const eng_features *f, const char *error)
+{
+    gw_call *call = arg;
+    gw_api_error e;
+    char why[256];
+    gw_request_unwatch_close(&call->r);
+    call->cls->model_ms = (double)(gw_now_ns() - call->model_start_ns) / 1e6;
+    if (!f) {
+        call->parked = NULL;
+        gw_api_error_set(&e, 500, "server_error", "engine_error", NULL,
+                         "The local engine failed scoring the prompt for the classifier: %s", error);
+        call_fail(call, &e);
+        return;
+    }
+    if (gw_classification_add_model(call->cls, call->r.site->backends->classifier, f, why, sizeof(why)) != 0) {
+        gw_api_error_set(&e, 500, "server_error", "classifier_error", NULL,
+                         "junction could not classify the request: %s", why);
+        call_fail(call, &e);
+        return;
+    }
+    gw_log(GW_LOG_DEBUG, "request %s: the local model scored %d prompt tokens (%s pass) in %.3f ms, queue wait included",
+           call->r.id, f->n_tokens, f->layers_done < eng_model_get_info(gw_local_model(call->r.site->backends->local))->n_layer
+           ? "layer-stopped" : "full", call->cls->model_ms);
+    decide_and_answer(call);
+}
+
+/* The client left (or the drain timeout came) while the prompt was being
+ * rendered or scored: end the call, and the pass with it. */
+static void scoring_gone(void *arg)
+{
+    gw_call *call = arg;
+    int status = 499;
+    if (call->r.site->drain_cut) {
+        gw_api_error e;
+        gw_api_error_set(&e, 503, "server_error", "shutting_down", NULL,
+                         "junction is shutting down and its drain timeout ended this request; retry.");
+        call->server_cut = true;
+        call->error_code = e.code;
+        status = 503;
+        gw_reply_error(&call->r, &e);
+    } else {
+        call->error_code = "client_closed";
+        gw_request_release_orphan(call->r.req);
+    }
+    if (!call->parked) { /* a worker is still rendering: render_done ends the call */
+        call->gone = true;
+        return;
+    }
+    gw_local_cancel(call->parked);
+    call->parked = NULL;
+    gw_call_end(call, status);
+}
+
+/* Worker thread: the prompt as the local model reads it (gateway.h,
+ * gw_prompt_render: the same tokens `junction calibrate` fits on). */
+static void render_job(void *arg)
+{
+    gw_call *call = arg;
+    const gw_backends *b = call->r.site->backends;
+    const gw_local *l = b->local;
+    const cJSON *messages = call->api == GW_API_TEXT ? NULL : cJSON_GetObjectItemCaseSensitive(call->body, "messages");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(call->body, "prompt");
+    call->render_failed = gw_prompt_render(&call->prompt, gw_local_model(l), gw_local_llama2_chat(l), messages,
+                                           messages ? NULL : prompt->valuestring, b->classifier->max_tokens) != 0;
+}
+
+/* Loop thread: queue the pass. */
+static void render_done(void *arg)
+{
+    gw_call *call = arg;
+    if (call->gone) {
+        gw_call_end(call, call->server_cut ? 503 : 499);
+        return;
+    }
+    gw_backends *b = call->r.site->backends;
+    gw_api_error e;
+    if (call->render_failed) {
+        gw_request_unwatch_close(&call->r);
+        gw_api_error_set(&e, 500, "server_error", "out_of_memory", NULL, "junction ran out of memory rendering the prompt");
+        call_fail(call, &e);
+        return;
+    }
+    if (call->prompt.n_scored > gw_local_n_ctx(b->local)) {
+        gw_request_unwatch_close(&call->r);
+        without_model(call, "the prompt is longer than the local context");
+        return;
+    }
+    call->model_start_ns = gw_now_ns();
+    call->parked = gw_local_score(b->local, call->prompt.scored, call->prompt.n_scored, &b->classifier->pass,
+                                  features_ready, call);
+    if (call->parked) return;
+    gw_request_unwatch_close(&call->r);
+    if (strcmp(b->classifier->mode, "on")) { /* auto: the room it saw is gone; score without */
+        without_model(call, "the local engine had no room (classifier.model_features auto)");
+        return;
+    }
+    gw_request_add_header(&call->r, "Retry-After", "1");
+    gw_api_error_set(&e, 429, "rate_limit_error", "engine_busy", NULL,
+                     "The local engine's queue is full (queue_size), and classifier.model_features is on: every "
+                     "routed request is scored by it; retry shortly.");
+    call_fail(call, &e);
+}
+
+/* The body is read and classified (detectors, words): rate-limit it, add
+ * the local model's features when they apply, then decide. Loop thread. */
 static void proceed(gw_call *call)
 {
     gw_api_error e;
@@ -237,43 +434,17 @@ static void proceed(gw_call *call)
             return;
         }
     }
-    cJSON *explain = call->api == GW_API_ROUTE ? cJSON_CreateArray() : NULL;
-    if (gw_decide(call, explain, &e) != 0 || allow_route(call, &e) != 0 ||
-        (call->api != GW_API_ROUTE && reserve_budget(call, &e) != 0)) {
-        cJSON_Delete(explain);
+    const char *off = model_features_off(call);
+    if (off) {
+        without_model(call, off);
+        return;
+    }
+    if (gw_pool_submit(call->r.site->pool, render_job, render_done, call) != 0) {
+        gw_api_error_set(&e, 503, "server_error", "shutting_down", NULL, "junction is shutting down; retry elsewhere.");
         call_fail(call, &e);
         return;
     }
-    const gw_decision *d = &call->decision;
-    const gw_classification *c = call->cls;
-    size_t n = strlen(call->decision.reason);
-    if (!d->by_policy) /* the policy's reason states the scores it used */
-        snprintf(call->decision.reason + n, sizeof(call->decision.reason) - n, "; difficulty %.2f, sensitivity %.2f%s%s%s",
-             c->difficulty.probability, c->sensitivity.probability, c->kinds[0] ? " (" : "", c->kinds,
-             c->kinds[0] ? ")" : "");
-    gw_log(GW_LOG_DEBUG, "request %s: model=%s stream=%d route=%s zone=%s rule=%s reason=\"%s\" difficulty=%.3f "
-           "sensitivity=%.3f detectors=%s (read, checked and classified in %.3f ms)",
-           call->r.id, call->model, call->stream, d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name, d->zone,
-           d->rule, d->reason, call->cls->difficulty.probability, call->cls->sensitivity.probability,
-           call->cls->kinds[0] ? call->cls->kinds : "-", (double)(gw_now_ns() - call->r.start_ns) / 1e6);
-    if (call->api == GW_API_ROUTE) {
-        answer_route(call, explain);
-        return;
-    }
-    if (d->route == GW_ROUTE_LOCAL) {
-        const char *why;
-        const char *param = gw_local_unsupported(call->body, &why);
-        if (param) {
-            gw_api_error_set(&e, 400, INVALID, "unsupported_parameter", param,
-                             "The local model does not support '%s': %s. Send the request to an upstream "
-                             "that does (set \"model\"; GET /v1/models lists them).", param, why);
-            call_fail(call, &e);
-            return;
-        }
-        gw_answer_local(call);
-    } else {
-        gw_answer_upstream(call);
-    }
+    gw_request_watch_close(&call->r, scoring_gone, call);
 }
 
 static void read_body_job(void *arg) { read_body(arg); }

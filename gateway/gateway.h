@@ -142,6 +142,36 @@ void gw_model_id(const char *model_path, char *out, size_t outlen);
  * when the ledger is "off". Fails when neither variable is set. */
 int gw_config_ledger_path(const gw_config *cfg, char *out, size_t outlen, char *err, size_t errlen);
 
+/* ---- The prompt as the local model reads it (chat_template.c) -------------
+ * The one definition of the tokens the classifier's model features are
+ * computed over, shared by the daemon, `junction route` and `junction
+ * calibrate`, so that a head fitted by calibrate sees the same numbers in
+ * the daemon: the prompt the local model would answer (OpenAI chat
+ * messages rendered with the model's chat template; the legacy text API's
+ * prompt as the text after BOS), cut to its head and tail when longer than
+ * classifier.max_tokens (eng_keep_head_tail). NLL counts from position 1. */
+struct eng_model;
+struct cJSON;
+
+typedef struct {
+    int *prompt;       /* what the local model answers (heap) */
+    int n_prompt;
+    int *scored;       /* what the features are computed over: `prompt` itself, or a heap copy of its head
+                          and tail when it is longer than max_tokens */
+    int n_scored;
+} gw_prompt;
+
+/* Render `messages` (an OpenAI messages array, or NULL) or else `text` (the
+ * legacy text prompt) for model `m`; llama2_chat picks Llama 2's [INST]
+ * template over the plain one (gw_chat_template_llama2). max_tokens 0: no
+ * cut. -1 when out of memory. */
+int gw_prompt_render(gw_prompt *out, const struct eng_model *m, bool llama2_chat, const struct cJSON *messages,
+                     const char *text, int max_tokens);
+void gw_prompt_free(gw_prompt *p);
+/* The configured chat_template ("auto", "llama2" or "plain") for model m:
+ * true for Llama 2's [INST] format ("auto": when the model's own template is). */
+bool gw_chat_template_llama2(const struct eng_model *m, const char *chat_template);
+
 /* ---- Logging ------------------------------------------------------------ */
 
 /* Process-wide log level and sink (stderr). Never give it request bodies. */

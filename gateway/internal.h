@@ -229,7 +229,12 @@ typedef struct gw_call {
     size_t raw_len;
     gw_api_error read_error;   /* why the body was refused ... */
     bool read_failed;          /* ... when this is set */
-    bool gone;                 /* the client left while the body was being read */
+    bool gone;                 /* the client left while the body was being read (or the prompt rendered) */
+    /* the local model's pass for the classifier (completions.c) */
+    gw_prompt prompt;          /* the rendered prompt (n_prompt 0 until then), for the pass and a local answer */
+    bool render_failed;
+    struct gw_local_job *parked; /* the scoring job holding the prompt's cache, until continued or released */
+    uint64_t model_start_ns;   /* when the pass was queued */
 } gw_call;
 
 /* POST /v1/chat/completions, /v1/completions, and /v1/route (classify and
@@ -238,6 +243,9 @@ void gw_handle_model_request(gw_request *r, gw_api_kind api);
 /* The answer ended (any way): log it, account it, free the call. `status` is
  * what the client got (499: it hung up). */
 void gw_call_end(gw_call *call, int status);
+/* The call's parked scoring job (if any) is let go: its slot is free for
+ * others. gw_call_end does it too. */
+void gw_call_release_parked(gw_call *call);
 /* The first byte of the answer is going out now. */
 void gw_call_first_byte(gw_call *call);
 /* X-Junction-Route, X-Junction-Rule (and X-Junction-Request-Id) on the reply. */
@@ -247,7 +255,10 @@ void gw_call_add_headers(gw_call *call);
 cJSON *gw_call_annotation(const gw_call *call);
 
 /* answer_local.c / answer_upstream.c: the two ways to answer. Each ends the
- * call with gw_call_end exactly once. */
+ * call with gw_call_end exactly once. gw_answer_local answers from the
+ * call's parked scoring job when it holds the whole prompt (else it
+ * releases it and queues the prompt anew); the upstream path runs after
+ * the parked job was released (gw_call_release_parked). */
 void gw_answer_local(gw_call *call);
 void gw_answer_upstream(gw_call *call);
 

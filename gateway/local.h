@@ -4,7 +4,10 @@
  * generated together (continuous batching: a request joins or leaves between
  * steps, long prompts are read in slices), fed from a bounded queue; the
  * text it produces is handed to the event loop (event_active), where the
- * callbacks run.
+ * callbacks run. Scoring a prompt for the classifier is one more kind of
+ * job: its pass is the prefill a local answer needs, so the job then waits
+ * in its slot, holding the cache, until the loop says whether to answer
+ * from it or let it go.
  */
 #ifndef JUNCTION_LOCAL_H
 #define JUNCTION_LOCAL_H
@@ -37,8 +40,9 @@ int gw_local_threads(const gw_local *l);
 
 typedef struct {
     int queued;                   /* waiting for a slot */
-    int active;                   /* being generated */
+    int active;                   /* in a slot: being generated or scored, or holding a scored prompt */
     int slots;
+    int queue_size;               /* how many may wait beyond the slots (a submit past it is refused) */
     unsigned long long generated_tokens;
     double tokens_per_second;     /* over the last whole second */
 } gw_local_stats;
@@ -80,14 +84,42 @@ void gw_local_cancel(gw_local_job *job);
  * the other sequences are not held. Loop thread. */
 void gw_local_pause(gw_local_job *job, bool paused);
 
+/* ---- Scoring: the classifier's pass, and the answer from the same cache ----
+ *
+ * gw_local_score queues a pass over `tokens` (copied) with feature
+ * collection (eng_seq_features_begin/end), batched with the generations
+ * like any prompt. When it is done, on_features runs on the loop with the
+ * features (valid during the call only), or with f NULL and the reason when
+ * the pass failed: that job is then over, and is neither continued nor
+ * released. After features, the job stays parked in its slot, holding the
+ * prompt's KV cache, until the loop calls exactly one of
+ *   gw_local_continue: generate the answer from that cache in that slot (it
+ *     needs no queue room). For the scored tokens themselves there is no
+ *     second prefill (a layer-stopped pass is first finished through its
+ *     remaining layers) and usage reports every prompt token as cached; for
+ *     another prompt (the whole one, when the pass read only its head and
+ *     tail) the cache is reused as far as it matches (a full pass's; a
+ *     stopped one's is dropped) and the rest is prefilled;
+ *   gw_local_release: the answer comes from elsewhere: the slot is freed (a
+ *     full pass's cache stays for prefix reuse, a stopped one is dropped);
+ *   gw_local_cancel: the client went away (the slot is freed).
+ * Returns NULL when the queue is full (answer 429) or memory ran out. */
+typedef void (*gw_local_features_fn)(void *arg, const eng_features *f, const char *error);
+gw_local_job *gw_local_score(gw_local *l, const int *tokens, int n, const eng_feature_params *p,
+                             gw_local_features_fn on_features, void *arg);
+/* Answer `prompt` (copied) from the parked job, as gw_local_submit would
+ * (callbacks and arg replace the scoring ones). -1 when out of memory: the
+ * job is released. */
+int gw_local_continue(gw_local_job *job, const int *prompt, int n_prompt, const gw_local_request *req,
+                      const gw_local_callbacks *cb, void *arg);
+void gw_local_release(gw_local_job *job);
+
 /* Render OpenAI chat messages (validated) as the model's prompt tokens:
  * Llama 2's [INST] format when the model has that template, else the plain
  * text of the messages one after the other. Heap array in *out (caller
- * frees); returns the count, or -1. */
+ * frees); returns the count, or -1. (gw_prompt_render, in gateway.h, is
+ * the same for any model, with the cut the classifier reads.) */
 int gw_local_render_chat(const gw_local *l, const void *messages_cjson, int **out);
-/* `text` (with BOS) as tokens, tokenized once: heap array in *out, the
- * count, or -1 when out of memory. Any thread. */
-int gw_local_tokenize(const gw_local *l, const char *text, int **out);
 
 /* ---- utf8.c: text that is always valid UTF-8 ----
  * Tokens may end inside a multi-byte character (byte-fallback tokens):

@@ -4,7 +4,9 @@
  * prompt "difficult") goes through calibrate; the head it writes must then
  * route unseen prompts of each kind to the right side, score a file line by
  * line in order, and measure well on --eval. Also: the feature cache, the
- * shipped heads, findings without their text, and a head that needs a model.
+ * shipped heads, findings without their text, a head that reads a model
+ * (scored without one when none is given), and the tokens the model's
+ * features read: the prompt as the daemon renders it for the local model.
  */
 #include "testlib.h"
 
@@ -299,13 +301,69 @@ static void test_model_features_round_trip(void **state)
     assert_true(cJSON_GetObjectItem(m, "n_tokens")->valueint > 1);
     assert_true(cJSON_GetObjectItem(m, "nll_mean")->valuedouble > 0);
     assert_true(score_of(j, "difficulty") > 0.5);
+    assert_string_equal(cJSON_GetObjectItem(j, "model_features")->valuestring, "on");
     cJSON_Delete(j);
+    /* without a model, the head scores on its other features, and says so */
     const char *without[] = {"route", "--difficulty-head", head, p, NULL};
-    assert_int_equal(run_junction(without, &out), 1);
-    assert_non_null(strstr(out, "give a model"));
-    free(out);
+    j = route_json(without, 0);
+    assert_string_equal(cJSON_GetObjectItem(j, "model_features")->valuestring, "off");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "features"), "model")));
+    assert_true(score_of(j, "difficulty") > 0 && score_of(j, "difficulty") < 1);
+    cJSON_Delete(j);
     free(data);
     free(head);
+}
+
+/* The tokens `junction tokenize --bos` makes of TEXT: its word count. */
+static int token_count(const char *model, const char *text)
+{
+    const char *tok[] = {"tokenize", "-m", model, "--bos", text, NULL};
+    char *out;
+    assert_int_equal(run_junction(tok, &out), 0);
+    int n = 1;
+    for (char *q = out; *q; q++) n += *q == ' ';
+    free(out);
+    return n;
+}
+
+static int route_tokens(const char *const *args)
+{
+    cJSON *j = route_json(args, 0);
+    int n = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "features"), "model"), "n_tokens")->valueint;
+    cJSON_Delete(j);
+    return n;
+}
+
+/* The model's features read the prompt the local model would answer: the
+ * chat template the daemon's config names (here Llama 2's [INST] format),
+ * cut to its head and tail at classifier.max_tokens, as the daemon does. */
+static void test_model_reads_the_rendered_prompt(void **state)
+{
+    (void)state;
+    const char *model = JUNCTION_SHARED_DIR "/models/llama-2-tiny-random.gguf";
+    if (access(model, R_OK) != 0) skip();
+    const char *text = "What is the derivative of the sine function?";
+    char *plain = path_in_dir("plain.json"), *llama2 = path_in_dir("llama2.json"), *cut = path_in_dir("cut.json");
+    FILE *fp = fopen(plain, "w");
+    fputs("{\"chat_template\": \"plain\"}", fp);
+    fclose(fp);
+    fp = fopen(llama2, "w");
+    fputs("{\"chat_template\": \"llama2\"}", fp);
+    fclose(fp);
+    fp = fopen(cut, "w");
+    fputs("{\"chat_template\": \"llama2\", \"classifier\": {\"max_tokens\": 8}}", fp);
+    fclose(fp);
+    const char *with_plain[] = {"route", "-m", model, "-t", "1", "--config", plain, text, NULL};
+    const char *with_llama2[] = {"route", "-m", model, "-t", "1", "--config", llama2, text, NULL};
+    const char *with_cut[] = {"route", "-m", model, "-t", "1", "--config", cut, text, NULL};
+    char inst[256];
+    snprintf(inst, sizeof(inst), "[INST] %s [/INST]", text);
+    assert_int_equal(route_tokens(with_plain), token_count(model, text));
+    assert_int_equal(route_tokens(with_llama2), token_count(model, inst));
+    assert_int_equal(route_tokens(with_cut), 8);
+    free(plain);
+    free(llama2);
+    free(cut);
 }
 
 int main(void)
@@ -316,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_shipped_heads_and_findings),
         cmocka_unit_test(test_errors_say_what_to_do),
         cmocka_unit_test(test_model_features_round_trip),
+        cmocka_unit_test(test_model_reads_the_rendered_prompt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
