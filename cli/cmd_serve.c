@@ -2,10 +2,12 @@
  *
  * Settings come from the defaults, then the --config file, then flags, so a
  * flag always wins. Then gw_config_check looks at what the settings name
- * (the model file, the listen host, key variables, files to write): the same
- * check runs for --check-config, which prints the result and exits, and
- * before serving, so that both refuse exactly the same things. A refused
- * configuration exits 2 (a usage error); failing to start or to run, 1.
+ * (the model file, the listen host, key variables, files to write, the
+ * detectors, the routing rules, protected mode against the ledger's keys):
+ * the same check runs for --check-config, which prints the result and
+ * exits, and before serving, so that both refuse exactly the same things.
+ * A refused configuration exits 2 (a usage error); failing to start or to
+ * run (a port in use, a model that fails to load), 1.
  */
 #include "commands.h"
 #include "gateway.h"
@@ -23,7 +25,8 @@ static void serve_usage(FILE *out)
                  "  --config FILE                          JSON configuration file (docs/configuration.md)\n"
                  "  --check-config                         check the configuration and what it names (the\n"
                  "                                         model file's header, the listen address, key\n"
-                 "                                         variables, files), print the effective settings,\n"
+                 "                                         variables, files, detectors, routing rules,\n"
+                 "                                         protected mode), print the effective settings,\n"
                  "                                         and exit: 0 if valid, 2 if not\n"
                  "Every configuration key is also a flag (a flag beats the file); a boolean flag\n"
                  "alone means true, --flag=false turns it off:\n");

@@ -8,6 +8,12 @@
  * routed and settle to the real cost when it ends, in one step with the
  * check, so concurrent requests cannot overshoot (policy/budget.c). All of
  * it lives on the loop thread, except the snapshot loading.
+ *
+ * Protected mode (as Redis has it) is here too, because it is a rule about
+ * keys: a daemon listening beyond loopback without allow_unauthenticated_remote
+ * lets no client in without a key, at start (it refuses to listen with none)
+ * and while it runs (revoking the last key refuses everyone, it does not turn
+ * auth off).
  */
 #include "clients.h"
 #include "accounting.h"
@@ -22,6 +28,8 @@ struct gw_clients {
     int64_t loaded_version;          /* what a load just read (a worker's, taken by the loop) */
     bool unreadable;                 /* the keys could not be read: refuse every client until they can */
     bool check_failing;              /* the change check fails (logged once) */
+    bool protect;                    /* protected mode: no key is never "no auth" */
+    char listen[256];                /* for the messages */
     pol_keys_snapshot *snapshot;
     pol_keys_snapshot *incoming;     /* loaded by a worker, swapped in on the loop */
     pol_budget *budget;
@@ -65,15 +73,14 @@ int gw_clients_new(gw_clients **out, struct event_base *base, const gw_config *c
         goto fail;
     }
     snprintf(c->path, sizeof(c->path), "%s", ledger_path);
+    snprintf(c->listen, sizeof(c->listen), "%s", cfg->listen);
+    c->protect = gw_protected_mode(cfg);
     /* The ledger opened (and migrated) the file already. When it cannot be
      * read (a corrupt or locked file: the ledger runs degraded), a daemon
      * reachable from other machines fails closed (no client is let in until
      * the keys can be read again); on loopback it goes on as without keys,
      * as protected mode allows. */
-    char host[256];
-    unsigned short port;
-    bool loopback = gw_listen_parse(cfg->listen, host, sizeof(host), &port, inner, sizeof(inner)) == 0 &&
-                    (!strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1"));
+    bool loopback = gw_listen_is_loopback(cfg->listen);
     c->version = -1;
     if (ledger_path[0] && load_keys(c, &c->snapshot, inner, sizeof(inner)) != 0) {
         c->unreadable = !loopback;
@@ -104,7 +111,40 @@ void gw_clients_free(gw_clients *c)
     free(c);
 }
 
-bool gw_clients_auth_on(const gw_clients *c) { return c->unreadable || (c->snapshot && pol_keys_count(c->snapshot) > 0); }
+bool gw_clients_auth_on(const gw_clients *c)
+{
+    return c->protect || c->unreadable || (c->snapshot && pol_keys_count(c->snapshot) > 0);
+}
+
+/* ---- protected mode ---- */
+
+bool gw_listen_is_loopback(const char *listen)
+{
+    char host[256], err[256];
+    unsigned short port;
+    if (gw_listen_parse(listen, host, sizeof(host), &port, err, sizeof(err)) != 0) return false;
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+bool gw_protected_mode(const gw_config *cfg)
+{
+    return !cfg->allow_unauthenticated_remote && !gw_listen_is_loopback(cfg->listen);
+}
+
+int gw_protected_refuse(const gw_config *cfg, size_t n_keys, char *err, size_t errlen)
+{
+    if (!gw_protected_mode(cfg) || n_keys > 0) return 0;
+    snprintf(err, errlen, "refusing to listen on %s without client keys: anyone who can reach it could spend "
+             "your upstream budget. Add a key (junction keys add --tenant NAME), listen on 127.0.0.1, or set "
+             "allow_unauthenticated_remote", cfg->listen);
+    return -1;
+}
+
+int gw_clients_refuse_unprotected(const gw_clients *c, const gw_config *cfg, char *err, size_t errlen)
+{
+    /* keys that cannot be read may exist: the daemon starts and fails closed */
+    return c->unreadable ? 0 : gw_protected_refuse(cfg, c->snapshot ? pol_keys_count(c->snapshot) : 0, err, errlen);
+}
 
 /* ---- reloading: a worker checks the database, the loop swaps ---- */
 
@@ -135,7 +175,12 @@ static void reload_done(void *arg)
     c->incoming = NULL;
     c->version = c->loaded_version;
     c->unreadable = false;
-    gw_log(GW_LOG_INFO, "client keys reloaded: %zu active (were %zu)", pol_keys_count(c->snapshot), before);
+    size_t now = pol_keys_count(c->snapshot);
+    gw_log(GW_LOG_INFO, "client keys reloaded: %zu active (were %zu)", now, before);
+    if (c->protect && now == 0)
+        gw_log(GW_LOG_WARN, "no client key is left, and junction listens on %s, beyond this machine (protected "
+               "mode): every model and admin request gets 401 until a key is added (junction keys add --tenant "
+               "NAME)", c->listen);
 }
 
 static void reload_tick(evutil_socket_t fd, short what, void *arg)
@@ -173,6 +218,14 @@ int gw_clients_identify(gw_clients *c, gw_request *r, pol_key *out, bool *anonym
                          "junction cannot read its client keys (the ledger database is failing; see /readyz), so "
                          "it lets no client in; retry shortly.");
         gw_request_add_header(r, "Retry-After", "5");
+        return -1;
+    }
+    if (!c->snapshot || pol_keys_count(c->snapshot) == 0) { /* protected mode with no key left */
+        gw_api_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
+                         "No client key exists, and junction listens on %.200s, beyond its own machine, so it lets "
+                         "no client in without one (protected mode). The operator adds a key with `junction keys "
+                         "add --tenant NAME` (it works within a second), or listens on 127.0.0.1.", c->listen);
+        gw_request_add_header(r, "WWW-Authenticate", "Bearer");
         return -1;
     }
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");

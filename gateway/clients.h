@@ -13,11 +13,25 @@ int gw_clients_start(gw_clients *c, struct event_base *base, gw_pool *pool);
 void gw_clients_stop(gw_clients *c);
 void gw_clients_free(gw_clients *c);
 
-/* Whether any key exists (then every API request needs one). */
+/* Whether every API request needs a key: one exists, the keys cannot be
+ * read (fail closed), or protected mode holds. */
 bool gw_clients_auth_on(const gw_clients *c);
+
+/* Protected mode (docs/operations.md): `listen` is beyond this machine (a
+ * host other than localhost, 127.x.x.x or ::1) and allow_unauthenticated_remote
+ * is off. Then no client is let in without a key, even while none exists. */
+bool gw_listen_is_loopback(const char *listen);
+bool gw_protected_mode(const gw_config *cfg);
+/* -1 with the reason when protected mode holds and `n_keys` is 0: serve
+ * refuses to start so (and --check-config says so). */
+int gw_protected_refuse(const gw_config *cfg, size_t n_keys, char *err, size_t errlen);
+/* gw_protected_refuse on the keys loaded at start (keys that cannot be
+ * read pass: the daemon fails closed). */
+int gw_clients_refuse_unprotected(const gw_clients *c, const gw_config *cfg, char *err, size_t errlen);
 /* The request's key, copied into *out; *anonymous when auth is off. -1
  * with the 401 for the client when auth is on and the key is missing or
- * unknown. */
+ * unknown, or no key exists in protected mode (503 when the keys cannot be
+ * read). */
 int gw_clients_identify(gw_clients *c, gw_request *r, pol_key *out, bool *anonymous, gw_api_error *e);
 const pol_tenant *gw_clients_tenant(const gw_clients *c, const char *name);
 

@@ -62,7 +62,8 @@ int gw_policy_from_config(pol_policy **out, const gw_config *cfg, char *err, siz
                           cfg->routing.max_local_wait_s};
     char inner[512];
     rc = pol_policy_new(out, rules, &env, inner, sizeof(inner));
-    if (rc != 0) snprintf(err, errlen, "routing.rules: %s", inner);
+    /* the policy names the key itself ("routing.rules[2] \"x\": ...", "routing.sensitive_zones: ...") */
+    if (rc != 0) snprintf(err, errlen, "%s%s", strncmp(inner, "routing.", 8) ? "routing: " : "", inner);
 done:
     cJSON_Delete(rules);
     cJSON_Delete(custom);

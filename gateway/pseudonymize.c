@@ -21,20 +21,15 @@ struct gw_pseudo {
 
 int gw_pseudo_apply(gw_call *call, gw_api_error *e)
 {
-    const gw_config *cfg = call->r.site->cfg;
     const gw_classification *c = call->cls;
-    cJSON *kinds_json = cJSON_Parse(cfg->routing.pseudonymize_kinds);
-    int n_kinds = cJSON_GetArraySize(kinds_json), k = 0;
-    const char **kinds = calloc((size_t)n_kinds + 1, sizeof(char *));
     pol_span *spans = calloc((size_t)c->findings.n + 1, sizeof(pol_span));
     pol_text_spans *texts = calloc((size_t)c->n_msgs + 1, sizeof(pol_text_spans));
     gw_pseudo *p = calloc(1, sizeof(*p));
     char why[256] = "out of memory";
     int rc = -1;
-    if (!kinds || !spans || !texts || !p) goto done;
-    for (const cJSON *s = kinds_json ? kinds_json->child : NULL; s; s = s->next)
-        if (cJSON_IsString(s)) kinds[k++] = s->valuestring;
-    if (pol_pseudo_new(&p->map, kinds, k, why, sizeof(why)) != 0) goto done;
+    if (!spans || !texts || !p) goto done;
+    /* the kinds allowed are routing.pseudonymize_kinds, as the policy loaded them */
+    if (pol_policy_pseudo_new(call->r.site->backends->policy, &p->map, why, sizeof(why)) != 0) goto done;
     /* the findings are sorted by message, then by position */
     int n_texts = 0, at = 0;
     for (int m = 0; m < c->n_msgs; m++) {
@@ -59,10 +54,8 @@ done:
                          "junction could not pseudonymize the request, so it was not sent: %s", why);
     if (p) pol_pseudo_free(p->map);
     free(p);
-    free(kinds);
     free(spans);
     free(texts);
-    cJSON_Delete(kinds_json);
     return rc;
 }
 

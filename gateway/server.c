@@ -186,21 +186,6 @@ static int bind_listener(gw_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-/* Protected mode, as Redis has it: no listening beyond this machine while
- * any client could use it without a key. */
-static int refuse_unprotected(const gw_config *cfg, const gw_backends *b, char *err, size_t errlen)
-{
-    char host[256];
-    unsigned short port;
-    if (gw_listen_parse(cfg->listen, host, sizeof(host), &port, err, errlen) != 0) return -1;
-    bool loopback = !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
-    if (loopback || gw_clients_auth_on(b->clients) || cfg->allow_unauthenticated_remote) return 0;
-    snprintf(err, errlen, "refusing to listen on %s without client keys: anyone who can reach it could spend "
-             "your upstream budget. Add a key (junction keys add --tenant NAME), listen on 127.0.0.1, or set "
-             "allow_unauthenticated_remote", cfg->listen);
-    return -1;
-}
-
 #define GW_BODY_SLACK (64 * 1024)
 
 int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg, gw_backends *backends,
@@ -263,7 +248,8 @@ int gw_server_new(gw_server **out, struct event_base *base, const gw_config *cfg
         goto fail;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (refuse_unprotected(cfg, backends, err, errlen) != 0) goto fail;
+    /* protected mode (clients.c): gw_config_check said so first; the keys may have gone since */
+    if (gw_clients_refuse_unprotected(backends->clients, cfg, err, errlen) != 0) goto fail;
     if (bind_listener(srv, err, errlen) != 0) goto fail;
     gw_conns_set_listener(site->conns, srv->bound);
     *out = srv;

@@ -454,6 +454,11 @@ int pol_policy_new(pol_policy **out, const cJSON *rules, const pol_policy_env *e
                    char *err, size_t errlen);
 void pol_policy_free(pol_policy *p);
 
+/* A new pseudonymization mapping (pol_pseudo_new) that allows the kinds
+ * of routing.pseudonymize_kinds the policy was loaded with, checked then:
+ * one per request that a rule lets out pseudonymized. */
+int pol_policy_pseudo_new(const pol_policy *p, pol_pseudo **out, char *err, size_t errlen);
+
 /* The default policy's rules, a JSON text (static). */
 const char *pol_policy_default_text(void);
 

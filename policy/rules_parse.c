@@ -565,6 +565,11 @@ void pol_policy_free(pol_policy *p)
     free(p);
 }
 
+int pol_policy_pseudo_new(const pol_policy *p, pol_pseudo **out, char *err, size_t errlen)
+{
+    return pol_pseudo_new(out, (const char *const *)p->pseudo_kinds, p->n_pseudo, err, errlen);
+}
+
 int pol_policy_new(pol_policy **out, const cJSON *rules, const pol_policy_env *env, char *err, size_t errlen)
 {
     ctx c = {.env = env, .err = err, .errlen = errlen, .index = -1, .lenient_heads = rules == NULL};

@@ -193,6 +193,34 @@ static const check_case check_cases[] = {
     {"reference_upstream_unknown", {"--ledger-reference-upstream", "nope"}, "'nope' is not an upstream"},
     {"access_log_dir_missing", {"--access-log", "/nonexistent/dir/a.log"}, "directory /nonexistent/dir does not exist"},
     {"head_unreadable", {"--difficulty-head", "/nonexistent/head.json"}, "cannot read /nonexistent/head.json"},
+    /* the routing rules, built against the configured routes, with the messages serve gives */
+    {"rules_unknown_route", {"--routing-rules", "[{\"name\": \"a\", \"route\": \"gtp4\"}]"},
+     "routing.rules[0] \"a\": route: unknown route \"gtp4\" (routes: local; zone classes: private, external)"},
+    {"rules_upstream_route_known",
+     {"--upstream", "{\"name\": \"gpt4\", \"base_url\": \"http://h/v1\"}", "--routing-rules",
+      "[{\"name\": \"a\", \"route\": [\"gpt4\", \"claude\"]}]"},
+     "routing.rules[0] \"a\": route: unknown route \"claude\" (routes: local, gpt4;"},
+    {"rules_after_catch_all",
+     {"--routing-rules", "[{\"name\": \"a\", \"route\": \"local\"}, {\"name\": \"b\", \"route\": \"local\"}]"},
+     "routing.rules[1] \"b\": can never be reached: the rule before it, \"a\", has no \"when\""},
+    {"rules_score_out_of_range",
+     {"--routing-rules", "[{\"name\": \"h\", \"when\": {\"difficulty\": {\">\": 2}}, \"route\": \"local\"}]"},
+     "routing.rules[0] \"h\": when.difficulty: \">\" needs a number between 0 and 1"},
+    {"rules_unknown_kind",
+     {"--routing-rules", "[{\"name\": \"k\", \"when\": {\"kinds\": [\"ticket\"]}, \"route\": \"local\"}]"},
+     "routing.rules[0] \"k\": when.kinds"},
+    {"pseudonymize_secret_kind", {"--routing-pseudonymize-kinds", "[\"private_key\"]"},
+     "routing.pseudonymize_kinds: "},
+    {"sensitive_zone_unknown", {"--routing-sensitive-zones", "[\"cloud\"]"},
+     "routing.sensitive_zones: unknown zone \"cloud\""},
+    /* the operator's detectors, compiled as the daemon compiles them */
+    {"detector_regex", {"--classifier-detectors", "[{\"kind\": \"customer_id\", \"regex\": \"CUST-([0-9]{6}\"}]"},
+     "classifier.detectors: custom_rules[0] (customer_id): regex does not compile at offset 14"},
+    {"detector_kind", {"--classifier-detectors", "[{\"kind\": \"Customer ID\", \"terms\": [\"x\"]}]"},
+     "classifier.detectors: custom_rules[0]: \"kind\" must be 1 to 63 characters of a-z, 0-9 and _"},
+    /* protected mode: beyond loopback, not without a client key (the ledger is off here: none) */
+    {"protected_mode", {"--listen", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without client keys"},
+    {"protected_mode_v6", {"--listen", "[::]:0"}, "refusing to listen on [::]:0 without client keys"},
 };
 
 static void test_check_config_refuses(void **state)
@@ -237,6 +265,41 @@ static void test_check_config_reports_masked(void **state)
     unsetenv("JT_CLI_SECRET");
 }
 
+/* Protected mode against the ledger's real keys: with one, --check-config
+ * lets a non-loopback address pass and says so; with the last revoked, it
+ * refuses as serve does; allow_unauthenticated_remote lets it pass again. */
+static void test_check_config_protected_mode_reads_keys(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/junction-cli-XXXXXX", ledger[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
+    const char *add[] = {"keys", "add", "--db", ledger, "--tenant", "acme", NULL};
+    char *out;
+    assert_int_equal(run_junction(add, &out), 0);
+    const char *id = strstr(out, "key_");
+    assert_non_null(id);
+    char key_id[32];
+    snprintf(key_id, sizeof(key_id), "%.16s", id);
+    free(out);
+    const char *check[] = {"serve", "--check-config", "--ledger", ledger, "--listen", "0.0.0.0:0", NULL};
+    assert_int_equal(run_junction(check, &out), 0);
+    assert_non_null(strstr(out, "protected mode: 0.0.0.0:0 is beyond loopback; 1 client key(s) let clients in"));
+    free(out);
+    const char *revoke[] = {"keys", "revoke", "--db", ledger, key_id, NULL};
+    assert_int_equal(run_junction(revoke, &out), 0);
+    free(out);
+    assert_int_equal(run_junction(check, &out), 2);
+    assert_non_null(strstr(out, "refusing to listen on 0.0.0.0:0 without client keys"));
+    free(out);
+    const char *allowed[] = {"serve", "--check-config", "--ledger", ledger, "--listen", "0.0.0.0:0",
+                             "--allow-unauthenticated-remote", NULL};
+    assert_int_equal(run_junction(allowed, &out), 0);
+    assert_null(strstr(out, "protected mode"));
+    free(out);
+    remove_tree(dir);
+}
+
 /* Usage errors exit 2 and runtime errors 1, in every command. */
 typedef struct {
     const char *args[16];
@@ -272,8 +335,11 @@ static const exit_case exit_cases[] = {
     {{"tokenize", "-m", "/nonexistent.gguf", "hi", NULL}, 1, "cannot open /nonexistent.gguf"},
     {{"serve", "--frob", NULL}, 2, "unknown option '--frob'"},
     {{"serve", "--config", NULL}, 2, "--config needs a file name"},
-    /* protected mode: no listening beyond this machine without client keys */
-    {{"serve", "--listen", "0.0.0.0:0", "--ledger", "off", NULL}, 1, "refusing to listen on 0.0.0.0:0 without client keys"},
+    /* protected mode: no listening beyond this machine without client keys (a refused configuration) */
+    {{"serve", "--listen", "0.0.0.0:0", "--ledger", "off", NULL}, 2, "refusing to listen on 0.0.0.0:0 without client keys"},
+    /* ... and the rules are refused before anything starts, as --check-config refuses them */
+    {{"serve", "--listen", "127.0.0.1:0", "--ledger", "off", "--routing-rules", "[{\"name\": \"a\", \"route\": \"gtp4\"}]", NULL},
+     2, "routing.rules[0] \"a\": route: unknown route \"gtp4\""},
     {{"frobnicate", NULL}, 2, "unknown subcommand"},
 };
 
@@ -330,7 +396,7 @@ int main(void)
     write_temp_file(garbage_model, "GGUF but not really: a text file where a model should be\n");
     enum { N_BAD = sizeof(bad_configs) / sizeof(bad_configs[0]) };
     enum { N_CHECK = sizeof(check_cases) / sizeof(check_cases[0]) };
-    struct CMUnitTest tests[N_BAD + N_CHECK + 11];
+    struct CMUnitTest tests[N_BAD + N_CHECK + 12];
     size_t n = 0;
     const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_version_names_kernels),
@@ -341,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_upstream_key_env_unset),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_check_config_reports_masked),
+        cmocka_unit_test(test_check_config_protected_mode_reads_keys),
         cmocka_unit_test(test_exit_statuses),
         cmocka_unit_test(test_generate_stops_at_full_context),
         cmocka_unit_test(test_bench_membw_reads_threads_after),

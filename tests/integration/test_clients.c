@@ -1,6 +1,7 @@
-/* test_clients.c: client keys, rate limits and budgets through the real
- * daemon: keys made with the real `junction keys`, the fake frontier as a
- * priced external upstream, the ledger read back with `junction audit`. */
+/* test_clients.c: client keys, rate limits, budgets and protected mode
+ * through the real daemon: keys made with the real `junction keys`, the fake
+ * frontier as a priced external upstream, the ledger read back with
+ * `junction audit`. */
 #include "testlib.h"
 
 #include <cjson/cJSON.h>
@@ -37,17 +38,21 @@ static int teardown(void **state)
     return 0;
 }
 
-/* `junction keys ARGS...` on the test's ledger; the key is the output's last line. */
-static void make_key(const char *const *args, char *key, size_t len)
+/* `junction keys ARGS...` on ledger `db`; the key is the output's last
+ * line, its id (when `id` is not NULL) follows "added ". */
+static void make_key_in(const char *db, const char *const *args, char *key, size_t len, char *id, size_t idlen)
 {
     const char *argv[24] = {"keys"};
     int n = 1;
     for (int i = 0; args[i] && n < 20; i++) argv[n++] = args[i];
     argv[n++] = "--db";
-    argv[n++] = ledger;
+    argv[n++] = db;
     argv[n] = NULL;
     char *out;
     assert_int_equal(run_junction(argv, &out), 0);
+    const char *added = strstr(out, "added ");
+    assert_non_null(added);
+    if (id) snprintf(id, idlen, "%.*s", (int)strcspn(added + 6, " "), added + 6);
     size_t l = strlen(out);
     while (l && out[l - 1] == '\n') out[--l] = '\0';
     const char *last = strrchr(out, '\n');
@@ -55,6 +60,9 @@ static void make_key(const char *const *args, char *key, size_t len)
     assert_true(!strncmp(key, "jk-", 3));
     free(out);
 }
+
+/* ... on the test's ledger. */
+static void make_key(const char *const *args, char *key, size_t len) { make_key_in(ledger, args, key, len, NULL, 0); }
 
 static int start_env(test_daemon *d, const char *const *env);
 static int start(test_daemon *d) { return start_env(d, NULL); }
@@ -276,6 +284,109 @@ static void test_admin_budgets(void **state)
     stop(&d);
 }
 
+/* The daemon listening on every address (0.0.0.0, port 0) with the keys of
+ * `db`: testlib's daemon_start listens on loopback only. It is reached
+ * through 127.0.0.1; protected mode looks at the listen address. */
+static int start_public(test_daemon *d, const char *db)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "/tmp/junction-public-XXXXXX");
+    if (!mkdtemp(d->dir)) return -1;
+    snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->dir);
+    const char *argv[] = {JUNCTION_BIN, "serve", "--listen", "0.0.0.0:0", "--ledger", db, "--ledger-flush-ms", "20",
+                          "--model", MODELS "stories260K.gguf", "--threads", "1", NULL};
+    d->pid = fork();
+    if (d->pid == 0) {
+        FILE *log = freopen(d->log_path, "w", stderr);
+        if (!log || dup2(fileno(log), 1) < 0) _exit(126);
+        execv(JUNCTION_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    if (d->pid < 0) return -1;
+    char *log = daemon_log_wait(d, "listening on http://0.0.0.0:", 30.0);
+    const char *at = log ? strstr(log, "listening on http://0.0.0.0:") : NULL;
+    if (at) {
+        d->port = atoi(at + strlen("listening on http://0.0.0.0:"));
+        snprintf(d->url, sizeof(d->url), "http://127.0.0.1:%d", d->port);
+    } else {
+        fprintf(stderr, "the public daemon did not start; its log:\n%s\n", log ? log : "(none)");
+    }
+    free(log);
+    return at ? 0 : -1;
+}
+
+static long get(const test_daemon *d, const char *path, const char *key, http_response *raw)
+{
+    char url[128], auth[128];
+    snprintf(url, sizeof(url), "%s%s", d->url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
+    const char *headers[] = {key ? auth : NULL, NULL};
+    http_response r;
+    if (http_request("GET", url, NULL, 0, headers, &r) != 0) return 0;
+    long status = r.status;
+    if (raw) *raw = r;
+    else http_response_free(&r);
+    return status;
+}
+
+/* Protected mode holds while the daemon runs: on a public address, revoking
+ * the last key refuses every model and admin request (it does not turn auth
+ * off), health stays open, the log says why; a new key lets clients in. */
+static void test_protected_mode_holds_after_last_key_revoked(void **state)
+{
+    (void)state;
+    char db[128], key[128], id[32];
+    snprintf(db, sizeof(db), "%s/public.db", dir);
+    const char *args[] = {"add", "--tenant", "public", NULL};
+    make_key_in(db, args, key, sizeof(key), id, sizeof(id));
+    test_daemon d;
+    assert_int_equal(start_public(&d, db), 0);
+    assert_int_equal(chat(&d, key, "local", "hello", 2, NULL), 200);
+    assert_int_equal(chat(&d, NULL, "local", "hello", 2, NULL), 401);
+
+    const char *revoke[] = {"keys", "revoke", "--db", db, id, NULL};
+    char *out;
+    assert_int_equal(run_junction(revoke, &out), 0);
+    free(out);
+    long status = 200;
+    for (int i = 0; i < 50 && status == 200; i++) { /* the daemon reloads the keys every second */
+        status = chat(&d, key, "local", "hello", 2, NULL);
+        if (status == 200) usleep(100000);
+    }
+    assert_int_equal(status, 401);
+    /* no key at all is not "no auth" here: anonymous requests are refused too, saying why */
+    http_response r;
+    assert_int_equal(chat(&d, NULL, "local", "hello", 2, &r), 401);
+    assert_non_null(strstr(r.body, "No client key exists"));
+    assert_non_null(strstr(r.body, "junction keys add"));
+    assert_non_null(strstr(r.body, "invalid_api_key"));
+    char h[64];
+    assert_string_equal(http_header(&r, "WWW-Authenticate", h, sizeof(h)), "Bearer");
+    http_response_free(&r);
+    assert_int_equal(chat(&d, NULL, "auto", "hello", 2, NULL), 401);
+    assert_int_equal(get(&d, "/v1/models", NULL, NULL), 401);
+    assert_int_equal(get(&d, "/admin/spend", NULL, NULL), 401);
+    assert_int_equal(get(&d, "/admin/budgets", key, NULL), 401);
+    assert_int_equal(get(&d, "/healthz", NULL, NULL), 200);
+    assert_int_equal(get(&d, "/readyz", NULL, NULL), 200);
+    char *log = daemon_log_wait(&d, "no client key is left", 5.0);
+    assert_non_null(strstr(log, "no client key is left, and junction listens on 0.0.0.0:0"));
+    free(log);
+
+    /* a new key works within a second or so, and only with it */
+    char fresh[128];
+    make_key_in(db, args, fresh, sizeof(fresh), NULL, 0);
+    status = 0;
+    for (int i = 0; i < 50 && status != 200; i++) {
+        status = chat(&d, fresh, "local", "hello", 2, NULL);
+        if (status != 200) usleep(100000);
+    }
+    assert_int_equal(status, 200);
+    assert_int_equal(chat(&d, NULL, "local", "hello", 2, NULL), 401);
+    assert_int_equal(chat(&d, key, "local", "hello", 2, NULL), 401);
+    stop(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_budget_holds_under_concurrency),
         cmocka_unit_test(test_budget_switches_auto_to_local),
         cmocka_unit_test(test_admin_budgets),
+        cmocka_unit_test(test_protected_mode_holds_after_last_key_revoked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

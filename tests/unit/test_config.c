@@ -1,6 +1,8 @@
 /* test_config.c: settings defaults, flags, the JSON loader (nested objects
- * included) and gw_config_check against real files. */
+ * included), gw_config_check against real files, and which listen
+ * addresses protected mode covers. */
 #include "gateway.h"
+#include "clients.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -342,6 +344,30 @@ static void test_listen_parse(void **state)
     }
 }
 
+/* Protected mode covers every listen address but loopback's, unless allowed. */
+static void test_protected_mode_addresses(void **state)
+{
+    (void)state;
+    static const struct { const char *listen; bool loopback; } cases[] = {
+        {"127.0.0.1:8080", true}, {"127.1.2.3:0", true},      {"localhost:80", true}, {"[::1]:8080", true},
+        {"0.0.0.0:8080", false},  {"[::]:8080", false},       {"10.0.0.7:80", false}, {"example.com:80", false},
+        {"128.0.0.1:80", false},  {"[::ffff:127.0.0.1]:80", false}, {"nocolon", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gw_config c;
+        gw_config_defaults(&c);
+        snprintf(c.listen, sizeof(c.listen), "%s", cases[i].listen);
+        if (gw_listen_is_loopback(c.listen) != cases[i].loopback) fprintf(stderr, "%s\n", cases[i].listen);
+        assert_int_equal(gw_listen_is_loopback(c.listen), cases[i].loopback);
+        assert_int_equal(gw_protected_mode(&c), !cases[i].loopback);
+        assert_int_equal(gw_protected_refuse(&c, 0, err, sizeof(err)), cases[i].loopback ? 0 : -1);
+        assert_int_equal(gw_protected_refuse(&c, 1, err, sizeof(err)), 0);
+        c.allow_unauthenticated_remote = true;
+        assert_false(gw_protected_mode(&c));
+        assert_int_equal(gw_protected_refuse(&c, 0, err, sizeof(err)), 0);
+    }
+}
+
 static void test_model_id_and_ledger_path(void **state)
 {
     (void)state;
@@ -371,7 +397,7 @@ static void test_model_id_and_ledger_path(void **state)
     assert_string_equal(path, "");
 }
 
-/* gw_config_check against real files: each case is one problem. */
+/* gw_config_check against real files and what serve builds: each case is one problem. */
 static void test_check(void **state)
 {
     (void)state;
@@ -392,6 +418,15 @@ static void test_check(void **state)
         {"--difficulty-head", "/nonexistent/d.json", NULL, NULL, "classifier.difficulty_head: cannot read /nonexistent/d.json"},
         {"--access-log", "/nonexistent/dir/access.log", NULL, NULL, "access_log: cannot create /nonexistent/dir/access.log: directory /nonexistent/dir does not exist"},
         {"--ledger", "/tmp", NULL, NULL, "ledger.path: /tmp exists but is not a file"},
+        /* what the daemon builds at start: the heads' contents, the detectors, the rules, protected mode */
+        {"--difficulty-head", head, NULL, NULL, "classifier.difficulty_head: "},
+        {"--classifier-detectors", "[{\"kind\": \"ticket\", \"regex\": \"T-(\"}]", NULL, NULL,
+         "classifier.detectors: custom_rules[0] (ticket): regex does not compile"},
+        {"--routing-rules", "[{\"name\": \"out\", \"route\": \"frontier\"}]", NULL, NULL,
+         "routing.rules[0] \"out\": route: unknown route \"frontier\""},
+        {"--classifier-detectors", "[{\"kind\": \"ticket\", \"terms\": [\"T-1\"]}]", "--routing-rules",
+         "[{\"name\": \"t\", \"when\": {\"kinds\": \"tickets\"}, \"route\": \"local\"}]", "routing.rules[0] \"t\": when.kinds"},
+        {"--listen", "0.0.0.0:8080", NULL, NULL, "refusing to listen on 0.0.0.0:8080 without client keys"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_config c;
@@ -408,7 +443,11 @@ static void test_check(void **state)
     gw_config c;
     gw_config_defaults(&c);
     const char *flags[][2] = {{"--model", MODELS "stories260K.gguf"}, {"--upstream", up_key},
-                              {"--ledger-reference-upstream", "frontier"}, {"--difficulty-head", head},
+                              {"--ledger-reference-upstream", "frontier"},
+                              {"--difficulty-head", JUNCTION_SOURCE_DIR "/classifier/heads/difficulty.json"},
+                              {"--classifier-detectors", "[{\"kind\": \"ticket\", \"regex\": \"T-[0-9]+\"}]"},
+                              {"--routing-rules", "[{\"name\": \"tickets-stay\", \"when\": {\"kinds\": \"ticket\"}, "
+                                                  "\"route\": \"local\"}, {\"name\": \"rest\", \"route\": [\"frontier\", \"local\"]}]"},
                               {"--ledger", "/tmp/junction-unit-ledger-dir/sub/ledger.db"}, {"--listen", "localhost:0"}};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         assert_int_equal(gw_config_apply_flag(&c, flags[i][0], flags[i][1], err, sizeof(err)), 0);
@@ -423,6 +462,9 @@ static void test_check(void **state)
     assert_non_null(strstr(report, "key from $JT_CONFIG_KEY: ****WXYZ (28 characters)"));
     assert_null(strstr(report, "sk-test"));
     assert_non_null(strstr(report, "ledger: /tmp/junction-unit-ledger-dir/sub/ledger.db"));
+    assert_non_null(strstr(report, "classifier: detectors and heads load"));
+    assert_non_null(strstr(report, "routing: the configured rules load"));
+    assert_null(strstr(report, "protected mode")); /* localhost */
     free(report);
     unlink(garbage);
     unlink(head);
@@ -458,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_printed_json_loads_back),
         cmocka_unit_test(test_file_errors_name_nested_keys),
         cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_protected_mode_addresses),
         cmocka_unit_test(test_model_id_and_ledger_path),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_large_file_refused),
