@@ -9,6 +9,11 @@
  * its redirect) or --sha256, and opened with the engine's GGUF reader; only
  * then is it renamed into place, so the cache never holds a half file under
  * a model's name. Every failure says what to do next.
+ *
+ * What the server sends back (header lines, the hub's JSON file listing, an
+ * error body) is read by pure functions of the bytes (cli_pull_header,
+ * cli_pull_body_plan, cli_hub_gguf_files, cli_pull_error_text), which the
+ * transfer calls and the fuzz targets call without a server.
  */
 #include "pull.h"
 
@@ -266,13 +271,8 @@ typedef struct {
     uint64_t have;            /* bytes in the part file, all of them hashed */
     uint64_t total;           /* the whole file's size, 0 until known */
     EVP_MD_CTX *sha;
-    /* the response being received */
-    long status;
-    bool body_started, has_range, has_length;
-    uint64_t range_start, range_total, content_length;
-    /* from the hub's redirect, kept across it */
-    uint64_t linked_size;
-    char linked_etag[80];
+    cli_pull_headers h;       /* the response being received (X-Linked-* kept across attempts) */
+    bool body_started;
     /* why the transfer was stopped by us */
     bool restart;             /* the server's answer does not continue the part: start over */
     int write_errno;
@@ -304,33 +304,63 @@ static uint64_t parse_u64(const char *s, size_t n)
     return v;
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+void cli_pull_header(cli_pull_headers *h, const char *line, size_t n)
 {
-    xfer *x = arg;
-    size_t n = size * nmemb;
     const char *v;
     size_t vn;
+    if (memchr(line, '\0', n)) return; /* no header holds a NUL: a value would be cut at it (fuzzer find) */
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* "HTTP/1.1 206 Partial Content": three digits, or no status (0; fuzzer find: "404416" was one) */
         const char *sp = memchr(line, ' ', n);
-        x->status = sp ? (long)parse_u64(sp + 1, n - (size_t)(sp + 1 - line)) : 0;
-        x->has_range = x->has_length = false;
+        size_t rest = sp ? n - (size_t)(sp + 1 - line) : 0;
+        bool three = rest >= 3 && sp[1] >= '0' && sp[1] <= '9' && sp[2] >= '0' && sp[2] <= '9' && sp[3] >= '0' &&
+                     sp[3] <= '9' && (rest == 3 || sp[4] == ' ' || sp[4] == '\r' || sp[4] == '\n');
+        h->status = three ? (long)parse_u64(sp + 1, 3) : 0;
+        h->has_range = h->has_length = false;
     } else if (header_is(line, n, "X-Linked-Size", &v, &vn)) {
-        x->linked_size = parse_u64(v, vn);
+        h->linked_size = parse_u64(v, vn);
     } else if (header_is(line, n, "X-Linked-Etag", &v, &vn)) {
         if (vn >= 2 && v[0] == 'W' && v[1] == '/') v += 2, vn -= 2;
         while (vn > 0 && *v == '"') v++, vn--;
         while (vn > 0 && v[vn - 1] == '"') vn--;
-        snprintf(x->linked_etag, sizeof(x->linked_etag), "%.*s", (int)(vn < 79 ? vn : 79), v);
+        /* longer than the field is no checksum junction knows: none, rather than its cut start (fuzzer find) */
+        snprintf(h->linked_etag, sizeof(h->linked_etag), "%.*s", vn < sizeof(h->linked_etag) ? (int)vn : 0, v);
     } else if (header_is(line, n, "Content-Length", &v, &vn)) {
-        x->has_length = true;
-        x->content_length = parse_u64(v, vn);
+        h->has_length = true;
+        h->content_length = parse_u64(v, vn);
     } else if (header_is(line, n, "Content-Range", &v, &vn) && vn > 6 && strncmp(v, "bytes ", 6) == 0) {
         const char *slash = memchr(v, '/', vn);
-        x->has_range = slash != NULL;
-        x->range_start = parse_u64(v + 6, vn - 6);
-        x->range_total = slash ? parse_u64(slash + 1, vn - (size_t)(slash + 1 - v)) : 0;
+        h->has_range = slash != NULL;
+        h->range_start = parse_u64(v + 6, vn - 6);
+        h->range_total = slash ? parse_u64(slash + 1, vn - (size_t)(slash + 1 - v)) : 0;
     }
-    return n;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    xfer *x = arg;
+    cli_pull_header(&x->h, line, size * nmemb);
+    return size * nmemb;
+}
+
+cli_body_plan cli_pull_body_plan(const cli_pull_headers *h, uint64_t have, uint64_t *total)
+{
+    cli_body_plan plan = CLI_BODY_APPEND;
+    if (h->status == 206 && (!h->has_range || h->range_start != have)) plan = CLI_BODY_MISMATCH;
+    else if (h->status != 206 && have > 0) plan = CLI_BODY_START_OVER; /* any other 2xx is the whole file (fuzzer find) */
+    uint64_t kept = plan == CLI_BODY_APPEND ? have : 0;
+    *total = plan == CLI_BODY_MISMATCH ? 0
+             : h->linked_size           ? h->linked_size
+             : h->has_range             ? h->range_total
+             : h->has_length            ? kept + h->content_length
+                                        : 0;
+    /* a file smaller than the part it continues (the sizes contradict each
+     * other, or the sum wrapped): the part cannot be right (fuzzer find) */
+    if (plan == CLI_BODY_APPEND && *total && *total < kept) {
+        *total = 0;
+        plan = CLI_BODY_MISMATCH;
+    }
+    return plan;
 }
 
 static int reset_part(xfer *x)
@@ -345,21 +375,18 @@ static int reset_part(xfer *x)
 /* The first bytes of a body: does it continue the part file, and will it fit? */
 static bool body_begins(xfer *x)
 {
-    if (x->status == 206 && (!x->has_range || x->range_start != x->have)) {
+    cli_body_plan plan = cli_pull_body_plan(&x->h, x->have, &x->total);
+    if (plan == CLI_BODY_MISMATCH) {
         x->restart = true;
         return false;
     }
-    if (x->status == 200 && x->have > 0) {
+    if (plan == CLI_BODY_START_OVER) {
         fprintf(x->o->log, "pull: the server does not resume downloads; starting %s again\n", x->label);
         if (reset_part(x) != 0) {
             x->write_errno = errno;
             return false;
         }
     }
-    x->total = x->linked_size ? x->linked_size
-               : x->has_range ? x->range_total
-               : x->has_length ? x->have + x->content_length
-                               : 0;
     struct statvfs fs;
     if (x->total > x->have && fstatvfs(x->fd, &fs) == 0) {
         uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
@@ -378,7 +405,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     xfer *x = arg;
     size_t n = size * nmemb;
-    if (x->status < 200 || x->status >= 300) {
+    if (x->h.status < 200 || x->h.status >= 300) {
         size_t room = sizeof(x->body) - 1 - x->body_len, k = n < room ? n : room;
         memcpy(x->body + x->body_len, data, k);
         x->body_len += k;
@@ -441,7 +468,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     xfer *x = arg;
-    if (x->body_started && x->status >= 200 && x->status < 300) draw_progress(x, false);
+    if (x->body_started && x->h.status >= 200 && x->h.status < 300) draw_progress(x, false);
     return 0;
 }
 
@@ -458,6 +485,57 @@ static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
     p[have + n] = '\0';
     *buf = p;
     return n;
+}
+
+/* What may reach the user's terminal from a server: printable ASCII (no
+ * control bytes, no UTF-8 forms of the C1 controls). */
+static bool printable(unsigned char c) { return c >= 0x20 && c < 0x7f; }
+
+static bool printable_name(const char *s)
+{
+    for (; *s; s++)
+        if (!printable((unsigned char)*s)) return false;
+    return true;
+}
+
+int cli_hub_gguf_files(const char *json, size_t n, char *out, size_t len, char *err, size_t errlen)
+{
+    out[0] = '\0';
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *s, *siblings = cJSON_GetObjectItemCaseSensitive(j, "siblings");
+    if (!cJSON_IsArray(siblings)) {
+        snprintf(err, errlen, "the hub's answer is not a repository listing (no \"siblings\" array)");
+        cJSON_Delete(j);
+        return -1;
+    }
+    size_t o = 0;
+    int count = 0;
+    cJSON_ArrayForEach(s, siblings) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "rfilename");
+        size_t k = cJSON_IsString(name) ? strlen(name->valuestring) : 0;
+        if (k < 5 || strcmp(name->valuestring + k - 5, ".gguf") != 0 || o + k + 8 >= len) continue;
+        if (!printable_name(name->valuestring)) continue; /* it would reach the terminal (fuzzer find) */
+        o += (size_t)snprintf(out + o, len - o, "%s%s", o ? ", " : "", name->valuestring);
+        count++;
+    }
+    cJSON_Delete(j);
+    return count;
+}
+
+void cli_pull_error_text(const char *body, size_t n, char *out, size_t len)
+{
+    /* One line of at most 200 bytes: line ends and tabs become single
+     * spaces, every other byte but printable ASCII '?', so that a server
+     * cannot move the cursor or retitle the user's terminal (fuzzer find). */
+    size_t o = 0, cap = len - 1 < 200 ? len - 1 : 200;
+    for (size_t i = 0; i < n && body[i] && o < cap; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (!printable(c)) c = c == '\r' || c == '\n' || c == '\t' ? ' ' : '?';
+        if (c == ' ' && (o == 0 || out[o - 1] == ' ')) continue;
+        out[o++] = (char)c;
+    }
+    while (o > 0 && out[o - 1] == ' ') o--;
+    out[o] = '\0';
 }
 
 /* The .gguf files the repository has, from {endpoint}/api/models/{repo},
@@ -486,16 +564,9 @@ static long hub_list_gguf(const cli_model_ref *r, const char *token, char *out, 
     if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
-    cJSON *j = status == 200 && body ? cJSON_Parse(body) : NULL;
-    const cJSON *s, *siblings = cJSON_GetObjectItemCaseSensitive(j, "siblings");
-    size_t o = 0;
-    cJSON_ArrayForEach(s, siblings) {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "rfilename");
-        size_t n = cJSON_IsString(name) ? strlen(name->valuestring) : 0;
-        if (n < 5 || strcmp(name->valuestring + n - 5, ".gguf") != 0 || o + n + 8 >= len) continue;
-        o += (size_t)snprintf(out + o, len - o, "%s%s", o ? ", " : "", name->valuestring);
-    }
-    cJSON_Delete(j);
+    char why[128];
+    if (status == 200 && cli_hub_gguf_files(body ? body : "", body ? strlen(body) : 0, out, len, why, sizeof(why)) < 0)
+        status = 0; /* not a listing: as if there were no answer */
     free(body);
     return status;
 }
@@ -556,8 +627,9 @@ static attempt_result attempt(xfer *x, const cli_model_ref *r, bool first, char 
         snprintf(err, errlen, "cannot start libcurl (out of memory)");
         return ATTEMPT_FAIL;
     }
-    x->status = 0;
-    x->body_started = x->has_range = x->has_length = false;
+    x->h.status = 0;
+    x->h.has_range = x->h.has_length = false;
+    x->body_started = false;
     x->restart = false;
     x->body_len = 0;
     x->body[0] = '\0';
@@ -619,33 +691,34 @@ static attempt_result attempt(xfer *x, const cli_model_ref *r, bool first, char 
         return ATTEMPT_FAIL;
     }
     if (rc == CURLE_OK) {
-        if (x->status == 200 || x->status == 206) {
+        if (x->h.status >= 200 && x->h.status < 300) { /* every 2xx carried the file (cli_pull_body_plan) */
             if (x->total && x->have < x->total) {
                 snprintf(reason, rlen, "the connection closed early");
                 return ATTEMPT_RETRY;
             }
             return ATTEMPT_DONE;
         }
-        if (x->status == 416) {
-            if (x->linked_size && x->have == x->linked_size) return ATTEMPT_DONE;
+        if (x->h.status == 416) {
+            if (x->h.linked_size && x->have == x->h.linked_size) return ATTEMPT_DONE;
             snprintf(reason, rlen, "the part file does not match the file on the server");
             fprintf(x->o->log, "pull: the part file is longer than the file on the server; starting over\n");
             return reset_part(x) == 0 ? ATTEMPT_RETRY : ATTEMPT_FAIL;
         }
-        if (x->status == 404 || x->status == 410) {
+        if (x->h.status == 404 || x->h.status == 410) {
             not_found(r, x->o->token, err, errlen);
             return ATTEMPT_FAIL;
         }
-        if (x->status == 401 || x->status == 403) {
-            refused(r, x->status, x->o->token, err, errlen);
+        if (x->h.status == 401 || x->h.status == 403) {
+            refused(r, x->h.status, x->o->token, err, errlen);
             return ATTEMPT_FAIL;
         }
-        if (x->status == 429 || x->status >= 500) {
-            snprintf(reason, rlen, "%s answered %ld", host, x->status);
+        if (x->h.status == 429 || x->h.status >= 500) {
+            snprintf(reason, rlen, "%s answered %ld", host, x->h.status);
             return ATTEMPT_RETRY;
         }
-        snprintf(err, errlen, "%s answered %ld%s%.200s; check the reference", host, x->status, x->body_len ? ": " : "",
-                 x->body);
+        char text[256];
+        cli_pull_error_text(x->body, x->body_len, text, sizeof(text));
+        snprintf(err, errlen, "%s answered %ld%s%s; check the reference", host, x->h.status, text[0] ? ": " : "", text);
         return ATTEMPT_FAIL;
     }
     static const CURLcode unreachable[] = {CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
@@ -698,10 +771,10 @@ static bool is_sha256_hex(const char *s)
 static int verify(xfer *x, const char *part, char *err, size_t errlen)
 {
     char a[32], b[32];
-    if (x->linked_size && x->have != x->linked_size) {
+    if (x->h.linked_size && x->have != x->h.linked_size) {
         snprintf(err, errlen, "the download has %s but the hub lists %s; the part file was deleted, run the command "
                               "again to download afresh",
-                 cli_format_bytes(x->have, a, 32), cli_format_bytes(x->linked_size, b, 32));
+                 cli_format_bytes(x->have, a, 32), cli_format_bytes(x->h.linked_size, b, 32));
         return -1;
     }
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -712,7 +785,7 @@ static int verify(xfer *x, const char *part, char *err, size_t errlen)
         return -1;
     }
     for (unsigned i = 0; i < md_len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    const char *want = x->o->sha256 ? x->o->sha256 : is_sha256_hex(x->linked_etag) ? x->linked_etag : NULL;
+    const char *want = x->o->sha256 ? x->o->sha256 : is_sha256_hex(x->h.linked_etag) ? x->h.linked_etag : NULL;
     if (want && strcasecmp(want, hex) != 0) {
         snprintf(err, errlen, "checksum mismatch: the download's SHA-256 is %s, %s says %s; the part file was "
                               "deleted, run the command again to download afresh",

@@ -77,6 +77,49 @@ typedef struct {
  * part file; an interrupted transfer keeps it for the next pull. */
 int cli_pull(const cli_model_ref *ref, const char *dest, const cli_pull_opts *o, char *err, size_t errlen);
 
+/* ---- What the server answers (pull.c) ----
+ * Pure functions of the bytes a server sent, so that the fuzz targets
+ * (tests/fuzz/fuzz_pull_headers.c, fuzz_hub_listing.c) reach them without
+ * a network; cli_pull calls them on every transfer. */
+
+/* What the response headers said. A status line starts a new response
+ * (after a redirect): it clears has_length and has_range; X-Linked-Size and
+ * X-Linked-Etag, which the hub sends on its redirect, are kept. */
+typedef struct {
+    long status;                 /* the last status line's code; 0 before one */
+    bool has_length, has_range;
+    uint64_t content_length;     /* Content-Length */
+    uint64_t range_start;        /* Content-Range: bytes START-END/TOTAL */
+    uint64_t range_total;
+    uint64_t linked_size;        /* X-Linked-Size: the whole file, 0 when not sent */
+    char linked_etag[80];        /* X-Linked-Etag without quotes or W/ (a SHA-256 for LFS files) */
+} cli_pull_headers;
+
+/* Read one header line as libcurl hands it: `n` bytes, its line end
+ * included, not NUL-terminated. Lines it does not know change nothing. */
+void cli_pull_header(cli_pull_headers *h, const char *line, size_t n);
+
+/* What a 2xx answer's body does to a part file that holds `have` bytes. */
+typedef enum {
+    CLI_BODY_APPEND,      /* the body continues the part (or the part is empty) */
+    CLI_BODY_START_OVER,  /* the body is the whole file: empty the part first */
+    CLI_BODY_MISMATCH,    /* the answer does not fit the part: start over with a new request */
+} cli_body_plan;
+
+/* The plan, and in *total the whole file's size the answer implies (0:
+ * unknown, and always 0 for CLI_BODY_MISMATCH). */
+cli_body_plan cli_pull_body_plan(const cli_pull_headers *h, uint64_t have, uint64_t *total);
+
+/* The .gguf files named in the hub's repository listing (the JSON of
+ * {endpoint}/api/models/OWNER/REPO, `n` bytes): "a.gguf, b.gguf" into `out`,
+ * as many as fit. Returns how many, or -1 with `err` when the text is not a
+ * listing. */
+int cli_hub_gguf_files(const char *json, size_t n, char *out, size_t len, char *err, size_t errlen);
+
+/* The start of an error answer's body (`n` bytes), fit to quote in a
+ * message to the user, into `out` (`len` > 0 bytes). */
+void cli_pull_error_text(const char *body, size_t n, char *out, size_t len);
+
 /* ---- What a model file is (cmd_models.c) ---- */
 
 typedef struct {

@@ -18,6 +18,14 @@
  * the socket; resuming runs curl_easy_pause from a timer on the loop, never
  * from inside a libcurl callback, where the caller may well be when its
  * output drains.
+ *
+ * Fairness: one call into libcurl reads a socket again while it has data
+ * (up to a cap of reads), so a fast upstream stream would be translated and
+ * relayed in one long stretch while the loop hears nothing else: not a
+ * client hanging up, not /healthz (the 30-minute soak saw stretches of
+ * seconds). So each transfer parses at most TURN_BYTES of its stream per
+ * call into libcurl; past that it pauses the same way and resumes from a
+ * zero timer, after the events that were waiting have run.
  */
 #include "provider.h"
 #include "sse.h"
@@ -25,7 +33,6 @@
 #include <event2/event.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +50,7 @@ const up_provider_ops *up_provider_for(up_provider p)
 #define MAX_ERROR_BODY (64u << 10)
 #define MAX_SSE_LINE (4u << 20)   /* and an event's data */
 #define READ_CHUNK (16L << 10)    /* what one read hands on_body: the most kept unparsed at a pause */
+#define TURN_BYTES (16u << 10)    /* stream bytes one transfer parses per call into libcurl */
 
 typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state;
 static const char *const breaker_names[] = {"closed", "open", "half-open"};
@@ -67,6 +75,7 @@ struct up_client {
     up_request *requests;
     up_log_fn log;
     void *log_arg;
+    unsigned long turn;           /* calls into libcurl so far: each gives every transfer TURN_BYTES */
 };
 
 typedef enum { T_NONE, T_FIRST_BYTE, T_IDLE, T_BACKOFF, T_DEFERRED, T_PAUSED, T_RESUME } timer_kind;
@@ -90,6 +99,9 @@ struct up_request {
     char *pending;                /* the unparsed rest of a read that a pause cut short */
     size_t pending_len;
     bool ended;                   /* the transfer completed while `pending` waited */
+    bool yielded;                 /* this turn's TURN_BYTES are parsed: go on from a zero timer */
+    unsigned long turn;           /* the client's turn that turn_bytes counts in */
+    size_t turn_bytes;
     char *resp;
     size_t resp_len, resp_cap;
     sse_parser sse;
@@ -292,10 +304,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
         return keep_body(r, data, n);
     }
-    if (r->paused || r->pending) { /* libcurl keeps these bytes and stops reading until up_resume */
+    if (r->turn != r->c->turn) {
+        r->turn = r->c->turn;
+        r->turn_bytes = 0;
+    }
+    if (!r->paused && !r->pending && !r->yielded && r->turn_bytes >= TURN_BYTES) {
+        r->yielded = true; /* the loop runs what waits (a hang-up, /healthz), then T_RESUME goes on */
+        arm_timer(r, T_RESUME, 0);
+    }
+    if (r->paused || r->pending || r->yielded) { /* libcurl keeps these bytes and stops reading until resumed */
         r->curl_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
+    r->turn_bytes += n;
     arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
     return feed_stream(r, data, n) ? n : 0; /* 0 aborts the transfer */
 }
@@ -303,49 +324,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 /* ---- attempts ---- */
 
 static void start_attempt(up_request *r);
-
-/* The upstream refused or failed (HTTP status != 200): the error its body
- * describes, in OpenAI's terms. OpenAI says {"error": {"message", "type",
- * "param", "code"}}, Anthropic {"type": "error", "error": {"type", "message"}}. */
-static void status_error(up_request *r)
-{
-    static const struct { long from, to; up_cause cause; const char *what; } by_status[] = {
-        {429, 429, UP_E_RATE_LIMITED, "is rate limiting"},
-        {401, 401, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
-        {403, 403, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
-        {400, 499, UP_E_REJECTED, "rejected the request"},
-        {0, 999, UP_E_UPSTREAM, "failed"},
-    };
-    size_t i = 0;
-    while (r->status < by_status[i].from || r->status > by_status[i].to) i++;
-    cJSON *j = r->resp ? cJSON_ParseWithLength(r->resp, r->resp_len) : NULL;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
-    const char *text = cJSON_IsString(msg) ? msg->valuestring : cJSON_IsString(e) ? e->valuestring : "no message";
-    up_error_set(&r->err, by_status[i].cause, NULL, "upstream '%s' %s (HTTP %ld): %s", r->u->def.name, by_status[i].what,
-                 r->status, text);
-    r->err.upstream_status = (int)r->status;
-    if (by_status[i].cause == UP_E_REJECTED) { /* the upstream's own words reach the client */
-        static const struct { const char *key; size_t off, size; } keep[] = {
-            {"type", offsetof(up_error, type), sizeof(r->err.type)},
-            {"code", offsetof(up_error, code), sizeof(r->err.code)},
-            {"param", offsetof(up_error, param), sizeof(r->err.param)},
-        };
-        for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, keep[k].key);
-            char *field = (char *)&r->err + keep[k].off;
-            if (cJSON_IsString(v)) snprintf(field, keep[k].size, "%s", v->valuestring);
-            else if (k > 0) field[0] = '\0'; /* code and param: null upstream, null here */
-        }
-    }
-    cJSON_Delete(j);
-}
-
-/* The HTTP status a failed request gives the client. */
-static int client_status(const up_error *e)
-{
-    return e->cause == UP_E_REJECTED && e->upstream_status ? e->upstream_status : up_cause_status(e->cause);
-}
 
 /* What a stream delivered: the upstream's counts when it sent them, else
  * counted from the text (about 4 bytes a token), marked estimated. */
@@ -372,7 +350,7 @@ void up_usage_so_far(const up_request *r, up_usage *out) { *out = delivered_usag
  * reports what it delivered, so the ledger prices what was sent. */
 static void fail_request(up_request *r)
 {
-    up_result res = {.status = client_status(&r->err), .error = r->err, .attempts = r->attempt,
+    up_result res = {.status = up_error_client_status(&r->err), .error = r->err, .attempts = r->attempt,
                      .stream_broken = r->chunk_sent, .usage = r->chunk_sent ? delivered_usage(r, false) : r->st.usage};
     scrub(res.error.message, r->u->key);
     scrub(res.error.param, r->u->key);
@@ -427,7 +405,7 @@ static void classify_end(up_request *r, CURLcode code)
     else if (code != CURLE_OK)
         up_error_set(&r->err, UP_E_CONNECT, NULL, "upstream '%s' could not be reached: %s", name, curl_easy_strerror(code));
     else if (r->status != 200)
-        status_error(r);
+        up_error_from_reply(&r->err, name, r->status, r->resp, r->resp_len);
     else if (r->stream && !r->st.done)
         up_error_set(&r->err, UP_E_STREAM_BROKEN, NULL, "upstream '%s' broke off: the connection closed before the stream's end", name);
 }
@@ -500,11 +478,13 @@ static void attempt_ended(up_request *r, CURLcode code)
 
 static void check_finished(up_client *c);
 
-/* After up_resume, from the loop (never inside a libcurl callback): first
- * the bytes a pause left unparsed, then what libcurl kept. Either may
- * pause the stream again, or end it. */
+/* After up_resume or a yield, from the loop (never inside a libcurl
+ * callback): first the bytes a pause left unparsed, then what libcurl kept.
+ * Either may pause the stream again, or end it. */
 static void resume_transfer(up_request *r)
 {
+    r->yielded = false;
+    r->c->turn++; /* what libcurl hands over from its pause is a new turn's share */
     if (r->pending) {
         char *rest = r->pending;
         size_t n = r->pending_len;
@@ -567,6 +547,7 @@ static void start_attempt(up_request *r)
     r->attempt++;
     r->status = 0;
     r->got_byte = false;
+    r->yielded = false;
     memset(&r->err, 0, sizeof(r->err));
     r->resp_len = 0;
     sse_free(&r->sse);
@@ -624,6 +605,7 @@ static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
     up_client *c = arg;
     int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
+    c->turn++;
     curl_multi_socket_action(c->multi, fd, flags, &running);
     check_finished(c);
 }
@@ -658,6 +640,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     up_client *c = arg;
     int running;
+    c->turn++;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_finished(c);
 }
@@ -853,6 +836,7 @@ void up_resume(up_request *r)
 {
     if (!r->paused) return;
     r->paused = false;
-    if (r->curl_paused || r->pending || r->ended) arm_timer(r, T_RESUME, 0); /* data waits: go on from the loop */
+    /* data waits (a yield's included: up_pause took its timer): go on from the loop */
+    if (r->curl_paused || r->pending || r->ended || r->yielded) arm_timer(r, T_RESUME, 0);
     else arm_timer(r, T_IDLE, r->u->def.idle_timeout_s);
 }

@@ -1,5 +1,5 @@
-/* errors.c: the causes a request can end with, and how each reads to an
- * OpenAI client.
+/* errors.c: the causes a request can end with, how each reads to an
+ * OpenAI client, and what an upstream's own error answer says.
  *
  * One table row per cause: its stable name (logs, the ledger, the policy's
  * fallback rules), the HTTP status and OpenAI error type and code the client
@@ -7,10 +7,18 @@
  * upstream's health (a refused request shows it is up; a 429 or a slow
  * client says nothing). Everything that turns a cause
  * into words or JSON reads this table, so a new cause is one row.
+ *
+ * An upstream that answers with an HTTP error describes it in a JSON body
+ * (OpenAI: {"error": {"message", "type", "param", "code"}}; Anthropic:
+ * {"type": "error", "error": {"type", "message"}}); up_error_from_reply
+ * reads it here, apart from the transfer, so that it is a pure function of
+ * the status and the bytes.
  */
 #include "provider.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,4 +87,43 @@ cJSON *up_error_json(const up_error *e)
         return NULL;
     }
     return root;
+}
+
+int up_error_client_status(const up_error *e)
+{
+    return e->cause == UP_E_REJECTED && e->upstream_status ? e->upstream_status : up_cause_status(e->cause);
+}
+
+void up_error_from_reply(up_error *e, const char *upstream, long status, const char *body, size_t len)
+{
+    static const struct { long from, to; up_cause cause; const char *what; } by_status[] = {
+        {429, 429, UP_E_RATE_LIMITED, "is rate limiting"},
+        {401, 401, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
+        {403, 403, UP_E_AUTH, "refused junction's credentials (check the key in its api_key_env)"},
+        {400, 499, UP_E_REJECTED, "rejected the request"},
+        {LONG_MIN, LONG_MAX, UP_E_UPSTREAM, "failed"},
+    };
+    size_t i = 0;
+    while (status < by_status[i].from || status > by_status[i].to) i++;
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+    const char *text = cJSON_IsString(msg) ? msg->valuestring : cJSON_IsString(err) ? err->valuestring : "no message";
+    up_error_set(e, by_status[i].cause, NULL, "upstream '%s' %s (HTTP %ld): %s", upstream, by_status[i].what, status,
+                 text);
+    e->upstream_status = status >= 100 && status <= 999 ? (int)status : 0;
+    if (by_status[i].cause == UP_E_REJECTED) { /* the upstream's own words reach the client */
+        static const struct { const char *key; size_t off, size; } keep[] = {
+            {"type", offsetof(up_error, type), sizeof(e->type)},
+            {"code", offsetof(up_error, code), sizeof(e->code)},
+            {"param", offsetof(up_error, param), sizeof(e->param)},
+        };
+        for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(err, keep[k].key);
+            char *field = (char *)e + keep[k].off;
+            if (cJSON_IsString(v)) snprintf(field, keep[k].size, "%s", v->valuestring);
+            else if (k > 0) field[0] = '\0'; /* code and param: null upstream, null here */
+        }
+    }
+    cJSON_Delete(j);
 }

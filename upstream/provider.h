@@ -66,6 +66,14 @@ bool up_cause_retryable(up_cause c);
 int up_cause_health(up_cause c);  /* +1 healthy, -1 a failure, 0 neither (for the breaker) */
 void up_error_set(up_error *e, up_cause cause, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The error an upstream's HTTP answer `status` (not 200) and its body
+ * (`len` bytes, NULL for none) describe, naming `upstream`: the cause by
+ * status (429, 401/403, another 4xx, anything else), the upstream's message,
+ * and for a refused request (4xx) its own type, code and param. */
+void up_error_from_reply(up_error *e, const char *upstream, long status, const char *body, size_t len);
+/* The HTTP status a failed request gives the client: a refusal keeps the
+ * upstream's own 4xx, every other cause its row's status. */
+int up_error_client_status(const up_error *e);
 
 /* Shared helpers (openai.c). */
 char *up_print(cJSON *json);                 /* prints and deletes; NULL on OOM */

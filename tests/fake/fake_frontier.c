@@ -14,6 +14,7 @@
  *   huge       a 40 MiB body                hang     never answer
  *   nousage    a stream without token counts
  *   long:N     stream (or answer) N words "w1 w2 ... wN" as fast as the client takes them
+ *              (64 events at a time; the next ones wait while 256 KiB are unsent)
  *   reject     a 400 whose error carries type, code and param (Anthropic's
  *              shape has type only), as a provider refusing a field does
  * A request with "tools" whose last message is not a tool result gets a
@@ -25,7 +26,10 @@
  * With FAKE_EXPECT_KEY set, a request carrying another key gets 401, with
  * the key it sent echoed in the message (as real APIs partly do).
  * Every request, and every connection the client closes while waiting, is
- * appended as a JSON line to the --record file.
+ * appended as a JSON line to the --record file; a close says how many of
+ * the stream's words had been handed to the connection by then
+ * ({"event":"closed","words_sent":K,"words":N}), so a test can tell a
+ * stream cut short from one the client let finish.
  *
  * usage: fake_frontier [--record FILE]   (prints "listening on 127.0.0.1:PORT")
  */
@@ -142,6 +146,8 @@ static void on_client_closed(struct evhttp_connection *evcon, void *arg)
     answer *a = arg;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "event", "closed");
+    cJSON_AddNumberToObject(j, "words_sent", a->next);
+    cJSON_AddNumberToObject(j, "words", a->n_words);
     record_line(j);
     answer_free(a);
 }
@@ -221,12 +227,20 @@ static void stream_tool_use(answer *a)
     send_block_stop(a, 1);
 }
 
+#define UNSENT_MAX (256 << 10) /* a stream's next word waits while this much is unsent */
+
 /* One step of a streamed answer; re-arms itself until the end. */
 static void stream_step(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     answer *a = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(a->req));
+    if (a->phase > 0 && evbuffer_get_length(bufferevent_get_output(bev)) > UNSENT_MAX) {
+        struct timeval later = {0, 1000}; /* the client is behind: as fast as it takes them, not faster */
+        evtimer_add(a->timer, &later);
+        return;
+    }
     if (a->phase == 0) {
         evhttp_add_header(evhttp_request_get_output_headers(a->req), "Content-Type", "text/event-stream");
         evhttp_send_reply_start(a->req, 200, "OK");
@@ -268,20 +282,24 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
             evhttp_send_reply_chunk(a->req, b);
             evbuffer_free(b);
         }
-        char piece[300];
-        snprintf(piece, sizeof(piece), "%s%s", a->next ? " " : "", a->words[a->next]);
-        if (a->anthropic) {
-            cJSON *d = cJSON_CreateObject();
-            cJSON_AddStringToObject(d, "type", "content_block_delta");
-            cJSON_AddNumberToObject(d, "index", 0);
-            cJSON *delta = cJSON_AddObjectToObject(d, "delta");
-            cJSON_AddStringToObject(delta, "type", "text_delta");
-            cJSON_AddStringToObject(delta, "text", piece);
-            send_event(a, "content_block_delta", d);
-        } else {
-            send_event(a, NULL, openai_chunk(piece, NULL, false));
+        /* a fault-free stream without drip sends words in bursts, so that
+         * junction, not the fake, is what limits a fast stream */
+        int burst = a->drip_ms || a->drop || a->bad_sse ? 1 : 64;
+        for (int k = 0; k < burst && a->next < a->n_words; k++, a->next++) {
+            char piece[300];
+            snprintf(piece, sizeof(piece), "%s%s", a->next ? " " : "", a->words[a->next]);
+            if (a->anthropic) {
+                cJSON *d = cJSON_CreateObject();
+                cJSON_AddStringToObject(d, "type", "content_block_delta");
+                cJSON_AddNumberToObject(d, "index", 0);
+                cJSON *delta = cJSON_AddObjectToObject(d, "delta");
+                cJSON_AddStringToObject(delta, "type", "text_delta");
+                cJSON_AddStringToObject(delta, "text", piece);
+                send_event(a, "content_block_delta", d);
+            } else {
+                send_event(a, NULL, openai_chunk(piece, NULL, false));
+            }
         }
-        a->next++;
     } else {
         if (a->anthropic) {
             send_block_stop(a, 0);

@@ -9,7 +9,10 @@
  * OpenAI-compatible upstreams, which pass through nearly verbatim, only
  * the shape is promised); a stream event that is refused
  * says why; token counts, whole or streamed, are never negative (they
- * become money).
+ * become money). The bytes are also an error answer's body
+ * (up_error_from_reply, for a 400, 401, 429 and 503): the error names the
+ * upstream, has a type, gives the client the status its cause promises (a
+ * refusal the upstream's own 4xx) and renders as {"error": {...}}.
  */
 #include "answer.h"
 #include "fuzz.h"
@@ -64,8 +67,27 @@ static int on_event(void *arg, const char *event, const char *data, size_t len)
     return rc != UP_OK;
 }
 
+static void check_error_reply(const uint8_t *data, size_t size)
+{
+    static const struct { long status; int client; } cases[] = {{400, 400}, {401, 502}, {429, 429}, {503, 502}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        up_error e;
+        up_error_from_reply(&e, "fuzzed", cases[i].status, (const char *)data, size);
+        if (!strstr(e.message, "'fuzzed'") || !e.type[0])
+            fuzz_fail("HTTP %ld: the error '%s' (type '%s') does not name the upstream or lacks a type", cases[i].status,
+                      e.message, e.type);
+        if (up_error_client_status(&e) != cases[i].client)
+            fuzz_fail("HTTP %ld gives the client %d, not %d", cases[i].status, up_error_client_status(&e), cases[i].client);
+        cJSON *j = up_error_json(&e);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+        if (!cJSON_IsString(m)) fuzz_fail("HTTP %ld: the error does not render as {\"error\": {\"message\"}}", cases[i].status);
+        cJSON_Delete(j);
+    }
+}
+
 void fuzz_answer(up_provider provider, const uint8_t *data, size_t size)
 {
+    check_error_reply(data, size);
     const up_provider_ops *ops = up_provider_for(provider);
     up_usage usage = {0};
     char finish[32] = "";

@@ -17,11 +17,9 @@
  * endpoint's /OWNER/REPO/resolve/; an alias resolves to a hub reference.
  * cli_format_bytes also gets the first 8 bytes as a size.
  *
- * Not reachable here (static in cli/pull.c, called only from inside a curl
- * transfer): the response header parser (on_header: X-Linked-Size,
- * X-Linked-Etag, Content-Length, Content-Range, the status line), the
- * hub's JSON listing (hub_list_gguf's "siblings"/"rfilename") and the
- * error-body handling. docs/reliability.md says so.
+ * What the server answers (header lines, what they make of the part file,
+ * an error body, the hub's file listing) has targets of its own:
+ * fuzz_pull_headers.c and fuzz_hub_listing.c.
  */
 #include "fuzz.h"
 #include "pull.h"

@@ -2,12 +2,14 @@
  * the fake frontier: both providers, streamed and whole, every fault, the
  * retries, the circuit breaker, cancellation, and keys kept secret; every
  * standard parameter passed through to OpenAI upstreams, upstream 4xx
- * errors with their structure, and Anthropic tool calls both ways. */
+ * errors with their structure, and Anthropic tool calls both ways; slow,
+ * stalled and departing readers, and fast long streams sharing the loop. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -844,6 +846,191 @@ static void test_stalled_reader_ends_too_slow(void **state)
     close(fd);
 }
 
+/* ---- fast long streams share the loop ---- */
+
+/* A daemon with the default output limit (4 MiB, not the 4 KiB above), so
+ * that nothing but the relay's own turn-taking interleaves a fast stream
+ * with the rest of the loop's work. */
+static test_daemon fast_daemon;
+static char fast_config[64];
+
+static int fast_setup(void **state)
+{
+    (void)state;
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg),
+             "{\"upstreams\": [{\"name\":\"frontier\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:%d/v1\","
+             "\"model\":\"gpt-fake\",\"api_key_env\":\"JT_OPENAI_KEY\",\"max_retries\":0}]}\n", fake.port);
+    write_temp_file(fast_config, cfg);
+    const char *args[] = {"--config", fast_config, NULL};
+    const char *env[] = {"JT_OPENAI_KEY=" GOOD_KEY, NULL};
+    return daemon_start(&fast_daemon, args, env);
+}
+
+static int fast_teardown(void **state)
+{
+    (void)state;
+    kill(fast_daemon.pid, SIGTERM);
+    int rc = daemon_wait(&fast_daemon, 30);
+    if (rc != 0) {
+        char *log = daemon_log(&fast_daemon);
+        fprintf(stderr, "daemon exit %d; its log:\n%s\n", rc, log ? log : "(unreadable)");
+        free(log);
+    }
+    daemon_cleanup(&fast_daemon);
+    unlink(fast_config);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Send a streamed request for `words` words, as fast as the fake can, with
+ * the request id `id`, on a fresh connection. */
+static int fast_stream(int words, const char *id)
+{
+    int fd = tcp_connect(fast_daemon.port);
+    assert_true(fd >= 0);
+    char body[256], req[512];
+    snprintf(body, sizeof(body), "{\"model\":\"frontier\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"fast and long #fault:long:%d\"}]}", words);
+    snprintf(req, sizeof(req), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "X-Request-Id: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", id, strlen(body), body);
+    assert_int_equal(tcp_send_all(fd, req, strlen(req)), 0);
+    return fd;
+}
+
+/* The value of `key` (a number) in the fake's last record line containing `needle`, or -1. */
+static long last_record_number(const char *needle, const char *key)
+{
+    char *rec = fake_record(&fake);
+    assert_non_null(rec);
+    const char *line = NULL;
+    for (const char *p = strstr(rec, needle); p; p = strstr(p + 1, needle)) line = p;
+    long v = -1;
+    if (line) {
+        while (line > rec && line[-1] != '\n') line--;
+        cJSON *j = cJSON_ParseWithLength(line, strcspn(line, "\n"));
+        const cJSON *n = cJSON_GetObjectItem(j, key);
+        if (cJSON_IsNumber(n)) v = (long)n->valuedouble;
+        cJSON_Delete(j);
+    }
+    free(rec);
+    return v;
+}
+
+/* A client that reads the first events of a long stream the upstream sends
+ * as fast as it can, then hangs up: the daemon notices while the stream is
+ * still coming, ends the upstream transfer (the fake had not sent every
+ * word when its connection closed) and logs the call as the client leaving,
+ * priced at the tokens it delivered. */
+static void test_hangup_mid_fast_stream_ends_upstream(void **state)
+{
+    (void)state;
+    enum { WORDS = 100000 };
+    int before = fake_count(&fake, "\"closed\"");
+    int fd = fast_stream(WORDS, "fast-hangup-1");
+    char buf[8192];
+    size_t len = 0;
+    int events = 0;
+    while (events < 3) { /* the role chunk, then words */
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        assert_true(n > 0);
+        len += (size_t)n;
+        buf[len] = '\0';
+        events = 0;
+        for (const char *p = strstr(buf, "data: "); p; p = strstr(p + 1, "data: ")) events++;
+        if (len == sizeof(buf) - 1) break;
+    }
+    close(fd);
+    int after = before;
+    for (int i = 0; i < 1500 && after == before; i++) {
+        usleep(20000);
+        after = fake_count(&fake, "\"closed\"");
+    }
+    assert_int_equal(after, before + 1);
+    long sent = last_record_number("\"closed\"", "words_sent");
+    assert_true(sent >= 2);
+    if (sent >= WORDS) fail_msg("the fake sent all %d words before the daemon ended the transfer", WORDS);
+    char *log = daemon_log_wait(&fast_daemon, "id=fast-hangup-1 ", 10.0);
+    assert_non_null(log);
+    const char *line = strstr(log, "id=fast-hangup-1 ");
+    assert_non_null(line);
+    char one[1024];
+    snprintf(one, sizeof(one), "%.*s", (int)strcspn(line, "\n"), line);
+    assert_non_null(strstr(one, "status=499"));
+    assert_non_null(strstr(one, "error=client_closed"));
+    const char *ct = strstr(one, "completion_tokens=");
+    assert_non_null(ct);
+    long tokens = atol(ct + strlen("completion_tokens="));
+    assert_true(tokens > 0);
+    assert_true(tokens < WORDS);
+    free(log);
+}
+
+typedef struct {
+    int fd;
+    char *all;
+    size_t len;
+    volatile int done; /* the reader saw the end of the stream */
+} stream_reader;
+
+static void *read_stream(void *arg)
+{
+    stream_reader *sr = arg;
+    size_t cap = 32u << 20;
+    sr->all = malloc(cap);
+    for (;;) {
+        if (sr->len + 65536 + 1 > cap) {
+            char *p = realloc(sr->all, cap *= 2);
+            if (!p) break;
+            sr->all = p;
+        }
+        ssize_t n = recv(sr->fd, sr->all + sr->len, 65536, 0);
+        if (n <= 0) break;
+        __atomic_store_n(&sr->len, sr->len + (size_t)n, __ATOMIC_SEQ_CST);
+    }
+    sr->all[sr->len] = '\0';
+    __atomic_store_n(&sr->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* While one client receives a long stream relayed as fast as the upstream
+ * sends it, /healthz is answered, before that stream ends; and the stream
+ * still arrives whole and in order. */
+static void test_healthz_answers_during_fast_stream(void **state)
+{
+    (void)state;
+    enum { WORDS = 100000 };
+    stream_reader sr = {.fd = fast_stream(WORDS, "fast-whole-1")};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_stream, &sr), 0);
+    /* the relay is well under way */
+    while (__atomic_load_n(&sr.len, __ATOMIC_SEQ_CST) < (64u << 10) && !__atomic_load_n(&sr.done, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/healthz", fast_daemon.url);
+    http_response r;
+    assert_int_equal(http_request("GET", url, NULL, 0, NULL, &r), 0);
+    int finished_first = __atomic_load_n(&sr.done, __ATOMIC_SEQ_CST);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    if (finished_first) fail_msg("/healthz was answered only after the %d-word stream had ended", WORDS);
+    pthread_join(th, NULL);
+    close(sr.fd);
+    assert_int_equal(strncmp(sr.all, "HTTP/1.1 200", 12), 0);
+    /* each word in the next few events (a bounded window: strstr over the
+     * whole rest, 18 MB, for each of 100,000 words is too slow under ASan) */
+    const char *p = sr.all, *end = sr.all + sr.len;
+    for (int i = 1; i <= WORDS; i++) {
+        char want[48];
+        int n = snprintf(want, sizeof(want), "\"content\":\"%sw%d\"", i > 1 ? " " : "", i);
+        size_t window = (size_t)(end - p) < 4096 ? (size_t)(end - p) : 4096;
+        const char *at = memmem(p, window, want, (size_t)n);
+        if (!at) fail_msg("word %d missing or out of order", i);
+        p = at + n;
+    }
+    assert_non_null(memmem(p, (size_t)(end - p), "data: [DONE]", 12));
+    free(sr.all);
+}
+
 /* Retries are logged at warn, with the attempt, the cause and the delay;
  * so are breaker transitions. (Needs the gateway to install a logger with
  * up_client_set_logger.) */
@@ -898,6 +1085,8 @@ int main(void)
         cmocka_unit_test(test_missing_base_url),
         cmocka_unit_test(test_slow_reader_gets_everything),
         cmocka_unit_test(test_stalled_reader_ends_too_slow),
+        cmocka_unit_test_setup_teardown(test_hangup_mid_fast_stream_ends_upstream, fast_setup, fast_teardown),
+        cmocka_unit_test_setup_teardown(test_healthz_answers_during_fast_stream, fast_setup, fast_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

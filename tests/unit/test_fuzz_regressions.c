@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #define TARGET(name) int fuzz_##name##_one(const uint8_t *data, size_t size);
-#define TARGETS(X) X(gguf) X(tokenizer) X(config) X(chat_request) X(chat_template) X(sse) X(openai) X(anthropic) X(detect) X(rules) X(pull)
+#define TARGETS(X) X(gguf) X(tokenizer) X(config) X(chat_request) X(chat_template) X(sse) X(openai) X(anthropic) X(detect) X(rules) X(pull) X(pull_headers) X(hub_listing)
 TARGETS(TARGET)
 #undef TARGET
 
