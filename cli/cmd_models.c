@@ -75,7 +75,12 @@ static int list(const char *dir)
     printf("models in %s:\n%-44s %10s  %-6s %7s %8s\n", dir, "FILE", "SIZE", "TYPE", "PARAMS", "CONTEXT");
     for (size_t i = 0; i < n; i++) {
         char path[4096], size[32], params[32], ctx[16], err[1024];
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        int path_len = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (path_len < 0 || (size_t)path_len >= sizeof(path)) { /* cannot be opened by name anyway */
+            printf("%-44s (its path is longer than %zu bytes)\n", names[i], sizeof(path) - 1);
+            free(names[i]);
+            continue;
+        }
         struct stat st;
         uint64_t bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
         cli_model_facts f;

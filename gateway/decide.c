@@ -161,7 +161,7 @@ static void route_to(gw_call *call, const char *name, const char *rule, const ch
     d->upstream = up;
     d->zone = !up ? "in-process" : up->zone == UP_ZONE_PRIVATE ? "private" : "external";
     snprintf(d->rule, sizeof(d->rule), "%s", rule);
-    snprintf(d->reason, sizeof(d->reason), "%s", reason);
+    snprintf(d->reason, sizeof(d->reason), "%.*s", (int)sizeof(d->reason) - 1, reason);
 }
 
 /* A conversation that reached a higher tier stays there (sticky.c), unless
@@ -187,7 +187,6 @@ static void stay_in_conversation(gw_call *call, const gw_signals *sig)
             char reason[512];
             snprintf(reason, sizeof(reason), "sticky: the conversation reached %s earlier (the rules chose %s: %s)",
                      route, d->route == GW_ROUTE_LOCAL ? "local" : d->upstream->name, d->reason);
-            reason[sizeof(d->reason) - 1] = '\0';
             route_to(call, route, "sticky", reason);
             d->by_policy = true;
         }
