@@ -71,6 +71,10 @@ enum {
     LEX_BEARER = 1u << 24,
     LEX_LEAVE = 1u << 25,         /* "leave": sensitive after on/sick/medical/maternity */
     LEX_CAPS_ONLY = 1u << 26,     /* an acronym that only counts in capitals (HIV, not hiv) */
+    LEX_ROLE_NOUN = 1u << 27,     /* portal, records, support: after a role word, a modifier ("patient portal") */
+    LEX_CARE = 1u << 28,          /* hospital, therapy, symptoms: health settings, not a life situation */
+    LEX_REQUEST = 1u << 29,       /* tell, give, explain: "tell me about X" is a question, not about the asker */
+    LEX_NUMBERED = 1u << 30,      /* type, stage, phase: "type I" is a numeral, not the pronoun */
 };
 
 typedef struct det_lexicon det_lexicon;
@@ -94,8 +98,11 @@ typedef struct {
     size_t start, end;
 } det_event;
 
-/* EV_STRONG: my, his, her, a relation or role word; EV_WEAK: I, me, he, she. */
-enum { EV_PERSON = 1, EV_SENSITIVE = 2, EV_MEDICAL = 4, EV_STRONG = 8, EV_WEAK = 16 };
+/* EV_STRONG: my, his, her, a relation or role word; EV_WEAK: I, me, he, she.
+ * EV_SITUATION: a sensitive life situation (fired, debts, arrested), not a
+ * health word; EV_RELATION: an unnamed relative ("my husband", "her son"). */
+enum { EV_PERSON = 1, EV_SENSITIVE = 2, EV_MEDICAL = 4, EV_STRONG = 8, EV_WEAK = 16, EV_SITUATION = 32,
+       EV_RELATION = 64 };
 
 typedef struct {
     const cls_detector *d;

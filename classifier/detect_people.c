@@ -6,18 +6,23 @@
  * capitalised word followed by a known surname), a personal anchor
  * ("my", "his", a relation or role word; weaker: "I", "he", "she"), a
  * medical term (condition, medication, procedure) and a sensitive
- * situation (fired, divorce, arrested, "on leave"). Afterwards the events
- * are paired: a person near a sensitive word or medical term is a person
- * finding; a medical term near an anchor or person is a health finding. A
- * medical term followed by "dataset", "research", "model" is a topic, not a
- * person's condition, and is left out. Names alone and medical questions
- * alone are not findings.
+ * situation (fired, divorce, arrested, debts, "on leave"). Afterwards the
+ * events are paired: a person near a sensitive word or medical term is a
+ * person finding; an unnamed relative ("my husband", "her son") in the same
+ * sentence as a life situation (not a health word: those make health
+ * findings) is a weaker person finding; a medical term near an anchor or
+ * person is a health finding. A medical term followed by "dataset",
+ * "research", "model" is a topic, not a person's condition, and a role word
+ * followed by "portal", "records", "support" is a modifier, not a person:
+ * both are left out. Names alone and medical questions alone are not
+ * findings.
  */
 #include "detect_internal.h"
 
 #include <string.h>
 
 #define PERSON_WINDOW 150   /* bytes between a person and a sensitive word */
+#define RELATION_WINDOW 60  /* between "my husband" and a life situation, same sentence */
 #define STRONG_WINDOW 80    /* between a medical term and my/his/relation/person */
 #define WEAK_WINDOW 32      /* between a medical term and I/he/she */
 
@@ -61,7 +66,7 @@ static size_t name_at(det_scan *s, size_t i, uint32_t reject)
 }
 
 #define NOT_A_NAME (LEX_NOT_NAME | LEX_MEDICAL | LEX_SENSITIVE | LEX_HONORIFIC | LEX_RELATION | \
-                    LEX_ROLE | LEX_MONTH | LEX_ANCHOR)
+                    LEX_ROLE | LEX_MONTH | LEX_ANCHOR | LEX_ROLE_NOUN)
 
 static bool strong_anchor_word(const char *t, size_t a, size_t b)
 {
@@ -71,15 +76,59 @@ static bool strong_anchor_word(const char *t, size_t a, size_t b)
     return false;
 }
 
+/* The letters of the word before a, blanks between: its start, its end in
+ * *e (start == *e: none). */
+static size_t word_before(const det_scan *s, size_t a, size_t *e)
+{
+    size_t end = a;
+    while (end > 0 && s->t[end - 1] == ' ') end--;
+    size_t w = end;
+    while (w > 0 && det_is_alpha((unsigned char)s->t[w - 1])) w--;
+    *e = end < a ? end : w;
+    return w;
+}
+
+/* "my husband", "her son": my/his/her/their/our before the word at a. */
+static bool possessive_before(const det_scan *s, size_t a)
+{
+    size_t e, w = word_before(s, a, &e);
+    return e > w && strong_anchor_word(s->t, w, e);
+}
+
+/* "my pharmacology exam", "our research": a possessive of someone's work
+ * (a word between at most), not of their body. */
+static bool owns_work(det_scan *s, size_t b)
+{
+    for (int words = 0; words < 2; words++) {
+        size_t e, w = word_at(s->t, s->n, b, &e);
+        if (w != b + 1 || e == w) return false;
+        if (det_word_flags(s, w, e) & LEX_DATA_WORD) return true;
+        b = e;
+    }
+    return false;
+}
+
+/* "type I diabetes", "bipolar I": the numeral, not the pronoun. */
+static bool roman_one(det_scan *s, size_t a, size_t b)
+{
+    size_t e, w = word_before(s, a, &e);
+    return b - a == 1 && s->t[a] == 'I' && e > w && (det_word_flags(s, w, e) & LEX_NUMBERED);
+}
+
+/* "tell me", "explain to me": the one asking, not the one a text is about. */
+static bool asker(det_scan *s, size_t a)
+{
+    size_t e, w = word_before(s, a, &e);
+    if (e - w == 2 && det_starts_ci(s->t, e, w, "to")) w = word_before(s, w, &e);
+    return e > w && (det_word_flags(s, w, e) & LEX_REQUEST);
+}
+
 /* "on leave", "sick leave", "maternity leave": the word before "leave". */
 static bool sensitive_leave(det_scan *s, size_t a)
 {
     static const char *const before[] = {"on", "sick", "medical", "maternity", "paternity", "parental",
                                          "family", "bereavement", "disability", "stress", "compassionate"};
-    size_t e = a;
-    while (e > 0 && s->t[e - 1] == ' ') e--;
-    size_t w = e;
-    while (w > 0 && det_is_alpha((unsigned char)s->t[w - 1])) w--;
+    size_t e, w = word_before(s, a, &e);
     for (size_t i = 0; i < sizeof before / sizeof *before; i++)
         if (strlen(before[i]) == e - w && det_starts_ci(s->t, e, w, before[i])) return true;
     return false;
@@ -94,9 +143,11 @@ size_t det_people_word(det_scan *s, uint32_t flags, size_t a, size_t b)
         if (!topic) det_event_add(s, EV_MEDICAL | EV_SENSITIVE, a, b);
         return b;
     }
-    if (flags & LEX_SENSITIVE) det_event_add(s, EV_SENSITIVE, a, b);
-    if ((flags & LEX_LEAVE) && sensitive_leave(s, a)) det_event_add(s, EV_SENSITIVE, a, b);
+    if (flags & LEX_SENSITIVE) det_event_add(s, flags & LEX_CARE ? EV_SENSITIVE : EV_SENSITIVE | EV_SITUATION, a, b);
+    if ((flags & LEX_LEAVE) && sensitive_leave(s, a)) det_event_add(s, EV_SENSITIVE | EV_SITUATION, a, b);
     if (flags & (LEX_RELATION | LEX_ROLE)) {
+        size_t e, na = word_at(t, s->n, b, &e);
+        if ((flags & LEX_ROLE) && na == b + 1 && (det_word_flags(s, na, e) & LEX_ROLE_NOUN)) return b;
         det_event_add(s, EV_STRONG, a, b);
         size_t i = b;
         if (i < s->n && t[i] == ',') i++;
@@ -111,12 +162,14 @@ size_t det_people_word(det_scan *s, uint32_t flags, size_t a, size_t b)
                 return end;
             }
         }
+        if ((flags & LEX_RELATION) && possessive_before(s, a)) det_event_add(s, EV_RELATION, a, b);
         return b;
     }
     if (flags & LEX_ANCHOR) {
-        if (strong_anchor_word(t, a, b))
-            det_event_add(s, EV_STRONG, a, b);
-        else if (b - a > 1 || t[a] == 'I')
+        if (strong_anchor_word(t, a, b)) {
+            if (!owns_work(s, b)) det_event_add(s, EV_STRONG, a, b);
+        }
+        else if ((b - a > 1 || t[a] == 'I') && !asker(s, a) && !roman_one(s, a, b))
             det_event_add(s, EV_WEAK, a, b);
         return b;
     }
@@ -205,6 +258,8 @@ void det_scan_people(det_scan *s)
             else if (near(s, i, EV_SENSITIVE, PERSON_WINDOW, true))
                 det_add(s, CLS_PERSON, x->start, x->end, 0.7f, false);
         }
+        if ((x->kind_flags & EV_RELATION) && near(s, i, EV_SITUATION, RELATION_WINDOW, false))
+            det_add(s, CLS_PERSON, x->start, x->end, 0.6f, false);
         if (x->kind_flags & EV_TIED) det_add(s, CLS_HEALTH, x->start, x->end, 0.8f, false);
     }
 }

@@ -53,7 +53,21 @@ static const struct {
     {LEX_ROLE | LEX_ANCHOR, "patient employee client customer tenant student teammate manager "
                             "resident applicant candidate intern contractor worker caregiver "
                             "victim suspect defendant plaintiff inmate staffer subordinate"},
+    /* after a role word, a noun that makes it a modifier ("patient portal",
+     * "customer support", "employee records"), not a person */
+    {LEX_ROLE_NOUN, "portal portals education record records information info data database "
+                    "management satisfaction experience engagement onboarding safety support "
+                    "service services care schema table tables list lists form forms id ids "
+                    "journey journeys feedback app apps account accounts handbook policy "
+                    "policies training survey surveys directory"},
     {LEX_ANCHOR, "my his her their our i me he she him mine hers"},
+    /* words a Roman numeral follows: "type I diabetes", "stage I", "bipolar I", "World War I" */
+    {LEX_NUMBERED, "type types stage phase grade class war part chapter level tier act volume section "
+                   "bipolar"},
+    /* verbs of a request: "me" after them is the one asking ("tell me about insulin") */
+    {LEX_REQUEST, "tell give show help explain teach remind let send get write make find list walk "
+                  "ask describe recommend suggest quiz brief guide answer draft generate create "
+                  "summarize summarise"},
     {LEX_NOT_NAME, "the a an this that these those there then they we you it its what when where "
                    "why how who which hello hi hey dear thanks thank please yes no ok okay and or "
                    "but if so also monday tuesday wednesday thursday friday saturday sunday today "
@@ -94,14 +108,54 @@ static const struct {
      "yolanda tamara sheila lydia alicia bianca claire daisy esther fiona gemma hazel iris jade "
      "kate leila lena mabel nadia paige quinn rhea stella tessa ursula vera wanda yasmin zara "
      "tom tim jim bob mike dave steve chris matt nick dan ben sam alex greg josh jon jeff ken "
-     "tony rob pat liz beth kathy jenny sue becky katie jess meg abby ellie annie molly emmy"},
+     "tony rob pat liz beth kathy jenny sue becky katie jess meg abby ellie annie molly emmy "
+     /* Slavic and Baltic */
+     "oksana olena iryna yulia yuliya tetiana kateryna mykola taras bohdan andriy oleksandr "
+     "vladimir boris pavel tomasz piotr krzysztof agnieszka malgorzata katarzyna magdalena marta "
+     "marek jakub wojciech zofia jana petra lenka tereza ondrej nikola goran milica dragan "
+     /* South Asian */
+     "rajesh suresh ramesh mahesh ganesh vijay sanjay ajay deepak manoj ashok pradeep prakash "
+     "arun kiran lakshmi priyanka deepika divya shreya swati nisha meera ananya aarav vivek "
+     "nikhil rohit karan harpreet gurpreet manpreet simran aditi sanjana kavya ishaan "
+     /* Spanish and Portuguese */
+     "gustavo arturo ramiro joaquin alejandra guadalupe ximena mariana daniela gabriela paola "
+     "fernanda beatriz joao tiago rodrigo marcelo leandro thiago renata lorena adriana esteban "
+     "emilio lorenzo ignacio alvaro raul ruben hector julio cesar "
+     /* Italian, French, German, Nordic */
+     "giorgio giovanni paolo stefano federico elisa silvia valeria alessia benedetta elodie "
+     "amelie margaux mathieu thierry philippe guillaume sebastien nathalie sandrine isabelle "
+     "juliette wolfgang dieter uwe heike sabine birgit katrin annika henrik mikael johan nils "
+     "sigrid freya anneli eero aino jussi oskar maja elin "
+     /* Arabic, Turkish, Persian */
+     "tariq karim rashid samir nabil walid youssef hamza bilal imran faisal amir reza mehdi "
+     "samira rania dina hana nour salma amira zeynep emre mehmet ayse burak murat hamid farid "
+     "farouk omid parisa shirin soraya "
+     /* African */
+     "chidi chiamaka adaeze ifeoma obinna uche femi yemi segun funmilayo kwabena akosua abena "
+     "kojo naledi thandiwe lerato themba zodwa wanjiru njeri achieng amani baraka emmanuel "
+     "olumide "
+     /* East and Southeast Asian */
+     "minh linh thanh huong trang haruka yui sota daiki riku minjun jiwoo seojun mei "
+     /* English, Irish, Scottish, Welsh */
+     "jake elliot elliott brent trevor danny gillian jenna joanne darnell jamal keisha tanisha "
+     "deshawn tyrone malik jalen shane craig derek neil ross stuart callum hamish fergus "
+     "siobhan aoife niamh ciaran padraig sinead eoin cormac mairead bridget colette imogen "
+     "harriet beatrix agatha cecilia rosalind winifred gwen gwendolyn bronwyn rhys owain isla "
+     "bea lottie maisie freddie archie alfie ollie rory kieran kai dustin travis cody shawn "
+     "marcus darren wesley clint tanya tonya stacy stacey kristy mandy vicky nikki kerry "
+     "lindsey lindsay courtney whitney kayleigh jocelyn marissa melanie priscilla rosemary "
+     "eleanor eloise josephine louise lucille mildred doreen maureen noreen eileen colleen "
+     "deirdre agnes edith ethel gertrude irene muriel phyllis norma gladys beryl bernadette "
+     "clarence cyril desmond ernest herbert horace leonard lionel mervyn nigel reginald rupert "
+     "stanley vernon wilfred hugh alistair angus malcolm ronan seamus"},
     /* given names that are also ordinary words (or places) */
     {LEX_FIRST_NAME | LEX_AMBIG_NAME,
      "will may june april august grace hope mark bill rose faith joy art chase dawn frank grant "
      "sandy lily ivy amber ruby pearl crystal summer autumn river sky storm rich guy don ray "
      "max penny holly destiny trinity angel wade reed drew gene sage jewel georgia paris florence "
      "sydney chelsea dallas savannah brooklyn lincoln carter cooper parker taylor tucker miles "
-     "hunter mason rowan victor harry jasmine heather jordan austin madison victoria"},
+     "hunter mason rowan victor harry jasmine heather jordan austin madison victoria "
+     "milan lance chad glen troy dale poppy yaw"},
     /* surnames that are not ordinary words */
     {LEX_SURNAME,
      "smith johnson williams jones garcia davis rodriguez martinez hernandez lopez gonzalez "
@@ -123,7 +177,22 @@ static const struct {
      "choi jung kang schneider fischer weber becker schulz koch richter schwarz rossi russo ferrari "
      "esposito bianchi romano colombo ricci dubois durand lefebvre moreau laurent leroy nowak "
      "kowalski ivanov petrov smirnov popov okafor okonkwo adeyemi mensah ochieng kamau walsh byrne "
-     "obrien oconnor mueller muller doe"},
+     "obrien oconnor mueller muller doe "
+     "melnyk shevchenko kovalenko bondarenko iyer reddy nair menon pillai chatterjee banerjee "
+     "mukherjee desai mehta joshi kapoor malhotra pereira ferreira oliveira souza almeida "
+     "carvalho ribeiro araujo fernandes goncalves alves moreira papadopoulos papadakis georgiou "
+     "yilmaz kaya demir sahin celik ozturk aydin arslan haddad nasser saleh mansour khalil aziz "
+     "rahman hossain chowdhury akhtar iqbal qureshi siddiqui obi eze nwosu okeke okoro balogun "
+     "bakare osei boateng asante owusu appiah mbeki khumalo dlamini ndlovu nkosi otieno mwangi "
+     "njoroge virtanen korhonen nieminen lindqvist lindgren johansson andersson karlsson "
+     "nilsson eriksson larsson olsen jensen nielsen pedersen andersen christensen dahl solberg "
+     "haugen braun zimmermann hartmann kruger neumann schmitt krause lehmann fuchs vogel hahn "
+     "keller bauer maier huber baumann winkler lorenz albrecht brandt bergmann lefevre girard "
+     "fontaine rousseau chevalier perrin morel fournier marchand lambert mercier greco marino "
+     "rizzo lombardi moretti barbieri santoro rinaldi caruso bellini kearney doolan whelan "
+     "brennan nolan mulligan gallagher doherty mccarthy mcgrath mclaughlin mckenzie mcleod "
+     "fraser davies griffiths lloyd holloway hargreaves hutchins pryce fenton delaney kessler "
+     "kowalczyk wisniewski lewandowski lewandowska wozniak kaminski zielinski szymanski mazur"},
 
     /* ---- health ---- */
     {LEX_MEDICAL | LEX_SENSITIVE,
@@ -153,15 +222,19 @@ static const struct {
      "azithromycin doxycycline ciprofloxacin tamoxifen herceptin keytruda viagra cialis "
      "spironolactone estradiol inhaler albuterol epipen chemotherapy fever cough nausea vomiting "
      "diarrhea rash dizziness fatigue headache headaches migraine palpitations infection injury "
-     "injured fractured concussed miscarried"},
+     "injured fractured concussed miscarried disorder disorders disease diseases ivf hpv "
+     "stillbirth stillborn ketamine cocaine heroin opioid opioids fentanyl burnout psychiatric "
+     "palliative hospice ventilator intubated mammogram cardiac pacemaker stent stents "
+     "colposcopy"},
     /* health events specific enough to be health data once tied to a person */
-    {LEX_MEDICAL | LEX_SENSITIVE, "diagnosed diagnosis prescribed hospitalized hospitalised surgery"},
+    {LEX_MEDICAL | LEX_SENSITIVE, "diagnosed diagnosis prescribed hospitalized hospitalised surgery "
+                                  "hospitalization hospitalisation"},
     /* general health words: they make a named person's context sensitive, but
      * "a hospital billing system I'm building" is not anyone's health data */
-    {LEX_SENSITIVE,
+    {LEX_SENSITIVE | LEX_CARE,
      "prescription symptoms hospital admitted icu therapy therapist psychiatrist psychologist "
      "oncologist counseling counselling medication medications meds disability disabled sick "
-     "illness"},
+     "illness oncology"},
     {LEX_SENSITIVE,
      "fired terminated termination dismissed disciplinary layoff laid resignation probation salary "
      "divorce divorced custody affair arrested arrest convicted conviction criminal jail prison "
@@ -169,19 +242,28 @@ static const struct {
      "assaulted raped maternity paternity bereavement funeral died grief debt bankruptcy bankrupt "
      "foreclosure eviction evicted undocumented deported deportation asylum gay lesbian bisexual "
      "transgender demoted underperforming bullied bullying unemployed homeless suspended "
-     "expelled overdosed cheating pip"},
+     "expelled overdosed cheating pip severance redundancy redundancies dismissal grievance "
+     "discrimination discriminated racist racism slur slurs allegation allegations alleges "
+     "sentenced sentencing convictions burglary theft stole stealing shoplifting blackmail "
+     "blackmailed extortion scammed defrauded embezzlement embezzled abusive stalking stalker "
+     "restraining rape trafficking drunk intoxicated sober sobriety gambling debts arrears "
+     "owes owed garnishment repossessed overdrawn payslip refugee infidelity divorcing dui"},
     {LEX_LEAVE, "leave"},
     {LEX_COMPANY, "inc corp corporation ltd llc llp plc gmbh ag sa co company group bank holdings"},
-    /* words after a medical term that make it a topic, not a person's condition */
+    /* words after a medical term that make it a topic, not a person's condition;
+     * after "my"/"our" (a word between at most), they make it someone's work:
+     * "my pharmacology exam", "our cancer research" */
     {LEX_DATA_WORD, "dataset datasets data database research researchers study studies model models "
                     "classifier classification prediction predictor detection screening statistics "
                     "rates awareness trial trials app application software api project paper "
                     "papers article survey registry cohort patients population incidence "
-                    "prevalence drug drugs market"},
+                    "prevalence drug drugs market exam exams homework essay thesis dissertation "
+                    "class course lecture presentation novel screenplay textbook slides "
+                    "assignment coursework blog podcast"},
 };
 
 /* Acronyms that only count in capitals ("AIDS", not "aids"). */
-static const char caps_only[] = "hiv std stds sti ptsd adhd ocd copd ibs gerd";
+static const char caps_only[] = "hiv std stds sti ptsd adhd ocd copd ibs gerd hpv pip dui";
 
 #define LEX_MAX_WORD 24
 
