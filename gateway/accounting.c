@@ -78,6 +78,7 @@ int gw_accounts_new(gw_accounts **out, const gw_config *cfg, const up_client *up
     snprintf(lc.path, sizeof(lc.path), "%s", path[0] ? path : "off");
     snprintf(a->ledger_path, sizeof(a->ledger_path), "%s", path);
     lc.flush_ms = (int)cfg->ledger.flush_ms;
+    lc.queue_bytes = (int)cfg->ledger.queue_bytes;
     lc.retention_days = (int)cfg->ledger.retention_days;
     lc.store_prompts = cfg->ledger.store_prompts;
     snprintf(lc.reference_upstream, sizeof(lc.reference_upstream), "%s", configured);

@@ -100,6 +100,8 @@ static const config_option options[] = {
      "SQLite ledger file; empty: $XDG_STATE_HOME/junction/ledger.db; off: none"},
     {"ledger.flush_ms", "--ledger-flush-ms", OPT_INT, NUM(ledger.flush_ms), 1, 60000, 0, NULL, NULL,
      "longest a finished request's ledger row waits for its commit, in ms"},
+    {"ledger.queue_bytes", "--ledger-queue-bytes", OPT_INT, NUM(ledger.queue_bytes), 4096, 1 << 30, 0, NULL,
+     NULL, "memory for ledger rows waiting for the writer (packed, about 200 bytes a row); past it rows are dropped"},
     {"ledger.retention_days", "--ledger-retention-days", OPT_INT, NUM(ledger.retention_days), 0, 36500, 0,
      NULL, NULL, "ledger rows older than this many days are deleted (0: kept forever)"},
     {"ledger.store_prompts", "--ledger-store-prompts", OPT_BOOL, NUM(ledger.store_prompts), 0, 0, 0, NULL, NULL,
@@ -165,6 +167,7 @@ void gw_config_defaults(gw_config *cfg)
     cfg->parallel = 1;
     snprintf(cfg->chat_template, sizeof(cfg->chat_template), "auto");
     cfg->ledger.flush_ms = 200;
+    cfg->ledger.queue_bytes = 8 << 20;
     cfg->ledger.retention_days = 90;
     snprintf(cfg->admin.keys_env, sizeof(cfg->admin.keys_env), "JUNCTION_ADMIN_KEYS");
     snprintf(cfg->classifier.model_features, sizeof(cfg->classifier.model_features), "auto");

@@ -55,6 +55,7 @@ typedef struct gw_config {
     struct {
         char path[GW_PATH_MAX]; /* "" = the default (gw_config_ledger_path resolves it), "off" = none */
         long long flush_ms;     /* longest a finished request's row waits for its commit */
+        long long queue_bytes;  /* memory for rows waiting for the writer; past it rows are dropped */
         long long retention_days; /* rows older than this are deleted; 0 = kept forever */
         bool store_prompts;     /* keep the prompt and answer text in the ledger */
         char reference_upstream[64]; /* savings are priced against it; "" = the most

@@ -42,17 +42,23 @@ bool gw_request_id_is_sane(const char *id)
     return true;
 }
 
-/* xorshift128+ seeded from the kernel: ids must be unique, not secret. */
+/* 32 hex digits in time order (as UUIDv7): 48 bits of Unix milliseconds,
+ * then 80 bits of xorshift128+ seeded from the kernel (ids must be unique,
+ * not secret). In time order, each new id lands at the end of the ledger's
+ * request-id index instead of on a random page of it (docs/ledger.md). */
 static void new_request_id(gw_site *site, char out[33])
 {
+    uint64_t r[2];
     for (int half = 0; half < 2; half++) {
         uint64_t s1 = site->id_state[0];
         const uint64_t s0 = site->id_state[1];
         site->id_state[0] = s0;
         s1 ^= s1 << 23;
         site->id_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-        snprintf(out + half * 16, 17, "%016llx", (unsigned long long)(site->id_state[1] + s0));
+        r[half] = site->id_state[1] + s0;
     }
+    snprintf(out, 33, "%012llx%04llx%016llx", (unsigned long long)pol_now_ms() & 0xffffffffffffULL,
+             (unsigned long long)(r[0] & 0xffff), (unsigned long long)r[1]);
 }
 
 void gw_request_begin(gw_request *r, gw_site *site, struct evhttp_request *req)

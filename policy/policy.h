@@ -77,7 +77,8 @@ typedef struct {
     char path[POL_LEDGER_PATH_MAX]; /* database file; "off" disables the ledger */
     int flush_ms;                   /* a batch is committed at least this often (1..60000) */
     int batch_rows;                 /* ... or as soon as this many rows wait (1..100000) */
-    int queue_rows;                 /* rows that may wait; more are dropped and counted (1..10^6) */
+    int queue_bytes;                /* memory for the rows that wait, packed (~200 bytes a row;
+                                       4096..2^30); a row that finds no room is dropped and counted */
     int retention_days;             /* rows older are deleted; 0 keeps everything (0..36500) */
     int retention_batch_rows;       /* rows deleted per writer tick (1..10^6) */
     bool store_prompts;             /* keep the rows' redacted prompt/answer texts */
@@ -89,8 +90,8 @@ typedef struct {
 } pol_ledger_config;
 
 /* Defaults: path ${XDG_STATE_HOME:-$HOME/.local/state}/junction/ledger.db
- * (XDG_STATE_HOME only when absolute; "off" when neither variable is set), flush_ms 200, batch_rows 256,
- * queue_rows 4096, retention_days 0, retention_batch_rows 1000, store_prompts
+ * (XDG_STATE_HOME only when absolute; "off" when neither variable is set), flush_ms 200, batch_rows 1024,
+ * queue_bytes 8 MiB, retention_days 0, retention_batch_rows 1000, store_prompts
  * off, reference_upstream "", open_sql "". */
 void pol_ledger_config_defaults(pol_ledger_config *cfg);
 

@@ -465,6 +465,95 @@ static void test_batches_of_batch_rows(void **state)
     pol_ledger_free(l);
 }
 
+/* The queue packs rows into a byte ring: rows of every size, with and
+ * without texts, wrap around a small ring hundreds of times and come out
+ * exactly as they went in; a row larger than the whole queue is refused and
+ * counted, never half-written. */
+static void text_of(char *out, size_t len, char tag, int i)
+{
+    for (size_t k = 0; k + 1 < len; k++) out[k] = (char)('a' + (k * 7 + (size_t)i) % 26);
+    out[0] = tag;
+    out[len - 1] = '\0';
+}
+
+static void test_queue_wraps_packed_rows(void **state)
+{
+    (void)state;
+    char path[128], err[512];
+    db_path(path, sizeof(path), "ring.db");
+    pol_ledger_config c;
+    config_for(&c, path);
+    c.store_prompts = true;
+    c.queue_bytes = 4096;
+    c.batch_rows = 3;
+    pol_ledger *l;
+    assert_int_equal(pol_ledger_open(&l, &c, err, sizeof(err)), 0);
+    enum { ROWS = 300 };
+    static char prompt[2000], answer[600];
+    for (int i = 0; i < ROWS; i++) {
+        pol_ledger_row r = make_row(i, 1000 + i);
+        if (i % 4 == 1) memset(r.reason, 'r', sizeof(r.reason) - 1);          /* a full array */
+        if (i % 5) {
+            text_of(prompt, 2 + (size_t)(i * 131) % (sizeof(prompt) - 1), 'p', i);
+            r.prompt_redacted = prompt;
+        }
+        if (i % 3 == 0) {
+            text_of(answer, 1 + (size_t)(i * 17) % sizeof(answer), 'a', i);
+            r.answer_redacted = answer;
+        }
+        /* full: retry while the writer takes a few rows at a time, so the
+         * ring stays nearly full and its free space moves round it */
+        for (int tries = 0; !pol_ledger_append(l, &r); tries++) {
+            assert_true(tries < 20000);
+            sleep_ms(1);
+        }
+    }
+    pol_ledger_row big = make_row(ROWS, 1000 + ROWS);
+    static char huge[5000];
+    text_of(huge, sizeof(huge), 'h', 0);
+    big.prompt_redacted = huge;
+    assert_false(pol_ledger_append(l, &big));
+    assert_int_equal(pol_ledger_flush_wait(l, 20000, err, sizeof(err)), 0);
+    pol_ledger_stats st;
+    pol_ledger_get_stats(l, &st);
+    assert_int_equal(st.written, ROWS);
+    assert_int_equal(st.appended, ROWS);
+    assert_true(st.dropped >= 1);
+    pol_ledger_free(l);
+
+    sqlite3 *db = db_open(path);
+    sqlite3_stmt *st_rows;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT request_id, reason, prompt_redacted, answer_redacted,"
+                                            " prompt_tokens, COALESCE(ttft_us, -1), client_hung_up, status"
+                                            " FROM requests ORDER BY id", -1, &st_rows, NULL), SQLITE_OK);
+    int i = 0;
+    for (; sqlite3_step(st_rows) == SQLITE_ROW; i++) {
+        pol_ledger_row r = make_row(i, 1000 + i);
+        if (i % 4 == 1) memset(r.reason, 'r', sizeof(r.reason) - 1);
+        assert_string_equal((const char *)sqlite3_column_text(st_rows, 0), r.request_id);
+        assert_string_equal((const char *)sqlite3_column_text(st_rows, 1), r.reason);
+        if (i % 5) {
+            text_of(prompt, 2 + (size_t)(i * 131) % (sizeof(prompt) - 1), 'p', i);
+            assert_string_equal((const char *)sqlite3_column_text(st_rows, 2), prompt);
+        } else {
+            assert_int_equal(sqlite3_column_type(st_rows, 2), SQLITE_NULL);
+        }
+        if (i % 3 == 0) {
+            text_of(answer, 1 + (size_t)(i * 17) % sizeof(answer), 'a', i);
+            assert_string_equal((const char *)sqlite3_column_text(st_rows, 3), answer);
+        } else {
+            assert_int_equal(sqlite3_column_type(st_rows, 3), SQLITE_NULL);
+        }
+        assert_int_equal(sqlite3_column_int64(st_rows, 4), r.prompt_tokens);
+        assert_int_equal(sqlite3_column_int64(st_rows, 5), r.ttft_us);
+        assert_int_equal(sqlite3_column_int(st_rows, 6), r.client_hung_up);
+        assert_int_equal(sqlite3_column_int(st_rows, 7), r.status);
+    }
+    sqlite3_finalize(st_rows);
+    sqlite3_close(db);
+    assert_int_equal(i, ROWS);
+}
+
 /* A second connection holds the write lock: the writer stalls, the queue
  * fills, rows are dropped and counted, the ledger is degraded; when the lock
  * goes, everything queued is written. */
@@ -475,23 +564,26 @@ static void test_locked_stalls_drops_and_recovers(void **state)
     db_path(path, sizeof(path), "locked.db");
     pol_ledger_config c;
     config_for(&c, path);
-    c.queue_rows = 4;
+    c.queue_bytes = 4096;
     c.batch_rows = 4;
     pol_ledger *l;
     assert_int_equal(pol_ledger_open(&l, &c, err, sizeof(err)), 0);
     sqlite3 *holder = db_open(path);
     db_exec(holder, "BEGIN IMMEDIATE");
+    enum { ROWS = 100 };
     int refused = 0;
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < ROWS; i++) {
         pol_ledger_row r = make_row(i, 1000 + i);
         if (!pol_ledger_append(l, &r)) refused++;
     }
     pol_ledger_stats st;
     assert_true(wait_stats(l, is_degraded, 0, &st));
     assert_non_null(strstr(st.last_error, "locked"));
-    assert_true(refused >= 12);                 /* at most a batch in hand and a full queue */
+    /* at most a batch in hand and a full queue: a packed row takes more
+     * than 128 bytes, so 4 KiB hold at most 32 */
+    assert_true(refused >= ROWS - 4 - 32);
     assert_int_equal(st.dropped, (uint64_t)refused);
-    assert_int_equal(st.appended, (uint64_t)(20 - refused));
+    assert_int_equal(st.appended, (uint64_t)(ROWS - refused));
     assert_true(st.write_errors >= 1);
     assert_int_equal(pol_ledger_flush_wait(l, 50, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "still unwritten"));
@@ -506,9 +598,9 @@ static void test_locked_stalls_drops_and_recovers(void **state)
     assert_int_equal(logged.infos, 1);
     assert_non_null(strstr(logged.last, "recovered"));
     pthread_mutex_unlock(&logged.mu);
-    assert_int_equal(st.written, (uint64_t)(20 - refused));
+    assert_int_equal(st.written, (uint64_t)(ROWS - refused));
     pol_ledger_free(l);
-    assert_int_equal(count_rows(path), 20 - refused);
+    assert_int_equal(count_rows(path), ROWS - refused);
 }
 
 /* Disk full, by SQLite's own means: the writer's connection may not grow the
@@ -1222,6 +1314,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults_and_off),
         cmocka_unit_test(test_rows_round_trip),
         cmocka_unit_test(test_batches_of_batch_rows),
+        cmocka_unit_test(test_queue_wraps_packed_rows),
         cmocka_unit_test(test_locked_stalls_drops_and_recovers),
         cmocka_unit_test(test_disk_full_degrades_and_recovers),
         cmocka_unit_test(test_read_only_file_degrades_and_recovers),
