@@ -82,7 +82,7 @@ static int start_env(test_daemon *d, const char *const *env)
 static long chat(const test_daemon *d, const char *key, const char *model, const char *text, int max_tokens,
                  http_response *raw)
 {
-    char url[128], auth[128], body[1024];
+    char url[128], auth[192], body[1024];
     snprintf(url, sizeof(url), "%s/v1/chat/completions", d->url);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
     snprintf(body, sizeof(body), "{\"model\":\"%s\",\"max_tokens\":%d,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
@@ -317,7 +317,7 @@ static int start_public(test_daemon *d, const char *db)
 
 static long get(const test_daemon *d, const char *path, const char *key, http_response *raw)
 {
-    char url[128], auth[128];
+    char url[128], auth[192];
     snprintf(url, sizeof(url), "%s%s", d->url, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
     const char *headers[] = {key ? auth : NULL, NULL};

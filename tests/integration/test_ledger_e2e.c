@@ -508,7 +508,7 @@ static void assert_report_equals_sums(const cJSON *o, const sums *s)
 /* The line `name{labels} value` of a Prometheus text, as text. */
 static void assert_metric(const char *metrics, const char *series, const char *value)
 {
-    char want[256];
+    char want[1100];   /* a series name (up to 1023) and its value */
     snprintf(want, sizeof(want), "\n%s %s\n", series, value);
     if (!strstr(metrics, want)) fail_msg("/metrics lacks '%s %s'", series, value);
 }
@@ -615,7 +615,7 @@ static void test_mixed_workload_rows_audit_spend_metrics_agree(void **state)
     for (const char *p = out; (p = strstr(p, "\njunction_requests_total{")); p++) lines++;
     assert_int_equal(lines, series);
     for (int g = 0; g < groups; g++) {
-        char name[160], value[48];
+        char name[1024], value[48];
         snprintf(name, sizeof(name), "junction_tokens_total{route=\"%s\",direction=\"prompt\"}", by[g].route);
         snprintf(value, sizeof(value), "%" PRId64, by[g].prompt);
         assert_metric(out, name, value);

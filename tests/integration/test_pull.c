@@ -188,7 +188,7 @@ static result junction(const fixture *fx, const char *const *extra, long fsize, 
 
 static bool same_as_gguf(const char *path)
 {
-    size_t a, b;
+    size_t a = 0, b = 0;
     char *x = slurp(path, &a), *y = slurp(GGUF, &b);
     bool same = x && y && a == b && memcmp(x, y, a) == 0;
     free(x);
