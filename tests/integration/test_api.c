@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -210,6 +211,13 @@ static void test_request_id_echoed_when_sane(void **state)
     http_response_free(&r);
 }
 
+static unsigned long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
 static void test_request_id_generated_when_insane(void **state)
 {
     (void)state;
@@ -220,6 +228,7 @@ static void test_request_id_generated_when_insane(void **state)
     snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", long_id);
     const char *cases[][2] = {{"X-Request-Id: has spaces <script>", NULL}, {hdr, NULL}, {NULL, NULL}};
     char seen[3][64];
+    unsigned long long before = wall_ms(), prefix[3];
     for (int i = 0; i < 3; i++) {
         http_response r;
         assert_int_equal(http_request("GET", url, NULL, 0, cases[i][0] ? cases[i] : NULL, &r), 0);
@@ -228,10 +237,21 @@ static void test_request_id_generated_when_insane(void **state)
         assert_int_equal(strlen(id), 32);
         assert_int_equal(strspn(id, "0123456789abcdef"), 32);
         snprintf(seen[i], sizeof(seen[i]), "%s", id);
+        char ms[13];
+        memcpy(ms, id, 12);
+        ms[12] = '\0';
+        prefix[i] = strtoull(ms, NULL, 16);
         http_response_free(&r);
     }
+    unsigned long long after = wall_ms();
     assert_string_not_equal(seen[0], seen[1]);
     assert_string_not_equal(seen[1], seen[2]);
+    /* time-ordered (docs/ledger.md): the first 12 hex digits are the Unix
+     * milliseconds the request arrived at, so ids sort by arrival */
+    for (int i = 0; i < 3; i++) {
+        assert_true(prefix[i] >= before && prefix[i] <= after);
+        if (i > 0) assert_true(prefix[i] >= prefix[i - 1]);
+    }
 }
 
 /* One access-log line per request, with its id, and never the body. */
