@@ -179,6 +179,30 @@ void cls_features_add_findings(cls_features *f, const cls_findings *findings)
     }
 }
 
+cJSON *cls_features_json(const cls_features *f)
+{
+    cJSON *feat = cJSON_CreateObject();
+    cJSON *lex = cJSON_AddObjectToObject(feat, "lexical");
+    for (int i = 0; i < CLS_LEX_COUNT; i++) cJSON_AddNumberToObject(lex, cls_lex_name(i), f->lex[i]);
+    cJSON_AddNumberToObject(feat, "ngrams", f->n_ngrams);
+    cJSON *det = cJSON_AddObjectToObject(feat, "detectors");
+    for (int i = 0; i < f->n_det; i++) cJSON_AddNumberToObject(det, f->det[i].name + 4, f->det[i].value);
+    if (!f->model.present) {
+        cJSON_AddNullToObject(feat, "model");
+        return feat;
+    }
+    cJSON *m = cJSON_AddObjectToObject(feat, "model");
+    cJSON_AddNumberToObject(m, "nll_mean", f->model.nll_mean);
+    cJSON_AddNumberToObject(m, "nll_max", f->model.nll_max);
+    cJSON_AddNumberToObject(m, "entropy_last", f->model.entropy_last);
+    cJSON_AddNumberToObject(m, "n_tokens", f->model.n_tokens);
+    if (f->model.hidden) {
+        cJSON_AddNumberToObject(m, "hidden_layer", f->model.layer);
+        cJSON_AddNumberToObject(m, "hidden_dim", f->model.n_hidden);
+    }
+    return feat;
+}
+
 void cls_head_free(cls_head *h)
 {
     if (!h) return;

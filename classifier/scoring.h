@@ -81,6 +81,12 @@ int cls_lexical(const char *text, size_t len, cls_features *f, char *err, size_t
  * Kinds past CLS_DET_MAX distinct ones are folded into "det:any" only. */
 void cls_features_add_findings(cls_features *f, const cls_findings *findings);
 
+/* The features as `junction route` and POST /v1/route print them: "lexical"
+ * (by name), the "ngrams" count, "detectors" (by kind) and "model" (NULL
+ * when not present; the hidden state's layer and width, never its values).
+ * Caller owns the object; NULL when out of memory. */
+cJSON *cls_features_json(const cls_features *f);
+
 void cls_features_free(cls_features *f);
 
 /* ---- Heads ---- */

@@ -359,25 +359,7 @@ static cJSON *one_json(const cls_score s[2], const cls_features *f, const cls_fi
         }
         cJSON_AddItemToArray(findings, o);
     }
-    cJSON *feat = cJSON_AddObjectToObject(root, "features");
-    cJSON *lex = cJSON_AddObjectToObject(feat, "lexical");
-    for (int i = 0; i < CLS_LEX_COUNT; i++) cJSON_AddNumberToObject(lex, cls_lex_name(i), f->lex[i]);
-    cJSON_AddNumberToObject(feat, "ngrams", f->n_ngrams);
-    cJSON *det = cJSON_AddObjectToObject(feat, "detectors");
-    for (int i = 0; i < f->n_det; i++) cJSON_AddNumberToObject(det, f->det[i].name + 4, f->det[i].value);
-    if (f->model.present) {
-        cJSON *m = cJSON_AddObjectToObject(feat, "model");
-        cJSON_AddNumberToObject(m, "nll_mean", f->model.nll_mean);
-        cJSON_AddNumberToObject(m, "nll_max", f->model.nll_max);
-        cJSON_AddNumberToObject(m, "entropy_last", f->model.entropy_last);
-        cJSON_AddNumberToObject(m, "n_tokens", f->model.n_tokens);
-        if (f->model.hidden) {
-            cJSON_AddNumberToObject(m, "hidden_layer", f->model.layer);
-            cJSON_AddNumberToObject(m, "hidden_dim", f->model.n_hidden);
-        }
-    } else {
-        cJSON_AddNullToObject(feat, "model");
-    }
+    cJSON_AddItemToObject(root, "features", cls_features_json(f));
     cJSON_AddStringToObject(root, "model_features", f->model.present ? "on" : "off");
     cJSON *tm = cJSON_AddObjectToObject(root, "timing_ms");
     static const char *const names[4] = {"detectors", "lexical", "model", "heads"};

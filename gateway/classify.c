@@ -261,33 +261,6 @@ static cJSON *evidence_json(const cls_score *s)
     return arr;
 }
 
-/* The features the heads read, as `junction route` prints them: lexical,
- * the n-gram count, detectors, and the model's (null when not used). */
-static cJSON *features_json(const gw_classification *c)
-{
-    const cls_features *f = &c->features;
-    cJSON *feat = cJSON_CreateObject();
-    cJSON *lex = cJSON_AddObjectToObject(feat, "lexical");
-    for (int i = 0; i < CLS_LEX_COUNT; i++) cJSON_AddNumberToObject(lex, cls_lex_name(i), f->lex[i]);
-    cJSON_AddNumberToObject(feat, "ngrams", f->n_ngrams);
-    cJSON *det = cJSON_AddObjectToObject(feat, "detectors");
-    for (int i = 0; i < f->n_det; i++) cJSON_AddNumberToObject(det, f->det[i].name + 4, f->det[i].value);
-    if (!f->model.present) {
-        cJSON_AddNullToObject(feat, "model");
-        return feat;
-    }
-    cJSON *m = cJSON_AddObjectToObject(feat, "model");
-    cJSON_AddNumberToObject(m, "nll_mean", f->model.nll_mean);
-    cJSON_AddNumberToObject(m, "nll_max", f->model.nll_max);
-    cJSON_AddNumberToObject(m, "entropy_last", f->model.entropy_last);
-    cJSON_AddNumberToObject(m, "n_tokens", f->model.n_tokens);
-    if (f->model.hidden) {
-        cJSON_AddNumberToObject(m, "hidden_layer", f->model.layer);
-        cJSON_AddNumberToObject(m, "hidden_dim", f->model.n_hidden);
-    }
-    return feat;
-}
-
 cJSON *gw_classification_json(const gw_classification *c)
 {
     cJSON *root = cJSON_CreateObject();
@@ -299,7 +272,7 @@ cJSON *gw_classification_json(const gw_classification *c)
     cJSON_AddItemToObject(ev, "difficulty", evidence_json(&c->difficulty));
     cJSON_AddItemToObject(ev, "sensitivity", evidence_json(&c->sensitivity));
     if (c->sensitivity.forced) cJSON_AddStringToObject(ev, "sensitivity_forced_by", c->sensitivity.forced_by);
-    cJSON_AddItemToObject(root, "features", features_json(c));
+    cJSON_AddItemToObject(root, "features", cls_features_json(&c->features));
     cJSON_AddStringToObject(root, "model_features", c->model_off[0] ? "off" : "on");
     if (c->model_off[0]) cJSON_AddStringToObject(root, "model_features_off", c->model_off);
     cJSON *t = cJSON_AddObjectToObject(root, "timing_ms");
